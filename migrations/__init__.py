@@ -1,0 +1,1 @@
+"""Alembic migrations of the scheduler database (timestamped; never edit a released one)."""

@@ -1,0 +1,1 @@
+"""The scheduler: planner, service and the `scheduler` command line, over the oracle."""

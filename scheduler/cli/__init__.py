@@ -1,0 +1,1 @@
+"""The `scheduler` command line: thin commands over service functions."""
