@@ -54,3 +54,16 @@ class PoolStats:
     savings_pct: float | None
     advisor_source: str | None
     advisor_observed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OnDemandOffer:
+    """An instance type's on-demand list price in a region, and the zones that offer it."""
+
+    region: str
+    instance_type: str
+    price_usd_per_hour: float
+    source: str
+    observed_at: datetime
+    #: Zones (AZ ID when known, else AZ name) offering the type; empty when unknown.
+    zones: tuple[str, ...]

@@ -2,8 +2,30 @@
 
 from __future__ import annotations
 
+import importlib
+
 import typer
+
+#: Modules that add commands to the oracle group (each imports scheduler.cli.oracle.app).
+ORACLE_COMMAND_MODULES = (
+    "scheduler.cli.oracle_sync",
+    "scheduler.cli.oracle_import",
+    "scheduler.cli.oracle_stats",
+)
 
 
 def register(app: typer.Typer) -> None:
     """Attach every command group; one line per group."""
+    from scheduler.cli import oracle
+
+    for name in ORACLE_COMMAND_MODULES:
+        _import_if_present(name)
+    app.add_typer(oracle.app, name="oracle")
+
+
+def _import_if_present(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name != name:
+            raise
