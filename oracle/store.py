@@ -105,5 +105,3 @@ def _batches(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[st
     iterator = iter(rows)
     while batch := list(islice(iterator, size)):
         yield batch
-
-

@@ -14,6 +14,7 @@ import typer
 
 from oracle.errors import OracleError
 from scheduler.cli import db as db_cli
+from scheduler.cli import registry
 from scheduler.cli.output import err_console
 from scheduler.runtime import Runtime
 
@@ -41,15 +42,10 @@ def root(
     ctx.obj = Runtime(config_path=config)
 
 
-def _register_optional() -> None:
-    """Attach the sub-commands of the other parts of the project."""
-    from scheduler.cli import registry
-
-    registry.register(app)
+registry.register(app)
 
 
 def main() -> None:
-    _register_optional()
     try:
         app()
     except OracleError as error:
