@@ -6,6 +6,7 @@ import os
 
 from alembic import context
 
+import scheduler.models  # noqa: F401  (service tables, for autogenerate)
 from oracle.db import make_engine
 from oracle.models import Base, UTCDateTime
 

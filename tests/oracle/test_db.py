@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+import scheduler.models  # noqa: F401  (the service tables share Base.metadata)
 from oracle import db
 from oracle.errors import DatabaseError
 from oracle.models import Base, IngestRunModel
