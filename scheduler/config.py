@@ -137,11 +137,67 @@ class PlannerConfig(Section):
     quotas: QuotasConfig = QuotasConfig()
 
 
+class ServiceSpecConfig(Section):
+    """What a replica runs and how it is launched (in the spirit of the seed's sky serve YAML)."""
+
+    model: str = ""
+    vllm_args: list[str] = ["--max-model-len", "8192"]
+    port: Annotated[int, Field(gt=0, lt=65536)] = 8081
+    readiness_path: str = "/v1/chat/completions"
+    readiness_message: str = "Hello! What is your name?"
+    readiness_timeout_s: PositiveFloat = 900.0
+    readiness_interval_s: PositiveFloat = 10.0
+    endpoint_template: str = "http://{private_ip}:{port}"
+    image_id: str = ""
+    launch_template_id: str = ""
+    launch_template_version: str = "$Latest"
+    subnets: dict[str, str] = {}
+    security_group_ids: list[str] = []
+    instance_profile_arn: str = ""
+    key_name: str = ""
+    disk_size_gb: PositiveInt = 512
+
+
 class ServiceConfig(Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(gt=0, lt=65536)] = 8080
     api_token: str = ""
     private_reads: bool = False
+    name: str = "llm"
+    slo: str = ""
+    launch_api: Literal["run-instances", "create-fleet"] = "run-instances"
+    on_demand_fallback: bool = True
+    target_group_arn: str = ""
+    sqs_queue_url: str = ""
+    aws_endpoint_url: str = ""
+    drain_s: NonNegativeFloat = 30.0
+    launch_early_on_rebalance: bool = False
+    run_jobs: bool = False
+    recommendation_cache_s: PositiveFloat = 60.0
+    spec: ServiceSpecConfig = ServiceSpecConfig()
+
+
+class JobsConfig(Section):
+    """Scheduled jobs of `scheduler worker` (and of `serve` when service.run_jobs is true)."""
+
+    enabled: bool = True
+    jitter_s: NonNegativeFloat = 30.0
+    price_sync_interval_s: PositiveFloat = 3600.0
+    placement_scores_interval_s: PositiveFloat = 21600.0
+    advisor_interval_s: PositiveFloat = 86400.0
+    reconcile_interval_s: PositiveFloat = 120.0
+    rebalance_interval_s: PositiveFloat = 900.0
+    rebalance_min_saving_pct: NonNegativeFloat = 10.0
+    rebalance_min_saving_usd_per_hour: NonNegativeFloat = 0.5
+    rebalance_min_dwell_s: NonNegativeFloat = 3600.0
+    rebalance_max_actions: PositiveInt = 4
+    slo_mode: Literal["fixed", "load"] = "fixed"
+    load_headroom_fraction: NonNegativeFloat = 0.2
+    load_min_tokens_per_second: NonNegativeFloat = 0.0
+    load_max_tokens_per_second: NonNegativeFloat = 0.0
+    scale_up_delay_s: NonNegativeFloat = 300.0
+    scale_down_delay_s: NonNegativeFloat = 1800.0
+    lock_key: int = 72150501
 
 
 class Settings(Section):
@@ -150,6 +206,7 @@ class Settings(Section):
     bench: BenchConfig = BenchConfig()
     planner: PlannerConfig = PlannerConfig()
     service: ServiceConfig = ServiceConfig()
+    jobs: JobsConfig = JobsConfig()
 
 
 def load_settings(path: Path | None = None) -> Settings:
