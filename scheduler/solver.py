@@ -1,0 +1,597 @@
+r"""The planning MILP: pure numbers in, integer instance counts out (no database, no I/O).
+
+Notation
+--------
+Pools p = 1..n, each a (region, zone, instance type, market). For pool p:
+
+- ``x_p`` integer, the instance count (the decision);
+- ``c_p`` the expected hourly cost of one instance in USD: the price estimate plus the expected
+  cost of interruptions (hazard x replacement time x replacement price), computed by the planner;
+- ``g_p`` goodput in output tok/s of one instance (the harness's figure for the type);
+- ``u_p`` the obtainable count (placement-score cap for spot; quota-derived for on-demand);
+- ``r_p`` instances already running, ``s_p`` the switching cost per new instance in USD per
+  hour (start-up time x price / horizon);
+- ``q_p`` the vCPUs of one instance, ``k(p)`` its quota row (region x market x family class);
+- ``z_p`` a tiny tie-break weight, ``eps * c_p * risk_p`` with ``risk_p`` in [0, 1];
+- ``a(p)`` the hedge group (AZ or region) of a spot pool; on-demand pools belong to none.
+
+Auxiliary variables: ``T``, the total throughput, and ``y_p >= 0`` the new instances of a pool
+that already runs some (``y_p >= x_p - r_p``). A pool with ``r_p = 0`` pays ``s_p`` on all of
+``x_p``, so it needs no ``y_p``.
+
+Objective
+---------
+    minimise   sum_p (c_p + z_p) x_p  +  sum_{p: r_p = 0} s_p x_p  +  sum_{p: r_p > 0} s_p y_p
+
+Constraints
+-----------
+    (total)      T - sum_p g_p x_p = 0
+    (throughput) T >= R                                   R = SLO x (1 + headroom)
+    (hedge)      T - sum_{p: a(p) = a} g_p x_p >= S       for every hedge group a, S = SLO
+    (quota)      sum_{p: k(p) = k} q_p x_p <= Q_k         for every quota row k
+    (share)      g_p x_p - m T <= 0                       for every pool, when m < 1
+    (budget)     sum_p c_p x_p <= B                       when a budget is set
+    (switch)     y_p - x_p >= -r_p                        for every pool with r_p > 0
+    (bounds)     0 <= x_p <= u_p,  x_p integer
+
+The sparse hedge formulation: each hedge row holds ``T`` and only the spot pools of its own
+group, so all hedge rows together hold n + (number of groups) non-zeros, instead of one dense
+row per group over every other pool (n x groups). The share rows have two non-zeros each.
+
+Solved with :func:`scipy.optimize.milp` (HiGHS), with a relative gap of 1e-9 so the answer is
+the optimum, not merely near it. The returned counts are then checked against every row,
+bound and integrality before they are trusted (:func:`check_solution`).
+
+When the problem is infeasible, :func:`solve` finds which family of constraints stops it by
+adding them one at a time (caps, quotas, hedge, pool share, budget) and measuring the most the
+earlier families allow; see :class:`Infeasibility`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+#: Weight of the risk tie-break relative to a pool's cost: small enough never to trade real
+#: money (a plan costs at most this fraction more than the optimum), large enough for HiGHS to
+#: see it with the gap below.
+TIE_BREAK = 1e-6
+MIP_REL_GAP = 1e-9
+MIP_ABS_GAP = 1e-9
+#: Tolerance of the after-solve check, in the rows' own units (tok/s, vCPUs, USD/h).
+FEASIBILITY_TOL = 1e-6
+
+Family = Literal["capacity", "quota", "hedge", "pool_share", "budget"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One planning MILP. Arrays are per pool, all of length n."""
+
+    cost_usd_per_hour: NDArray[np.float64]
+    goodput_tokens_per_second: NDArray[np.float64]
+    #: Largest obtainable count per pool; ``np.inf`` for none.
+    upper: NDArray[np.float64]
+    #: Hedge group index per pool (``-1``: not hedged, e.g. on-demand).
+    hedge_group: NDArray[np.int64]
+    hedge_group_names: tuple[str, ...]
+    #: SLO the hedge rows must keep (tok/s).
+    slo_tokens_per_second: float
+    #: Throughput the plan must reach (SLO plus headroom).
+    required_tokens_per_second: float
+    hedge: bool = True
+    #: Quota row index per pool (``-1``: none), the vCPUs of one instance, and the row limits.
+    quota_row: NDArray[np.int64] | None = None
+    vcpus_each: NDArray[np.float64] | None = None
+    quota_limit_vcpus: NDArray[np.float64] | None = None
+    quota_names: tuple[str, ...] = ()
+    max_pool_share: float = 1.0
+    budget_usd_per_hour: float | None = None
+    running: NDArray[np.int64] | None = None
+    switch_cost_usd_per_hour: NDArray[np.float64] | None = None
+    #: Interruption risk in [0, 1] per pool, used only to break ties.
+    risk: NDArray[np.float64] | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.cost_usd_per_hour)
+
+
+@dataclass(frozen=True)
+class Infeasibility:
+    """Why no plan exists: the first constraint family that makes the problem infeasible.
+
+    ``achievable`` is the most the earlier families allow, in the family's unit: tok/s for
+    capacity, quota and pool_share; tok/s left after the worst loss for hedge; USD/h (the
+    cheapest plan) for budget. ``binding`` names the rows that stop it (quota rows, hedge groups).
+    """
+
+    family: Family
+    achievable: float
+    required: float
+    binding: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Solution:
+    status: Literal["optimal", "infeasible"]
+    counts: NDArray[np.int64]
+    #: sum_p c_p x_p: the expected hourly cost of the plan (without switching).
+    cost_usd_per_hour: float
+    #: Amortised start-up cost of the new instances, USD per hour.
+    switching_usd_per_hour: float
+    tokens_per_second: float
+    #: Throughput left after losing every spot instance of the worst hedge group.
+    tokens_per_second_after_worst_loss: float
+    worst_loss_group: str | None
+    #: Names of the constraints that hold with equality at the optimum.
+    binding: tuple[str, ...]
+    solve_s: float
+    infeasibility: Infeasibility | None = None
+    #: Per-pool flag: the count sits at its upper bound.
+    at_cap: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+
+class SolverError(RuntimeError):
+    """HiGHS returned something that fails the after-solve check (a bug, never user input)."""
+
+
+def solve(problem: Problem, *, time_limit_s: float | None = None) -> Solution:
+    """Solve ``problem`` to optimality; on infeasibility, say which family stops it."""
+    _validate(problem)
+    started = time.perf_counter()
+    model = _build(problem)
+    result = _run_milp(model, time_limit_s=time_limit_s)
+    if result is None:
+        infeasibility = diagnose(problem)
+        return _infeasible(problem, infeasibility, time.perf_counter() - started)
+    counts = np.rint(result[: problem.n]).astype(np.int64)
+    check_solution(problem, counts)
+    solve_s = time.perf_counter() - started
+    return _describe(problem, counts, solve_s)
+
+
+def check_solution(problem: Problem, counts: NDArray[np.int64]) -> None:
+    """Raise :class:`SolverError` unless ``counts`` meets every constraint of ``problem``."""
+    violations = violated(problem, counts)
+    if violations:
+        raise SolverError(f"the solver's answer breaks {', '.join(violations)}")
+
+
+def violated(problem: Problem, counts: NDArray[np.int64]) -> list[str]:
+    """The names of the constraints ``counts`` breaks (empty when it is a valid plan)."""
+    x = np.asarray(counts, dtype=np.float64)
+    g = problem.goodput_tokens_per_second
+    bad: list[str] = []
+    if x.shape != (problem.n,) or np.any(x != np.rint(x)):
+        return ["integrality"]
+    if np.any(x < 0) or np.any(x > problem.upper + FEASIBILITY_TOL):
+        bad.append("bounds")
+    total = float(g @ x)
+    if total < problem.required_tokens_per_second - FEASIBILITY_TOL:
+        bad.append("throughput")
+    if problem.hedge:
+        lost = _group_sums(problem, g * x)
+        for name, value in zip(problem.hedge_group_names, lost, strict=True):
+            if total - value < problem.slo_tokens_per_second - FEASIBILITY_TOL:
+                bad.append(f"hedge:{name}")
+    if problem.quota_row is not None and problem.vcpus_each is not None:
+        assert problem.quota_limit_vcpus is not None
+        used = _quota_use(problem, x)
+        for k in np.flatnonzero(used > problem.quota_limit_vcpus + FEASIBILITY_TOL):
+            bad.append(f"quota:{problem.quota_names[k]}")
+    if problem.max_pool_share < 1 and np.any(
+        g * x > problem.max_pool_share * total + FEASIBILITY_TOL
+    ):
+        bad.append("pool_share")
+    budget = problem.budget_usd_per_hour
+    if budget is not None and float(problem.cost_usd_per_hour @ x) > budget + FEASIBILITY_TOL:
+        bad.append("budget")
+    return bad
+
+
+def objective_usd_per_hour(problem: Problem, counts: NDArray[np.int64]) -> float:
+    """The true objective (expected cost plus switching), without the tie-break."""
+    x = np.asarray(counts, dtype=np.float64)
+    return float(problem.cost_usd_per_hour @ x) + _switching(problem, x)
+
+
+def diagnose(problem: Problem) -> Infeasibility:
+    """Add constraint families one at a time; return the first after which no plan exists."""
+    required = problem.required_tokens_per_second
+    g = problem.goodput_tokens_per_second
+    capacity = float(g @ problem.upper) if np.all(np.isfinite(problem.upper)) else np.inf
+    if capacity < required - FEASIBILITY_TOL:
+        return Infeasibility("capacity", capacity, required)
+    base = _relaxed(problem, hedge=False, share=False, budget=False, floor=False)
+    counts = _max_throughput_counts(base)
+    most = 0.0 if counts is None else float(g @ counts)
+    if most < required - FEASIBILITY_TOL:
+        binding = _tight_quotas(problem, counts) if counts is not None else ()
+        return Infeasibility("quota", most, required, binding)
+    if problem.hedge:
+        after, groups = _max_after_loss(base)
+        if after < problem.slo_tokens_per_second - FEASIBILITY_TOL:
+            return Infeasibility("hedge", after, problem.slo_tokens_per_second, groups)
+    if problem.max_pool_share < 1:
+        shared = _relaxed(problem, hedge=problem.hedge, share=False, budget=False)
+        if _run_milp(_build(shared)) is not None:
+            share_most = _max_throughput(
+                _relaxed(problem, hedge=False, share=True, budget=False, floor=False)
+            )
+            return Infeasibility("pool_share", share_most, required)
+    if problem.budget_usd_per_hour is not None:
+        unbudgeted = _relaxed(problem, hedge=problem.hedge, share=True, budget=False)
+        result = _run_milp(_build(unbudgeted))
+        if result is not None:
+            counts = np.rint(result[: problem.n]).astype(np.int64)
+            cheapest = float(problem.cost_usd_per_hour @ counts)
+            return Infeasibility("budget", cheapest, problem.budget_usd_per_hour)
+    # Every family alone is satisfiable but not all together: name the last one tried.
+    return Infeasibility("hedge" if problem.hedge else "quota", 0.0, required)
+
+
+# --- building the model -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Model:
+    c: NDArray[np.float64]
+    integrality: NDArray[np.int64]
+    lower: NDArray[np.float64]
+    upper: NDArray[np.float64]
+    a: sp.csr_array
+    row_lower: NDArray[np.float64]
+    row_upper: NDArray[np.float64]
+
+
+def _validate(problem: Problem) -> None:
+    n = problem.n
+    arrays = {
+        "goodput_tokens_per_second": problem.goodput_tokens_per_second,
+        "upper": problem.upper,
+        "hedge_group": problem.hedge_group,
+    }
+    for name, array in arrays.items():
+        if np.shape(array) != (n,):
+            raise ValueError(f"{name} has shape {np.shape(array)}, expected ({n},)")
+    if np.any(problem.goodput_tokens_per_second <= 0):
+        raise ValueError("every pool needs a positive goodput")
+    if np.any(problem.cost_usd_per_hour < 0):
+        raise ValueError("costs must be non-negative")
+
+
+def _build(problem: Problem) -> _Model:
+    """The sparse model: columns x_0..x_{n-1}, T, then y_p for pools that already run some."""
+    n = problem.n
+    g = problem.goodput_tokens_per_second
+    running = _running(problem)
+    switch = _switch_cost(problem)
+    has_running = np.flatnonzero(running > 0)
+    m = len(has_running)
+    t_col = n
+    n_cols = n + 1 + m
+
+    risk = problem.risk if problem.risk is not None else np.zeros(n)
+    c = np.zeros(n_cols)
+    c[:n] = problem.cost_usd_per_hour * (1 + TIE_BREAK * np.clip(risk, 0, 1))
+    no_running = running == 0
+    c[:n][no_running] += switch[no_running]
+    c[n + 1 :] = switch[has_running]
+
+    rows: list[NDArray[np.int64]] = []
+    cols: list[NDArray[np.int64]] = []
+    vals: list[NDArray[np.float64]] = []
+    lo: list[float] = []
+    hi: list[float] = []
+    r = 0
+
+    def add(
+        row_cols: NDArray[np.int64], row_vals: NDArray[np.float64], low: float, high: float
+    ) -> None:
+        nonlocal r
+        rows.append(np.full(len(row_cols), r, dtype=np.int64))
+        cols.append(np.asarray(row_cols, dtype=np.int64))
+        vals.append(np.asarray(row_vals, dtype=np.float64))
+        lo.append(low)
+        hi.append(high)
+        r += 1
+
+    pools = np.arange(n, dtype=np.int64)
+    # (total) T - sum g x = 0, and (throughput) as T's lower bound below.
+    add(np.append(pools, t_col), np.append(-g, 1.0), 0.0, 0.0)
+    if problem.hedge:
+        for a in range(len(problem.hedge_group_names)):
+            members = np.flatnonzero(problem.hedge_group == a)
+            add(
+                np.append(members, t_col),
+                np.append(-g[members], 1.0),
+                problem.slo_tokens_per_second,
+                np.inf,
+            )
+    if problem.quota_row is not None and problem.vcpus_each is not None:
+        assert problem.quota_limit_vcpus is not None
+        for k, limit in enumerate(problem.quota_limit_vcpus):
+            members = np.flatnonzero(problem.quota_row == k)
+            if len(members):
+                add(members, problem.vcpus_each[members], -np.inf, float(limit))
+    if problem.max_pool_share < 1:
+        share = problem.max_pool_share
+        for p in range(n):
+            add(np.array([p, t_col]), np.array([g[p], -share]), -np.inf, 0.0)
+    if problem.budget_usd_per_hour is not None:
+        add(pools, problem.cost_usd_per_hour, -np.inf, problem.budget_usd_per_hour)
+    for j, pool in enumerate(has_running):
+        add(np.array([n + 1 + j, pool]), np.array([1.0, -1.0]), -float(running[pool]), np.inf)
+
+    a = sp.csr_array(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, n_cols)
+    )
+    lower = np.zeros(n_cols)
+    lower[t_col] = problem.required_tokens_per_second
+    upper = np.full(n_cols, np.inf)
+    upper[:n] = problem.upper
+    integrality = np.zeros(n_cols, dtype=np.int64)
+    integrality[:n] = 1
+    return _Model(c, integrality, lower, upper, a, np.array(lo), np.array(hi))
+
+
+def _run_milp(
+    model: _Model, *, time_limit_s: float | None = None, c: NDArray[np.float64] | None = None
+) -> NDArray[np.float64] | None:
+    options: dict[str, float | bool] = {"mip_rel_gap": MIP_REL_GAP, "disp": False}
+    # scipy exposes no absolute gap; the relative gap alone decides when HiGHS may stop.
+    if time_limit_s is not None:
+        options["time_limit"] = time_limit_s
+    result = milp(
+        model.c if c is None else c,
+        integrality=model.integrality,
+        bounds=Bounds(model.lower, model.upper),
+        constraints=LinearConstraint(model.a, model.row_lower, model.row_upper),
+        options=options,
+    )
+    if result.status == 2:  # infeasible
+        return None
+    if result.x is None:
+        raise SolverError(f"HiGHS stopped without a solution: {result.message}")
+    return np.asarray(result.x)
+
+
+# --- describing a solution ----------------------------------------------------------------
+
+
+def _describe(problem: Problem, counts: NDArray[np.int64], solve_s: float) -> Solution:
+    x = counts.astype(np.float64)
+    g = problem.goodput_tokens_per_second
+    total = float(g @ x)
+    after, worst = _after_worst_loss(problem, x)
+    return Solution(
+        status="optimal",
+        counts=counts,
+        cost_usd_per_hour=float(problem.cost_usd_per_hour @ x),
+        switching_usd_per_hour=_switching(problem, x),
+        tokens_per_second=total,
+        tokens_per_second_after_worst_loss=after,
+        worst_loss_group=worst,
+        binding=_binding(problem, x, total),
+        solve_s=solve_s,
+        at_cap=(x >= problem.upper - FEASIBILITY_TOL) & (x > 0),
+    )
+
+
+def _infeasible(problem: Problem, infeasibility: Infeasibility, solve_s: float) -> Solution:
+    return Solution(
+        status="infeasible",
+        counts=np.zeros(problem.n, dtype=np.int64),
+        cost_usd_per_hour=0.0,
+        switching_usd_per_hour=0.0,
+        tokens_per_second=0.0,
+        tokens_per_second_after_worst_loss=0.0,
+        worst_loss_group=None,
+        binding=(),
+        solve_s=solve_s,
+        infeasibility=infeasibility,
+        at_cap=np.zeros(problem.n, dtype=bool),
+    )
+
+
+def _after_worst_loss(problem: Problem, x: NDArray[np.float64]) -> tuple[float, str | None]:
+    total = float(problem.goodput_tokens_per_second @ x)
+    if not problem.hedge_group_names:
+        return total, None
+    lost = _group_sums(problem, problem.goodput_tokens_per_second * x)
+    worst = int(np.argmax(lost))
+    if lost[worst] <= 0:
+        return total, None
+    return total - float(lost[worst]), problem.hedge_group_names[worst]
+
+
+def _binding(problem: Problem, x: NDArray[np.float64], total: float) -> tuple[str, ...]:
+    tol = 1e-6
+    names: list[str] = []
+    if total <= problem.required_tokens_per_second * (1 + tol):
+        names.append("throughput")
+    if problem.hedge:
+        lost = _group_sums(problem, problem.goodput_tokens_per_second * x)
+        for name, value in zip(problem.hedge_group_names, lost, strict=True):
+            if value > 0 and total - value <= problem.slo_tokens_per_second * (1 + tol):
+                names.append(f"hedge:{name}")
+    if problem.quota_row is not None:
+        names += [f"quota:{name}" for name in _tight_quotas(problem, x.astype(np.int64))]
+    if problem.max_pool_share < 1:
+        shares = problem.goodput_tokens_per_second * x
+        if np.any((shares > 0) & (shares >= problem.max_pool_share * total * (1 - tol))):
+            names.append("pool_share")
+    budget = problem.budget_usd_per_hour
+    if budget is not None and float(problem.cost_usd_per_hour @ x) >= budget * (1 - tol):
+        names.append("budget")
+    return tuple(names)
+
+
+def _tight_quotas(problem: Problem, counts: NDArray[np.int64]) -> tuple[str, ...]:
+    if problem.quota_row is None or problem.vcpus_each is None:
+        return ()
+    assert problem.quota_limit_vcpus is not None
+    used = _quota_use(problem, counts.astype(np.float64))
+    # A row binds when not even the smallest member instance would still fit.
+    names = []
+    for k, limit in enumerate(problem.quota_limit_vcpus):
+        members = np.flatnonzero(problem.quota_row == k)
+        if len(members) and used[k] + problem.vcpus_each[members].min() > limit + FEASIBILITY_TOL:
+            names.append(problem.quota_names[k])
+    return tuple(names)
+
+
+def _quota_use(problem: Problem, x: NDArray[np.float64]) -> NDArray[np.float64]:
+    assert problem.quota_row is not None and problem.vcpus_each is not None
+    assert problem.quota_limit_vcpus is not None
+    rows = len(problem.quota_limit_vcpus)
+    member = problem.quota_row >= 0
+    return np.bincount(
+        problem.quota_row[member],
+        weights=(problem.vcpus_each * x)[member],
+        minlength=rows,
+    ).astype(np.float64)
+
+
+def _group_sums(problem: Problem, values: NDArray[np.float64]) -> NDArray[np.float64]:
+    member = problem.hedge_group >= 0
+    return np.bincount(
+        problem.hedge_group[member],
+        weights=values[member],
+        minlength=len(problem.hedge_group_names),
+    ).astype(np.float64)
+
+
+def _running(problem: Problem) -> NDArray[np.int64]:
+    if problem.running is None:
+        return np.zeros(problem.n, dtype=np.int64)
+    return np.asarray(problem.running, dtype=np.int64)
+
+
+def _switch_cost(problem: Problem) -> NDArray[np.float64]:
+    if problem.switch_cost_usd_per_hour is None:
+        return np.zeros(problem.n)
+    return np.asarray(problem.switch_cost_usd_per_hour, dtype=np.float64)
+
+
+def _switching(problem: Problem, x: NDArray[np.float64]) -> float:
+    new = np.maximum(x - _running(problem), 0)
+    return float(_switch_cost(problem) @ new)
+
+
+# --- diagnosis helpers --------------------------------------------------------------------
+
+
+def _relaxed(
+    problem: Problem, *, hedge: bool, share: bool, budget: bool, floor: bool = True
+) -> Problem:
+    """``problem`` without some families (and, with ``floor=False``, the throughput floor)."""
+    return Problem(
+        cost_usd_per_hour=problem.cost_usd_per_hour,
+        goodput_tokens_per_second=problem.goodput_tokens_per_second,
+        upper=problem.upper,
+        hedge_group=problem.hedge_group,
+        hedge_group_names=problem.hedge_group_names,
+        slo_tokens_per_second=problem.slo_tokens_per_second,
+        required_tokens_per_second=problem.required_tokens_per_second if floor else 0.0,
+        hedge=hedge and problem.hedge,
+        quota_row=problem.quota_row,
+        vcpus_each=problem.vcpus_each,
+        quota_limit_vcpus=problem.quota_limit_vcpus,
+        quota_names=problem.quota_names,
+        max_pool_share=problem.max_pool_share if share else 1.0,
+        budget_usd_per_hour=problem.budget_usd_per_hour if budget else None,
+    )
+
+
+def _max_throughput_counts(problem: Problem) -> NDArray[np.int64] | None:
+    model = _build(problem)
+    # Cap T so that the maximisation stays bounded when some pool has no upper bound.
+    c = np.zeros_like(model.c)
+    c[problem.n] = -1.0
+    bounded = _Model(
+        c,
+        model.integrality,
+        model.lower,
+        np.where(np.isfinite(model.upper), model.upper, 1e12),
+        model.a,
+        model.row_lower,
+        model.row_upper,
+    )
+    result = _run_milp(bounded)
+    if result is None:
+        return None
+    return np.rint(result[: problem.n]).astype(np.int64)
+
+
+def _max_throughput(problem: Problem) -> float:
+    counts = _max_throughput_counts(problem)
+    if counts is None:
+        return 0.0
+    return float(problem.goodput_tokens_per_second @ counts)
+
+
+def _max_after_loss(problem: Problem) -> tuple[float, tuple[str, ...]]:
+    """The most throughput a plan can keep after its worst group loss, and the groups that cap
+    it (where losing the group leaves exactly that much).
+
+    Adds a column ``w`` with ``T - spot_a - w >= 0`` for every group and maximises ``w``.
+    """
+    n = problem.n
+    model = _build(problem)
+    groups = len(problem.hedge_group_names)
+    g = problem.goodput_tokens_per_second
+    cols = model.a.shape[1]
+    w = cols
+    extra_rows = []
+    for a in range(groups):
+        row = np.zeros(cols + 1)
+        members = np.flatnonzero(problem.hedge_group == a)
+        row[members] = -g[members]
+        row[n] = 1.0
+        row[w] = -1.0
+        extra_rows.append(row)
+    a_matrix = sp.vstack(
+        [sp.hstack([model.a, sp.csr_array((model.a.shape[0], 1))]), sp.csr_array(extra_rows)]
+    ).tocsr()
+    c = np.zeros(cols + 1)
+    c[w] = -1.0
+    finite_upper = np.where(np.isfinite(model.upper), model.upper, 1e12)
+    extended = _Model(
+        c,
+        np.append(model.integrality, 0),
+        np.append(model.lower, 0.0),
+        np.append(finite_upper, np.inf),
+        a_matrix,
+        np.append(model.row_lower, np.zeros(groups)),
+        np.append(model.row_upper, np.full(groups, np.inf)),
+    )
+    result = _run_milp(extended)
+    if result is None:
+        return 0.0, ()
+    x = np.rint(result[:n])
+    total = float(g @ x)
+    lost = _group_sums(problem, g * x)
+    after = total - float(lost.max()) if groups else total
+    capping = tuple(
+        name
+        for name, value in zip(problem.hedge_group_names, lost, strict=True)
+        if value > 0 and total - value <= after + FEASIBILITY_TOL
+    )
+    if not capping:
+        # The best plan holds no spot at all: name the groups whose spot could have helped.
+        upper = np.where(np.isfinite(problem.upper), problem.upper, 1.0)
+        obtainable = _group_sums(problem, g * upper)
+        capping = tuple(
+            name
+            for name, value in zip(problem.hedge_group_names, obtainable, strict=True)
+            if value > 0
+        )
+    return after, capping
