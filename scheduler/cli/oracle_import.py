@@ -1,0 +1,98 @@
+"""`scheduler oracle import PATH...`: load price and catalog files into the oracle."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from oracle.errors import InputError
+from oracle.importers import ImportResult, import_files
+from oracle.importers.base import BadValue, parse_timestamp
+from scheduler.cli.oracle import app
+from scheduler.cli.output import FormatOption, OutputFormat, console, emit_json, err_console
+from scheduler.runtime import Runtime
+
+HELP = (
+    "Import price and catalog files; each file's format is told from its content.\n\n"
+    "Recognised: the AWS CLI's describe-spot-price-history JSON (or its bare list); spot price "
+    "history CSV/TSV with AZ names or AZ IDs; the Spot Advisor JSON (GPU and accelerator types "
+    "only) and its derived CSV; the SkyPilot AWS catalog CSV (on-demand prices and a per-AZ-ID "
+    "spot snapshot); an on-demand price history CSV (timestamp, instance, price_usd; empty "
+    "prices skipped); EC2 instance type specs (JSON/CSV), offerings CSVs (region, location, "
+    "instance_type) and describe-availability-zones JSON (the AZ name-to-ID mapping).\n\n"
+    "All files are imported in one transaction: one bad row (named FILE:LINE) and nothing is "
+    "written. Re-importing a file adds nothing. Files without dates (catalog, advisor, specs) "
+    "are observed at --observed-at, else at the file's modification time, and the output says "
+    "which. Spot traces (`scheduler backtest`) and vLLM benchmark results (`scheduler bench "
+    "import`) are refused with the command that handles them."
+)
+
+
+@app.command("import", help=HELP)
+def import_command(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Files to import.", show_default=False)],
+    output_format: FormatOption = OutputFormat.table,
+    observed_at: Annotated[
+        str | None,
+        typer.Option(
+            "--observed-at",
+            help="When the facts of undated files were true (ISO 8601; UTC if no offset). "
+            "Default: each file's modification time.",
+        ),
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            help="Region of an on-demand price history without a region column "
+            "(default us-east-1).",
+        ),
+    ] = None,
+) -> None:
+    runtime: Runtime = ctx.obj
+    snapshot_time = _parse_observed_at(observed_at)
+    if output_format is OutputFormat.json:
+        results = import_files(runtime.engine, paths, observed_at=snapshot_time, region=region)
+        emit_json([result.to_dict() for result in results])
+        return
+    with err_console.status(f"Importing {len(paths)} file(s)..."):
+        results = import_files(runtime.engine, paths, observed_at=snapshot_time, region=region)
+    _print_table(results)
+
+
+def _parse_observed_at(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_timestamp(text)
+    except BadValue as error:
+        raise InputError(f"--observed-at: {error}") from None
+
+
+def _print_table(results: list[ImportResult]) -> None:
+    table = Table(title="Imported (source: file)")
+    table.add_column("file", overflow="fold")
+    table.add_column("kind")
+    table.add_column("rows read", justify="right")
+    table.add_column("table")
+    table.add_column("rows inserted", justify="right")
+    table.add_column("observed at")
+    for result in results:
+        observed = (
+            f"{result.observed_at:%Y-%m-%d %H:%M}Z ({result.observed_at_from})"
+            if result.observed_at is not None
+            else "per record"
+        )
+        first = [Path(result.path).name, result.kind, str(result.rows_read)]
+        for name, count in result.rows_inserted.items():
+            table.add_row(*first, name, str(count), observed)
+            first, observed = ["", "", ""], ""
+    console.print(table)
+    for result in results:
+        for note in result.notes:
+            console.print(f"{Path(result.path).name}: {note}", markup=False, highlight=False)
