@@ -1,0 +1,449 @@
+"""Make-before-break execution of a plan against EC2, journalled in the database.
+
+``apply`` launches what the plan lacks, waits until the new replicas pass the readiness probe,
+and only then drains and terminates the surplus. A launch refused for capacity or quota marks
+the pool unavailable and asks ``replan`` for a new target without it (by default the same
+instance type and zone on-demand), up to :data:`MAX_REPLANS` times.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from oracle.db import transaction
+from scheduler.actuator import journal
+from scheduler.actuator.alb import TargetGroup
+from scheduler.actuator.capacity import mark_unavailable
+from scheduler.actuator.diff import diff
+from scheduler.actuator.ec2 import (
+    TAG_PLAN,
+    TAG_POOL,
+    TAG_REPLICA,
+    TAG_SERVICE,
+    TAG_TOKEN,
+    CapacityError,
+    Ec2Adapter,
+    InstanceInfo,
+    LaunchRequest,
+)
+from scheduler.actuator.types import Action, FleetReplica, Pool, TargetAllocation
+from scheduler.config import Settings
+from scheduler.models import PlanModel, ReplicaModel
+
+MAX_REPLANS = 3
+
+
+@dataclass(frozen=True)
+class ReplanRequest:
+    """Ask for a new target: leave out ``exclude_pools``; ``running`` is the live fleet."""
+
+    plan_id: int
+    exclude_pools: frozenset[Pool]
+    running: tuple[FleetReplica, ...]
+    reason: str
+
+
+#: Returns the id of a new stored plan, or None when no plan can be made.
+Replanner = Callable[[ReplanRequest], "int | None"]
+
+
+@dataclass
+class ApplyResult:
+    plan_id: int
+    dry_run: bool
+    actions: list[Action] = field(default_factory=list)
+    launched: list[int] = field(default_factory=list)
+    ready: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    terminated: list[int] = field(default_factory=list)
+    capacity_errors: list[str] = field(default_factory=list)
+    #: Plans made on the way (capacity fallbacks), newest last.
+    replans: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "plan_id": self.plan_id,
+            "dry_run": self.dry_run,
+            "actions": [action.to_dict() for action in self.actions],
+            "launched": self.launched,
+            "ready": self.ready,
+            "failed": self.failed,
+            "terminated": self.terminated,
+            "capacity_errors": self.capacity_errors,
+            "replans": self.replans,
+        }
+
+
+class Actuator:
+    """Applies stored plans for one service; every AWS call is journalled first."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        ec2: Ec2Adapter,
+        *,
+        probe: Callable[[str], bool],
+        target_group: TargetGroup | None = None,
+        resolve_endpoint: Callable[[InstanceInfo], str] | None = None,
+        replan: Replanner | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.service = settings.service.name
+        self.ec2 = ec2
+        self.probe = probe
+        self.target_group = target_group
+        self.resolve_endpoint = resolve_endpoint or self._endpoint_from_template
+        self.replan = replan or self._on_demand_fallback
+        self.clock = clock
+        self.sleep = sleep
+
+    # -- public -----------------------------------------------------------------------------
+
+    def plan_actions(self, plan_id: int) -> list[Action]:
+        """What ``apply`` would do now (nothing is written)."""
+        return diff(journal.live_fleet(self.engine, self.service), self._allocations(plan_id))
+
+    def apply(self, plan_id: int, *, dry_run: bool = False, wait: bool = True) -> ApplyResult:
+        result = ApplyResult(plan_id=plan_id, dry_run=dry_run)
+        result.actions = self.plan_actions(plan_id)
+        if dry_run:
+            return result
+        with transaction(self.engine) as session:
+            session.get_one(PlanModel, plan_id).applied_at = self.clock()
+        self._launch_round(plan_id, result)
+        if not wait:
+            return result
+        self.wait_until_settled(result.launched, result)
+        final_plan = result.replans[-1] if result.replans else plan_id
+        remaining = self.plan_actions(final_plan)
+        if result.failed or any(action.kind == "launch" for action in remaining):
+            return result  # the target is not met: keep the old capacity (no break)
+        for action in remaining:
+            if action.kind == "terminate" and action.replica_id is not None:
+                self.retire(action.replica_id, reason=action.reason, plan_id=final_plan)
+                result.terminated.append(action.replica_id)
+        return result
+
+    def launch(self, allocation: TargetAllocation, *, plan_id: int | None, reason: str) -> int:
+        """Journal, then launch one replica into ``allocation.pool``; return the replica id.
+
+        Raises :class:`CapacityError` after marking the replica FAILED and the pool unavailable.
+        """
+        pool = allocation.pool
+        token = uuid.uuid4().hex
+        now = self.clock()
+        with transaction(self.engine) as session:
+            replica = ReplicaModel(
+                service=self.service,
+                plan_id=plan_id,
+                region=pool.region,
+                zone=pool.zone,
+                availability_zone=allocation.availability_zone,
+                instance_type=pool.instance_type,
+                market=pool.market,
+                state="PENDING",
+                state_reason=reason,
+                client_token=token,
+                price_usd_per_hour=allocation.price_usd_per_hour_each,
+                tokens_per_second=allocation.tokens_per_second_each,
+                created_at=now,
+            )
+            session.add(replica)
+            session.flush()
+            replica_id = replica.id
+        action_id = journal.begin_action(
+            self.engine,
+            service=self.service,
+            kind="launch",
+            reason=reason,
+            now=now,
+            plan_id=plan_id,
+            replica_id=replica_id,
+            details={"pool": pool.label, "client_token": token},
+        )
+        tags = {
+            TAG_SERVICE: self.service,
+            TAG_PLAN: str(plan_id or ""),
+            TAG_POOL: pool.label,
+            TAG_REPLICA: str(replica_id),
+            TAG_TOKEN: token,
+            "Name": f"{self.service}-{replica_id}",
+        }
+        request = LaunchRequest(pool, allocation.availability_zone, token, tags)
+        try:
+            instance_id = self.ec2.launch(request)
+        except CapacityError as error:
+            self._record_capacity_error(replica_id, action_id, error)
+            raise
+        except Exception as error:
+            journal.set_replica(self.engine, replica_id, state="FAILED", state_reason=str(error))
+            journal.finish_action(
+                self.engine, action_id, now=self.clock(), status="failed", error=str(error)
+            )
+            raise
+        journal.set_replica(
+            self.engine,
+            replica_id,
+            state="PROVISIONING",
+            instance_id=instance_id,
+            launched_at=self.clock(),
+        )
+        journal.finish_action(
+            self.engine, action_id, now=self.clock(), details={"instance_id": instance_id}
+        )
+        return replica_id
+
+    def wait_until_settled(self, replica_ids: Sequence[int], result: ApplyResult) -> None:
+        """Probe the new replicas until each is READY or FAILED (readiness timeout)."""
+        spec = self.settings.service.spec
+        deadline = time.monotonic() + spec.readiness_timeout_s
+        pending = set(replica_ids)
+        while pending:
+            states = self.progress(pending)
+            for replica_id, state in states.items():
+                if state == "READY":
+                    result.ready.append(replica_id)
+                    pending.discard(replica_id)
+                elif state in ("FAILED", "TERMINATED", "PREEMPTED", "TERMINATING"):
+                    result.failed.append(replica_id)
+                    pending.discard(replica_id)
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                for replica_id in sorted(pending):
+                    self.retire(replica_id, reason="readiness probe timed out", final="FAILED")
+                    result.failed.append(replica_id)
+                return
+            self.sleep(spec.readiness_interval_s)
+
+    def progress(self, replica_ids: Collection[int] | None = None) -> dict[int, str]:
+        """One step for launched replicas: learn their address, probe them, register the ready.
+
+        Returns the state of each replica looked at.
+        """
+        with transaction(self.engine) as session:
+            query = sa.select(ReplicaModel).where(
+                ReplicaModel.service == self.service,
+                ReplicaModel.state.in_(("PROVISIONING", "STARTING", "READY", "NOT_READY")),
+            )
+            if replica_ids is not None:
+                query = query.where(ReplicaModel.id.in_(list(replica_ids)))
+            rows = [
+                (r.id, r.region, r.instance_id, r.state, r.endpoint) for r in session.scalars(query)
+            ]
+        regions = {row[1] for row in rows}
+        instances = {i.instance_id: i for i in self.ec2.describe_managed(regions)} if rows else {}
+        states: dict[int, str] = {}
+        for replica_id, _region, instance_id, state, endpoint in rows:
+            info = instances.get(instance_id or "")
+            if info is None or info.state not in ("pending", "running"):
+                final = "PREEMPTED" if info and "Spot" in info.state_reason else "TERMINATED"
+                journal.set_replica(
+                    self.engine,
+                    replica_id,
+                    state=final,
+                    terminated_at=self.clock(),
+                    target_registered=False,
+                )
+                states[replica_id] = final
+                continue
+            if info.state == "pending":
+                states[replica_id] = state
+                continue
+            endpoint = endpoint or self.resolve_endpoint(info)
+            ready = self.probe(endpoint)
+            new_state = _next_state(state, ready)
+            values: dict[str, object] = {"endpoint": endpoint, "state": new_state}
+            if new_state == "READY" and state != "READY":
+                values["ready_at"] = self.clock()
+            journal.set_replica(self.engine, replica_id, **values)
+            if new_state == "READY" and state != "READY":
+                self._register(replica_id, info.instance_id)
+            states[replica_id] = new_state
+        return states
+
+    def retire(
+        self,
+        replica_id: int,
+        *,
+        reason: str,
+        plan_id: int | None = None,
+        final: str = "TERMINATED",
+        terminate: bool = True,
+    ) -> None:
+        """Drain (deregister, wait ``drain_s``) and terminate one replica."""
+        with transaction(self.engine) as session:
+            replica = session.get_one(ReplicaModel, replica_id)
+            replica.state = "TERMINATING"
+            replica.state_reason = reason
+            instance_id, region = replica.instance_id, replica.region
+            registered = replica.target_registered
+        if registered and instance_id:
+            self._deregister(replica_id, instance_id, reason)
+            self.sleep(self.settings.service.drain_s)
+        if not terminate:
+            return
+        if instance_id:
+            action_id = journal.begin_action(
+                self.engine,
+                service=self.service,
+                kind="terminate",
+                reason=reason,
+                now=self.clock(),
+                plan_id=plan_id,
+                replica_id=replica_id,
+                details={"instance_id": instance_id},
+            )
+            self.ec2.terminate(region, [instance_id])
+            journal.finish_action(self.engine, action_id, now=self.clock())
+        journal.set_replica(self.engine, replica_id, state=final, terminated_at=self.clock())
+
+    def deregister(self, replica_id: int, *, reason: str) -> bool:
+        """Take a replica out of the load balancer now; True when it was registered."""
+        with transaction(self.engine) as session:
+            replica = session.get_one(ReplicaModel, replica_id)
+            instance_id, registered = replica.instance_id, replica.target_registered
+        if registered and instance_id:
+            self._deregister(replica_id, instance_id, reason)
+            return True
+        return False
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _launch_round(self, plan_id: int, result: ApplyResult) -> None:
+        current = plan_id
+        excluded: set[Pool] = set()
+        for _ in range(MAX_REPLANS + 1):
+            failures: list[CapacityError] = []
+            actions = self.plan_actions(current)
+            for action in actions:
+                if action.kind != "launch" or action.allocation is None:
+                    continue
+                try:
+                    result.launched.append(
+                        self.launch(action.allocation, plan_id=current, reason=action.reason)
+                    )
+                except CapacityError as error:
+                    failures.append(error)
+                    result.capacity_errors.append(str(error))
+            if not failures:
+                return
+            excluded |= {error.pool for error in failures}
+            running = tuple(journal.live_fleet(self.engine, self.service))
+            new_plan = self.replan(
+                ReplanRequest(
+                    current,
+                    frozenset(excluded),
+                    running,
+                    reason="; ".join(str(error) for error in failures),
+                )
+            )
+            if new_plan is None:
+                return
+            result.replans.append(new_plan)
+            current = new_plan
+
+    def _record_capacity_error(self, replica_id: int, action_id: int, error: CapacityError) -> None:
+        now = self.clock()
+        with transaction(self.engine) as session:
+            replica = session.get_one(ReplicaModel, replica_id)
+            replica.state = "FAILED"
+            replica.state_reason = str(error)
+            mark_unavailable(
+                session,
+                error.pool,
+                error_code=error.code,
+                now=now,
+                ttl_s=self.settings.planner.unavailable_ttl_s,
+            )
+        journal.finish_action(self.engine, action_id, now=now, status="failed", error=str(error))
+
+    def _register(self, replica_id: int, instance_id: str) -> None:
+        if self.target_group is None:
+            return
+        action_id = journal.begin_action(
+            self.engine,
+            service=self.service,
+            kind="register",
+            reason="replica READY",
+            now=self.clock(),
+            replica_id=replica_id,
+            details={"instance_id": instance_id},
+        )
+        self.target_group.register(instance_id)
+        journal.set_replica(self.engine, replica_id, target_registered=True)
+        journal.finish_action(self.engine, action_id, now=self.clock())
+
+    def _deregister(self, replica_id: int, instance_id: str, reason: str) -> None:
+        if self.target_group is None:
+            return
+        action_id = journal.begin_action(
+            self.engine,
+            service=self.service,
+            kind="deregister",
+            reason=reason,
+            now=self.clock(),
+            replica_id=replica_id,
+            details={"instance_id": instance_id},
+        )
+        self.target_group.deregister(instance_id)
+        journal.set_replica(self.engine, replica_id, target_registered=False)
+        journal.finish_action(self.engine, action_id, now=self.clock())
+
+    def _allocations(self, plan_id: int) -> list[TargetAllocation]:
+        with transaction(self.engine) as session:
+            plan = session.get_one(PlanModel, plan_id)
+            return [TargetAllocation.from_dict(row) for row in plan.allocations]
+
+    def _endpoint_from_template(self, info: InstanceInfo) -> str:
+        spec = self.settings.service.spec
+        return spec.endpoint_template.format(
+            private_ip=info.private_ip or "", public_ip=info.public_ip or "", port=spec.port
+        )
+
+    def _on_demand_fallback(self, request: ReplanRequest) -> int | None:
+        """Without a planner: the same plan with each excluded spot pool moved to on-demand."""
+        if not self.settings.service.on_demand_fallback:
+            return None
+        with transaction(self.engine) as session:
+            plan = session.get_one(PlanModel, request.plan_id)
+            rows = []
+            for row in plan.allocations:
+                allocation = TargetAllocation.from_dict(row)
+                if allocation.pool in request.exclude_pools:
+                    if allocation.pool.market != "spot":
+                        return None
+                    row = {**row, "market": "on-demand"}
+                rows.append(row)
+            new = PlanModel(
+                created_at=self.clock(),
+                service=plan.service,
+                model=plan.model,
+                slo_tokens_per_second=plan.slo_tokens_per_second,
+                origin="fallback",
+                cost_usd_per_hour=plan.cost_usd_per_hour,
+                allocations=rows,
+                document={"fallback_of": plan.id, "reason": request.reason},
+            )
+            session.add(new)
+            session.flush()
+            return new.id
+
+
+def _next_state(state: str, ready: bool) -> str:
+    if ready:
+        return "READY"
+    if state in ("READY", "NOT_READY"):
+        return "NOT_READY"
+    return "STARTING"

@@ -1,0 +1,74 @@
+"""Small helpers shared by the service tests."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from oracle.db import transaction
+from scheduler.actuator.ec2 import TAG_POOL
+from scheduler.actuator.types import Pool, TargetAllocation
+from scheduler.models import LIVE_STATES, ReplicaModel
+from scheduler.services.plans import store_plan
+
+REGION = "us-east-1"
+
+
+def allocation(
+    zone: tuple[str, str],
+    count: int,
+    *,
+    market: str = "spot",
+    instance_type: str = "g5.xlarge",
+    price: float = 0.5,
+) -> TargetAllocation:
+    name, zone_id = zone
+    return TargetAllocation(
+        pool=Pool(REGION, zone_id, instance_type, market),
+        count=count,
+        availability_zone=name,
+        availability_zone_id=zone_id,
+        price_usd_per_hour_each=price,
+        tokens_per_second_each=250.0,
+    )
+
+
+def hand_plan(
+    engine: Engine, allocations: Sequence[TargetAllocation], *, service: str = "llm-test"
+) -> int:
+    return store_plan(
+        engine,
+        service=service,
+        model="m",
+        slo_tokens_per_second=500.0,
+        allocations=allocations,
+        origin="test",
+    )
+
+
+def running_by_pool(aws: Callable[..., Any]) -> Counter[str]:
+    """Instances EC2 has pending or running, counted by their pool tag."""
+    ec2 = aws("ec2")
+    counts: Counter[str] = Counter()
+    for reservation in ec2.describe_instances()["Reservations"]:
+        for instance in reservation["Instances"]:
+            if instance["State"]["Name"] in ("pending", "running"):
+                tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+                counts[tags.get(TAG_POOL, "untagged")] += 1
+    return counts
+
+
+def live_by_pool(engine: Engine) -> Counter[str]:
+    with transaction(engine) as session:
+        rows = session.scalars(
+            sa.select(ReplicaModel).where(ReplicaModel.state.in_(LIVE_STATES))
+        ).all()
+        return Counter(Pool(r.region, r.zone, r.instance_type, r.market).label for r in rows)
+
+
+def wanted_by_pool(allocations: Sequence[TargetAllocation]) -> Counter[str]:
+    return Counter({a.pool.label: a.count for a in allocations if a.count})

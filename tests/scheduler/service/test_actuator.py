@@ -1,0 +1,178 @@
+"""The actuator against moto's EC2 and ELBv2: apply, make-before-break, capacity fallback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import botocore.session
+import pytest
+import sqlalchemy as sa
+from botocore.stub import Stubber
+from sqlalchemy.engine import Engine
+
+from oracle.db import transaction
+from oracle.models import CapacityErrorModel
+from scheduler.actuator.ec2 import Ec2Adapter
+from scheduler.actuator.executor import Actuator
+from scheduler.config import Settings
+from scheduler.models import ActionModel, ReplicaModel
+from tests.scheduler.service.helpers import (
+    allocation,
+    hand_plan,
+    live_by_pool,
+    running_by_pool,
+    wanted_by_pool,
+)
+
+
+def test_apply_makes_the_fleet_match_the_plan(
+    engine: Engine,
+    aws: Callable[..., Any],
+    network: dict[str, Any],
+    make_actuator: Callable[..., Actuator],
+) -> None:
+    zones = network["zones"]
+    plan = [allocation(zones[0], 2), allocation(zones[1], 1, market="on-demand")]
+    plan_id = hand_plan(engine, plan)
+    actuator = make_actuator(engine)
+
+    dry = actuator.apply(plan_id, dry_run=True)
+    assert [a.kind for a in dry.actions] == ["launch"] * 3
+    assert running_by_pool(aws) == {}
+
+    result = actuator.apply(plan_id)
+    assert len(result.ready) == 3 and not result.failed
+    assert running_by_pool(aws) == wanted_by_pool(plan)
+    assert live_by_pool(engine) == wanted_by_pool(plan)
+
+    reservations = aws("ec2").describe_instances()["Reservations"]
+    instances = [i for r in reservations for i in r["Instances"]]
+    by_zone = {i["Placement"]["AvailabilityZone"]: i for i in instances}
+    assert by_zone[zones[0][0]].get("InstanceLifecycle") == "spot"
+    assert "InstanceLifecycle" not in by_zone[zones[1][0]]
+    assert {i["SubnetId"] for i in instances} == {
+        network["subnets"][zones[0][1]],
+        network["subnets"][zones[1][1]],
+    }
+    registered = actuator.target_group.registered()  # type: ignore[union-attr]
+    assert registered == {i["InstanceId"] for i in instances}
+    # Applying the same plan again does nothing.
+    assert actuator.apply(plan_id).actions == []
+
+
+def test_a_new_plan_is_applied_make_before_break(
+    engine: Engine,
+    aws: Callable[..., Any],
+    network: dict[str, Any],
+    make_actuator: Callable[..., Actuator],
+) -> None:
+    zones = network["zones"]
+    actuator = make_actuator(engine)
+    actuator.apply(hand_plan(engine, [allocation(zones[0], 2)]))
+    new_plan = [allocation(zones[0], 1), allocation(zones[2], 2, instance_type="g6.xlarge")]
+    result = actuator.apply(hand_plan(engine, new_plan))
+
+    assert len(result.terminated) == 1 and len(result.ready) == 2
+    assert running_by_pool(aws) == wanted_by_pool(new_plan)
+    with transaction(engine) as session:
+        journal = session.scalars(sa.select(ActionModel).order_by(ActionModel.id)).all()
+        kinds = [(a.kind, a.status) for a in journal]
+    # Every launch (and its registration) precedes the first deregistration and termination.
+    first_break = kinds.index(("deregister", "done"))
+    assert ("launch", "done") not in kinds[first_break:]
+    assert kinds.count(("register", "done")) == 4
+    assert kinds[-1] == ("terminate", "done")
+
+
+def test_nothing_is_terminated_while_new_replicas_are_not_ready(
+    engine: Engine,
+    aws: Callable[..., Any],
+    network: dict[str, Any],
+    settings: Settings,
+    make_actuator: Callable[..., Actuator],
+) -> None:
+    zones = network["zones"]
+    actuator = make_actuator(engine)
+    actuator.apply(hand_plan(engine, [allocation(zones[0], 1)]))
+    spec = settings.service.spec.model_copy(update={"readiness_timeout_s": 0.05})
+    slow = settings.model_copy(
+        update={"service": settings.service.model_copy(update={"spec": spec})}
+    )
+    never_ready = make_actuator(engine, settings=slow)
+    never_ready.probe = lambda _url: False
+    result = never_ready.apply(hand_plan(engine, [allocation(zones[1], 1)]))
+
+    assert result.terminated == [] and len(result.failed) == 1
+    # The old replica still serves; the failed new one was terminated.
+    assert running_by_pool(aws) == wanted_by_pool([allocation(zones[0], 1)])
+    with transaction(engine) as session:
+        states = dict(session.execute(sa.select(ReplicaModel.id, ReplicaModel.state)).all())
+    assert sorted(states.values()) == ["FAILED", "READY"]
+
+
+class _SpotRefused:
+    """EC2 client: moto for everything, a botocore Stubber answering spot RunInstances with
+    ``code`` (the real error response shape), as moto has no capacity errors or quotas."""
+
+    def __init__(self, real: Any, code: str, message: str) -> None:
+        self._real = real
+        session = botocore.session.get_session()
+        self.stubbed = session.create_client("ec2", region_name="us-east-1")
+        self.stubber = Stubber(self.stubbed)
+        self._code, self._message = code, message
+        self.refused = 0
+
+    def run_instances(self, **params: Any) -> Any:
+        if "InstanceMarketOptions" not in params:
+            return self._real.run_instances(**params)
+        self.stubber.add_client_error(
+            "run_instances",
+            service_error_code=self._code,
+            service_message=self._message,
+            http_status_code=500 if self._code.startswith("Insufficient") else 400,
+        )
+        self.refused += 1
+        with self.stubber:
+            return self.stubbed.run_instances(**params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (
+            "InsufficientInstanceCapacity",
+            "We currently do not have sufficient g5.xlarge capacity in the Availability Zone you "
+            "requested (us-east-1a).",
+        ),
+        ("MaxSpotInstanceCountExceeded", "Max spot instance count exceeded"),
+    ],
+)
+def test_capacity_and_quota_errors_fall_back_to_on_demand(
+    engine: Engine,
+    aws: Callable[..., Any],
+    network: dict[str, Any],
+    settings: Settings,
+    make_actuator: Callable[..., Actuator],
+    code: str,
+    message: str,
+) -> None:
+    zones = network["zones"]
+    client = _SpotRefused(aws("ec2"), code, message)
+    ec2 = Ec2Adapter(lambda _region: client, settings.service, model="m")
+    actuator = make_actuator(engine, ec2=ec2)
+    result = actuator.apply(hand_plan(engine, [allocation(zones[0], 2)]))
+
+    assert client.refused == 2
+    assert len(result.capacity_errors) == 2 and code in result.capacity_errors[0]
+    assert len(result.replans) == 1
+    on_demand = [allocation(zones[0], 2, market="on-demand")]
+    assert running_by_pool(aws) == wanted_by_pool(on_demand)
+    assert live_by_pool(engine) == wanted_by_pool(on_demand)
+    with transaction(engine) as session:
+        marks = session.scalars(sa.select(CapacityErrorModel)).all()
+        assert {(m.zone, m.market, m.error_code) for m in marks} == {(zones[0][1], "spot", code)}
+        assert all(m.expires_at > m.observed_at for m in marks)
