@@ -50,7 +50,7 @@ def group_instance_types(
     size = min(max(types_per_query, MIN_TYPES_PER_QUERY), MAX_TYPES_PER_QUERY)
     ordered = sorted(set(specs), key=_order)
     if len(ordered) <= MIN_TYPES_PER_QUERY:
-        return [tuple(spec.instance_type for spec in ordered)] if ordered else []
+        return [tuple(sorted(spec.instance_type for spec in ordered))] if ordered else []
     keys: list[Callable[[InstanceTypeSpec], Hashable]] = [
         lambda spec: (spec.accelerator_name, spec.accelerator_count),
         lambda spec: spec.accelerator_name,
