@@ -1,12 +1,19 @@
 """Which goodput figure the planner uses per (model, instance type), and why.
 
 Preference: measured, then imported, then reference, then estimated; among equals the newest.
+Only complete runs with a positive goodput count: an interrupted sweep, or imported results
+that never met the SLO, are kept in the store but never planned on.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from oracle.models import BenchmarkRunModel
 
 #: Provenance of goodput figures, most trusted first.
 GOODPUT_PREFERENCE = ("measured", "imported", "reference", "estimated")
@@ -24,3 +31,41 @@ class GoodputFact:
     tensor_parallel: int
     workload_id: str
     run_id: int
+
+
+def best_goodput(session: Session, *, model: str) -> dict[str, GoodputFact]:
+    """Instance type -> the goodput figure the planner uses for ``model``, and its provenance."""
+    runs = session.scalars(
+        sa.select(BenchmarkRunModel).where(
+            BenchmarkRunModel.model == model,
+            BenchmarkRunModel.status == "complete",
+            BenchmarkRunModel.goodput_tokens_per_second > 0,
+            BenchmarkRunModel.source.in_(GOODPUT_PREFERENCE),
+        )
+    )
+    best: dict[str, BenchmarkRunModel] = {}
+    for run in runs:
+        current = best.get(run.instance_type)
+        if current is None or _rank(run) < _rank(current):
+            best[run.instance_type] = run
+    return {instance_type: _fact(run) for instance_type, run in sorted(best.items())}
+
+
+def _rank(run: BenchmarkRunModel) -> tuple[int, float, int]:
+    """Smaller is better: provenance first, then the newest, then the latest stored."""
+    return (GOODPUT_PREFERENCE.index(run.source), -run.observed_at.timestamp(), -run.id)
+
+
+def _fact(run: BenchmarkRunModel) -> GoodputFact:
+    return GoodputFact(
+        model=run.model,
+        instance_type=run.instance_type,
+        goodput_tokens_per_second=run.goodput_tokens_per_second,
+        source=run.source,
+        source_detail=run.source_detail,
+        observed_at=run.observed_at,
+        gpu_count=run.gpu_count,
+        tensor_parallel=run.tensor_parallel,
+        workload_id=run.workload_id,
+        run_id=run.id,
+    )

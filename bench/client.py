@@ -1,0 +1,217 @@
+"""One streaming request to an OpenAI-compatible server, timed token by token.
+
+Timing definitions (the same as ``vllm bench serve``, so figures compare):
+- TTFT: from sending the request to the first chunk that carries generated text;
+- ITL: every gap between consecutive text-carrying chunks;
+- TPOT: (end-to-end latency - TTFT) / (output tokens - 1);
+- output tokens: ``usage.completion_tokens`` of the final usage chunk, else the count of
+  text-carrying chunks (a server without usage support sends one token per chunk).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+
+from bench.sse import EventKind, error_from_body, parse_line
+from oracle.errors import InputError
+
+Api = Literal["chat", "completions"]
+
+
+class EndpointError(InputError):
+    """The endpoint cannot be reached, or refuses the model."""
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """What to send: a prompt of about ``input_tokens`` tokens, and exactly ``output_tokens``."""
+
+    prompt: str
+    input_tokens: int
+    output_tokens: int
+    api: Api = "chat"
+
+
+@dataclass
+class RequestResult:
+    ok: bool
+    status: int | None
+    error: str | None
+    #: Seconds from the start of the point (the load generator's clock) to sending.
+    start_offset_s: float = 0.0
+    ttft_s: float | None = None
+    latency_s: float | None = None
+    itl_s: list[float] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    #: Whether the token counts came from a usage chunk (else: counted chunks, prompt estimate).
+    usage_reported: bool = False
+    malformed_lines: int = 0
+
+    @property
+    def tpot_s(self) -> float | None:
+        if self.ttft_s is None or self.latency_s is None or self.output_tokens < 2:
+            return None
+        return (self.latency_s - self.ttft_s) / (self.output_tokens - 1)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    base_url: str
+    engine_version: str
+    models: tuple[str, ...]
+
+
+def request_url(base_url: str, api: Api) -> str:
+    return base_url.rstrip("/") + ("/v1/chat/completions" if api == "chat" else "/v1/completions")
+
+
+def request_body(model: str, spec: RequestSpec, *, include_usage: bool = True) -> dict[str, Any]:
+    """The JSON body: streaming, usage requested, output length fixed by ``ignore_eos``."""
+    body: dict[str, Any] = {
+        "model": model,
+        "max_tokens": spec.output_tokens,
+        "ignore_eos": True,
+        "temperature": 0.0,
+        "stream": True,
+    }
+    if include_usage:
+        body["stream_options"] = {"include_usage": True}
+    if spec.api == "chat":
+        body["messages"] = [{"role": "user", "content": spec.prompt}]
+    else:
+        body["prompt"] = spec.prompt
+    return body
+
+
+async def send_request(
+    client: httpx.AsyncClient,
+    *,
+    base_url: str,
+    model: str,
+    spec: RequestSpec,
+    timeout_s: float,
+    clock_origin: float | None = None,
+) -> RequestResult:
+    """Send one streaming request and time it; failures come back as ``ok=False``, never raise
+    (except cancellation)."""
+    url = request_url(base_url, spec.api)
+    body = request_body(model, spec)
+    started = time.perf_counter()
+    result = RequestResult(
+        ok=False,
+        status=None,
+        error=None,
+        start_offset_s=started - (clock_origin if clock_origin is not None else started),
+    )
+    try:
+        async with client.stream("POST", url, json=body, timeout=timeout_s) as response:
+            result.status = response.status_code
+            if response.status_code != 200:
+                result.error = f"HTTP {response.status_code}: " + error_from_body(
+                    await response.aread()
+                )
+                return result
+            await _read_stream(response, result, started)
+    except httpx.TimeoutException:
+        result.error = f"timed out after {timeout_s:g} s"
+    except httpx.ConnectError as error:
+        result.error = f"cannot connect: {error}"
+    except (httpx.RemoteProtocolError, httpx.ReadError) as error:
+        result.error = f"connection dropped: {error or type(error).__name__}"
+    except httpx.HTTPError as error:
+        result.error = f"{type(error).__name__}: {error}"
+    if result.ok and not result.usage_reported:
+        result.input_tokens = spec.input_tokens
+    return result
+
+
+async def probe_endpoint(base_url: str, *, model: str, timeout_s: float = 5.0) -> ServerInfo:
+    """Check that ``base_url`` answers and serves ``model``; read the engine version.
+
+    Raises :class:`EndpointError` with a one-line message when the server cannot be reached
+    within ``timeout_s`` or does not serve the model.
+    """
+    root = base_url.rstrip("/")
+    async with httpx.AsyncClient(timeout=timeout_s) as client:
+        try:
+            models_response = await client.get(root + "/v1/models")
+        except httpx.TimeoutException:
+            raise EndpointError(
+                f"{root} did not answer within {timeout_s:g} s; check --endpoint and that the "
+                "server is up"
+            ) from None
+        except httpx.HTTPError as error:
+            raise EndpointError(
+                f"cannot reach {root} ({type(error).__name__}: {error or 'no answer'}); check "
+                "--endpoint and that the server is up"
+            ) from None
+        models: tuple[str, ...] = ()
+        if models_response.status_code == 200:
+            models = _model_ids(models_response)
+        if models and model not in models:
+            raise EndpointError(
+                f"{root} does not serve model {model!r} (it serves {', '.join(models)}); "
+                "pass one of those as --model"
+            )
+        version = ""
+        try:
+            version_response = await client.get(root + "/version")
+            if version_response.status_code == 200:
+                version = str(version_response.json().get("version", ""))
+        except (httpx.HTTPError, ValueError, AttributeError):
+            version = ""
+    return ServerInfo(base_url=root, engine_version=version, models=models)
+
+
+async def _read_stream(response: httpx.Response, result: RequestResult, started: float) -> None:
+    last_token_at: float | None = None
+    counted_tokens = 0
+    finished = False
+    async for line in response.aiter_lines():
+        event = parse_line(line)
+        if event is None or event.kind is EventKind.comment:
+            continue
+        now = time.perf_counter()
+        if event.kind is EventKind.done:
+            finished = True
+            break
+        if event.kind is EventKind.malformed:
+            result.malformed_lines += 1
+            continue
+        if event.kind is EventKind.error:
+            result.error = f"error event mid stream: {event.error}"
+            return
+        if event.text:
+            counted_tokens += 1
+            if last_token_at is None:
+                result.ttft_s = now - started
+            else:
+                result.itl_s.append(now - last_token_at)
+            last_token_at = now
+        if event.completion_tokens is not None:
+            result.output_tokens = event.completion_tokens
+            result.input_tokens = event.prompt_tokens or 0
+            result.usage_reported = True
+    if not finished:
+        result.error = "stream ended before [DONE] (connection dropped)"
+        return
+    if last_token_at is None:
+        result.error = "stream finished without any generated text"
+        return
+    result.latency_s = last_token_at - started
+    if not result.usage_reported:
+        result.output_tokens = counted_tokens
+    result.ok = True
+
+
+def _model_ids(response: httpx.Response) -> tuple[str, ...]:
+    try:
+        data = response.json().get("data", [])
+        return tuple(str(item["id"]) for item in data if isinstance(item, dict) and "id" in item)
+    except (ValueError, AttributeError, KeyError):
+        return ()
