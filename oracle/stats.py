@@ -5,12 +5,42 @@ of the same pool (AWS also returns the last change before a query's StartTime, s
 opening price is the last record at or before the window start, forward-filled).
 Every figure is evaluated ``as_of`` a moment: only facts observed at or before it count, and
 windows end there. That is what ``--as-of`` and backtesting stand on.
+
+When a fact counts as observed: a spot price change record from its ``timestamp`` (AWS
+publishes a change when it happens, so a later sync that stored it still tells what was known
+then), an on-demand price from its ``effective_date``, a placement score or an Advisor entry
+from its ``observed_at``.
+
+All spot price figures are time-weighted over the step function. Windows of 7, 30 and 90 days
+end at ``as_of``; a window holds the price in effect at its start (the last record before it)
+and every change inside it. Where a pool's history starts inside a window, the figures cover
+the part of the window it covers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from oracle.models import (
+    InterruptionFrequencyModel,
+    OfferingModel,
+    OnDemandPriceModel,
+    PlacementScoreModel,
+    SpotPriceModel,
+)
+
+#: Window lengths of the mean prices, in days; the longest is also the p95/max/volatility window.
+WINDOW_DAYS = (7, 30, 90)
+#: A pool is "near on-demand" while its spot price is above this share of the on-demand price.
+NEAR_ON_DEMAND_FRACTION = 0.8
 
 
 @dataclass(frozen=True)
@@ -67,3 +97,498 @@ class OnDemandOffer:
     observed_at: datetime
     #: Zones (AZ ID when known, else AZ name) offering the type; empty when unknown.
     zones: tuple[str, ...]
+
+
+def pool_stats(
+    session: Session,
+    *,
+    as_of: datetime | None = None,
+    regions: Collection[str] | None = None,
+    instance_types: Collection[str] | None = None,
+    product_description: str = "Linux/UNIX",
+) -> list[PoolStats]:
+    """The statistics of every spot pool with a price at or before ``as_of`` (default: now),
+    optionally narrowed to ``regions`` and ``instance_types``; sorted by region, zone, type.
+
+    One query reads the price rows of the selected pools; the figures are computed with numpy
+    over all pools at once.
+    """
+    as_of = _as_of(as_of)
+    frame = _price_rows(
+        session,
+        as_of=as_of,
+        regions=regions,
+        instance_types=instance_types,
+        product_description=product_description,
+    )
+    if frame.empty:
+        return []
+    operating_system = _operating_system(product_description)
+    offers = {
+        (offer.region, offer.instance_type): offer
+        for offer in on_demand_offers(
+            session,
+            as_of=as_of,
+            regions=regions,
+            instance_types=instance_types,
+            operating_system=operating_system,
+        )
+    }
+    pools = frame.groupby("pool", sort=False).tail(1).sort_values("pool")
+    keys = list(zip(pools["region"], pools["instance_type"], strict=True))
+    on_demand = np.array(
+        [offers[key].price_usd_per_hour if key in offers else np.nan for key in keys]
+    )
+    figures = step_statistics(
+        frame["pool"].to_numpy(),
+        frame["time_s"].to_numpy(),
+        frame["price"].to_numpy(),
+        as_of_s=as_of.timestamp(),
+        on_demand_usd_per_hour=on_demand,
+    )
+    placements = _placement_scores(session, as_of=as_of, regions=regions)
+    advisor = _advisor(session, as_of=as_of, regions=regions, operating_system=operating_system)
+    results = []
+    row: Any
+    for index, row in enumerate(pools.itertuples(index=False)):
+        offer = offers.get((row.region, row.instance_type))
+        scores, placement_source, placement_at = _pool_placement(
+            placements, row.region, row.availability_zone_id, row.instance_type
+        )
+        advice = advisor.get((row.region, row.instance_type))
+        results.append(
+            PoolStats(
+                region=row.region,
+                zone=row.zone,
+                availability_zone=row.availability_zone,
+                availability_zone_id=row.availability_zone_id,
+                instance_type=row.instance_type,
+                as_of=as_of,
+                current_price_usd_per_hour=_number(figures["current"][index]),
+                mean_price_usd_per_hour_7d=_number(figures["mean_7d"][index]),
+                mean_price_usd_per_hour_30d=_number(figures["mean_30d"][index]),
+                mean_price_usd_per_hour_90d=_number(figures["mean_90d"][index]),
+                p95_price_usd_per_hour_90d=_number(figures["p95_90d"][index]),
+                max_price_usd_per_hour_90d=_number(figures["max_90d"][index]),
+                volatility_90d=_number(figures["volatility_90d"][index]),
+                share_above_80pct_on_demand_90d=_number(figures["share_near_on_demand"][index]),
+                changes_90d=int(figures["changes_90d"][index]),
+                price_source=row.source,
+                price_observed_at=_datetime(float(row.time_s)),
+                on_demand_price_usd_per_hour=offer.price_usd_per_hour if offer else None,
+                on_demand_source=offer.source if offer else None,
+                on_demand_observed_at=offer.observed_at if offer else None,
+                placement_scores=scores,
+                placement_source=placement_source,
+                placement_observed_at=placement_at,
+                interruption_band_index=advice.band_index if advice else None,
+                interruption_band_label=advice.band_label if advice else None,
+                savings_pct=advice.savings_pct if advice else None,
+                advisor_source=advice.source if advice else None,
+                advisor_observed_at=advice.observed_at if advice else None,
+            )
+        )
+    return results
+
+
+def on_demand_offers(
+    session: Session,
+    *,
+    as_of: datetime | None = None,
+    regions: Collection[str] | None = None,
+    instance_types: Collection[str] | None = None,
+    operating_system: str = "Linux",
+) -> list[OnDemandOffer]:
+    """The on-demand list price in effect at ``as_of`` per (region, instance type), newest
+    effective date first among ties, with the zones that offer the type; sorted."""
+    as_of = _as_of(as_of)
+    table = OnDemandPriceModel.__table__
+    conditions = [
+        table.c.operating_system == operating_system,
+        table.c.effective_date <= as_of,
+        *_narrowing(table, regions, instance_types),
+    ]
+    latest = (
+        sa.select(
+            table.c.region,
+            table.c.instance_type,
+            sa.func.max(table.c.effective_date).label("effective_date"),
+        )
+        .where(*conditions)
+        .group_by(table.c.region, table.c.instance_type)
+        .subquery()
+    )
+    query = (
+        sa.select(
+            table.c.region,
+            table.c.instance_type,
+            table.c.price_usd_per_hour,
+            table.c.source,
+            table.c.effective_date,
+            table.c.observed_at,
+        )
+        .join(
+            latest,
+            sa.and_(
+                table.c.region == latest.c.region,
+                table.c.instance_type == latest.c.instance_type,
+                table.c.effective_date == latest.c.effective_date,
+            ),
+        )
+        .where(table.c.operating_system == operating_system)
+        .order_by(table.c.region, table.c.instance_type, table.c.observed_at)
+    )
+    chosen: dict[tuple[str, str], Any] = {}
+    for row in session.execute(query):
+        chosen[(row.region, row.instance_type)] = row  # the newest observation wins
+    zones = _offered_zones(session, regions=regions, instance_types=instance_types)
+    return [
+        OnDemandOffer(
+            region=region,
+            instance_type=instance_type,
+            price_usd_per_hour=float(row.price_usd_per_hour),
+            source=row.source,
+            observed_at=row.effective_date,
+            zones=zones.get((region, instance_type), ()),
+        )
+        for (region, instance_type), row in sorted(chosen.items())
+    ]
+
+
+def step_statistics(
+    pool: np.ndarray,
+    time_s: np.ndarray,
+    price: np.ndarray,
+    *,
+    as_of_s: float,
+    on_demand_usd_per_hour: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Time-weighted statistics of many step functions at once.
+
+    ``pool`` (0..n-1, non-decreasing), ``time_s`` (epoch seconds, ascending within a pool, all
+    at or before ``as_of_s``) and ``price`` describe change records; each price holds until the
+    pool's next record, the last one until ``as_of_s``. ``on_demand_usd_per_hour`` has one
+    entry per pool (NaN when unknown). Returns one array per figure, indexed by pool: current,
+    mean_7d, mean_30d, mean_90d, p95_90d, max_90d, volatility_90d, share_near_on_demand,
+    changes_90d, last_time_s.
+    """
+    count = int(pool[-1]) + 1 if pool.size else 0
+    last = np.r_[pool[1:] != pool[:-1], True]
+    segment_end = np.where(last, as_of_s, np.r_[time_s[1:], as_of_s])
+    current = np.full(count, np.nan)
+    current[pool[last]] = price[last]
+    last_time = np.full(count, np.nan)
+    last_time[pool[last]] = time_s[last]
+    figures: dict[str, np.ndarray] = {"current": current, "last_time_s": last_time}
+    for days in WINDOW_DAYS:
+        duration, total = _window(pool, time_s, segment_end, as_of_s - days * 86_400.0, count)
+        integral = np.bincount(pool, weights=duration * price, minlength=count)
+        figures[f"mean_{days}d"] = _ratio(integral, total, current)
+    start_s = as_of_s - max(WINDOW_DAYS) * 86_400.0
+    duration, total = _window(pool, time_s, segment_end, start_s, count)
+    mean = figures[f"mean_{max(WINDOW_DAYS)}d"]
+    covered = duration > 0
+    maximum = current.copy()
+    np.fmax.at(maximum, pool[covered], price[covered])
+    figures["max_90d"] = maximum
+    figures["p95_90d"] = _weighted_quantile(pool, price, duration, total, 0.95, current)
+    squares = np.bincount(pool, weights=duration * (price - mean[pool]) ** 2, minlength=count)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread = np.sqrt(_ratio(squares, total, np.zeros(count)))
+        figures["volatility_90d"] = np.where(mean > 0, spread / mean, np.nan)
+    near = price > NEAR_ON_DEMAND_FRACTION * on_demand_usd_per_hour[pool]
+    share = _ratio(
+        np.bincount(pool, weights=duration * near, minlength=count),
+        total,
+        (current > NEAR_ON_DEMAND_FRACTION * on_demand_usd_per_hour).astype(float),
+    )
+    figures["share_near_on_demand"] = np.where(np.isnan(on_demand_usd_per_hour), np.nan, share)
+    same_pool = np.r_[False, pool[1:] == pool[:-1]]
+    previous = np.r_[np.nan, price[:-1]]
+    changed = same_pool & (price != previous) & (time_s > start_s) & (time_s <= as_of_s)
+    figures["changes_90d"] = np.bincount(pool, weights=changed, minlength=count).astype(int)
+    return figures
+
+
+def _window(
+    pool: np.ndarray, time_s: np.ndarray, segment_end: np.ndarray, start_s: float, count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each segment's seconds inside ``[start_s, end]``, and their total per pool."""
+    duration = np.clip(segment_end - np.maximum(time_s, start_s), 0.0, None)
+    return duration, np.bincount(pool, weights=duration, minlength=count)
+
+
+def _ratio(numerator: np.ndarray, total: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """numerator / total, or ``fallback`` where a pool covers no time (its only price starts
+    exactly at ``as_of``)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, numerator / np.where(total > 0, total, 1.0), fallback)
+
+
+def _weighted_quantile(
+    pool: np.ndarray,
+    price: np.ndarray,
+    duration: np.ndarray,
+    total: np.ndarray,
+    quantile: float,
+    fallback: np.ndarray,
+) -> np.ndarray:
+    """Per pool, the smallest price held for at least ``quantile`` of the covered time."""
+    order = np.lexsort((price, pool))
+    pools, prices, weights = pool[order], price[order], duration[order]
+    cumulative = np.cumsum(weights)
+    group_start = np.r_[True, pools[1:] != pools[:-1]]
+    offset = np.maximum.accumulate(np.where(group_start, cumulative - weights, 0.0))
+    within = cumulative - offset
+    # A relative tolerance keeps float rounding from skipping the exact quantile.
+    reached = (within >= quantile * total[pools] * (1 - 1e-12)) & (weights > 0)
+    first = np.full(total.size, price.size, dtype=np.int64)
+    np.minimum.at(first, pools[reached], np.flatnonzero(reached))
+    found = first < price.size
+    result = fallback.copy()
+    result[found] = prices[first[found]]
+    return result
+
+
+def _price_rows(
+    session: Session,
+    *,
+    as_of: datetime,
+    regions: Collection[str] | None,
+    instance_types: Collection[str] | None,
+    product_description: str,
+) -> pd.DataFrame:
+    """The price rows of the selected pools: every change in the longest window, plus each
+    pool's last change at or before its start (one UNION ALL query), sorted by pool and time,
+    with ``pool`` numbering the pools 0..n-1 and ``time_s`` in epoch seconds."""
+    table = SpotPriceModel.__table__
+    start = as_of - timedelta(days=max(WINDOW_DAYS))
+    conditions = [
+        table.c.product_description == product_description,
+        *_narrowing(table, regions, instance_types),
+    ]
+    pool_columns = (table.c.region, table.c.zone, table.c.instance_type)
+    opening = (
+        sa.select(*pool_columns, sa.func.max(table.c.timestamp).label("timestamp"))
+        .where(*conditions, table.c.timestamp <= start)
+        .group_by(*pool_columns)
+        .subquery()
+    )
+    columns = (
+        table.c.region,
+        table.c.zone,
+        table.c.availability_zone,
+        table.c.availability_zone_id,
+        table.c.instance_type,
+        _epoch_seconds(table.c.timestamp, session.get_bind().dialect.name).label("time_s"),
+        table.c.price_usd_per_hour,
+        table.c.source,
+    )
+    before = (
+        sa.select(*columns)
+        .join(
+            opening,
+            sa.and_(
+                table.c.region == opening.c.region,
+                table.c.zone == opening.c.zone,
+                table.c.instance_type == opening.c.instance_type,
+                table.c.timestamp == opening.c.timestamp,
+            ),
+        )
+        .where(table.c.product_description == product_description)
+    )
+    inside = sa.select(*columns).where(
+        *conditions, table.c.timestamp > start, table.c.timestamp <= as_of
+    )
+    names = [
+        "region",
+        "zone",
+        "availability_zone",
+        "availability_zone_id",
+        "instance_type",
+        "time_s",
+        "price",
+        "source",
+    ]
+    # Columns straight from the cursor's tuples: building a frame from Row objects is ~5x slower.
+    rows = session.execute(sa.union_all(before, inside)).tuples().all()
+    frame = pd.DataFrame(dict(zip(names, zip(*rows, strict=True), strict=True)), columns=names)
+    if frame.empty:
+        return frame
+    frame["time_s"] = frame["time_s"].astype(float)
+    frame["price"] = frame["price"].astype(float)
+    frame = frame.sort_values(["region", "zone", "instance_type", "time_s"], kind="stable")
+    frame["pool"] = frame.groupby(["region", "zone", "instance_type"], sort=False).ngroup()
+    return frame.reset_index(drop=True)
+
+
+def _epoch_seconds(column: Any, dialect: str) -> Any:
+    """``column`` as epoch seconds computed by the database, which spares building a Python
+    datetime per row (most of the read time on large histories)."""
+    if dialect == "sqlite":
+        # julianday() is a double of days: about 40 microseconds of resolution, so round to ms.
+        return sa.func.round((sa.func.julianday(column) - 2440587.5) * 86400.0, 3)
+    return sa.extract("epoch", column)
+
+
+def _placement_scores(
+    session: Session, *, as_of: datetime, regions: Collection[str] | None
+) -> dict[tuple[str, str], list[Any]]:
+    """The latest placement answer at or before ``as_of`` per (region, scope, types asked,
+    capacity), grouped by (region, scope)."""
+    table = PlacementScoreModel.__table__
+    group = (table.c.region, table.c.scope, table.c.instance_types, table.c.target_capacity)
+    conditions = [table.c.observed_at <= as_of]
+    if regions:
+        conditions.append(table.c.region.in_(list(regions)))
+    latest = (
+        sa.select(*group, sa.func.max(table.c.observed_at).label("observed_at"))
+        .where(*conditions)
+        .group_by(*group)
+        .subquery()
+    )
+    query = sa.select(
+        table.c.region,
+        table.c.scope,
+        table.c.instance_types,
+        table.c.target_capacity,
+        table.c.score,
+        table.c.source,
+        table.c.observed_at,
+    ).join(
+        latest,
+        sa.and_(
+            table.c.region == latest.c.region,
+            table.c.scope == latest.c.scope,
+            table.c.instance_types == latest.c.instance_types,
+            table.c.target_capacity == latest.c.target_capacity,
+            table.c.observed_at == latest.c.observed_at,
+        ),
+    )
+    grouped: dict[tuple[str, str], list[Any]] = {}
+    for row in session.execute(query):
+        grouped.setdefault((row.region, row.scope), []).append(row)
+    return grouped
+
+
+def _pool_placement(
+    placements: dict[tuple[str, str], list[Any]],
+    region: str,
+    zone_id: str | None,
+    instance_type: str,
+) -> tuple[dict[int, int], str | None, datetime | None]:
+    """A pool's scores per target capacity: from the AZ-level answers for its AZ ID, else the
+    region-level ones. Among answers that asked about the type, the narrowest question (fewest
+    types) wins, then the newest."""
+    for scope in (zone_id, "region"):
+        if scope is None:
+            continue
+        best: dict[int, Any] = {}
+        for row in placements.get((region, scope), ()):
+            asked = row.instance_types.split(",")
+            if instance_type not in asked:
+                continue
+            rank = (-len(asked), row.observed_at)
+            held = best.get(row.target_capacity)
+            if held is None or rank > (-len(held.instance_types.split(",")), held.observed_at):
+                best[row.target_capacity] = row
+        if best:
+            newest = max(best.values(), key=lambda row: row.observed_at)
+            scores = {capacity: int(row.score) for capacity, row in sorted(best.items())}
+            return scores, newest.source, newest.observed_at
+    return {}, None, None
+
+
+def _advisor(
+    session: Session,
+    *,
+    as_of: datetime,
+    regions: Collection[str] | None,
+    operating_system: str,
+) -> dict[tuple[str, str], Any]:
+    """The latest Spot Advisor entry at or before ``as_of`` per (region, instance type)."""
+    table = InterruptionFrequencyModel.__table__
+    conditions = [table.c.observed_at <= as_of, table.c.operating_system == operating_system]
+    if regions:
+        conditions.append(table.c.region.in_(list(regions)))
+    latest = (
+        sa.select(
+            table.c.region,
+            table.c.instance_type,
+            sa.func.max(table.c.observed_at).label("observed_at"),
+        )
+        .where(*conditions)
+        .group_by(table.c.region, table.c.instance_type)
+        .subquery()
+    )
+    query = (
+        sa.select(table)
+        .join(
+            latest,
+            sa.and_(
+                table.c.region == latest.c.region,
+                table.c.instance_type == latest.c.instance_type,
+                table.c.observed_at == latest.c.observed_at,
+            ),
+        )
+        .where(table.c.operating_system == operating_system)
+    )
+    return {(row.region, row.instance_type): row for row in session.execute(query)}
+
+
+def _offered_zones(
+    session: Session,
+    *,
+    regions: Collection[str] | None,
+    instance_types: Collection[str] | None,
+) -> dict[tuple[str, str], tuple[str, ...]]:
+    table = OfferingModel.__table__
+    query = (
+        sa.select(table.c.region, table.c.instance_type, table.c.zone)
+        .where(*_narrowing(table, regions, instance_types))
+        .order_by(table.c.region, table.c.instance_type, table.c.zone)
+    )
+    zones: dict[tuple[str, str], list[str]] = {}
+    for row in session.execute(query):
+        zones.setdefault((row.region, row.instance_type), []).append(row.zone)
+    return {key: tuple(value) for key, value in zones.items()}
+
+
+def _narrowing(
+    table: Any,
+    regions: Collection[str] | None,
+    instance_types: Collection[str] | None,
+) -> list[sa.ColumnElement[bool]]:
+    conditions: list[sa.ColumnElement[bool]] = []
+    if regions:
+        conditions.append(table.c.region.in_(list(regions)))
+    if instance_types:
+        conditions.append(table.c.instance_type.in_(list(instance_types)))
+    return conditions
+
+
+def _operating_system(product_description: str) -> str:
+    """The on-demand and Advisor operating system matching a spot product description."""
+    return {"Linux/UNIX": "Linux", "Linux/UNIX (Amazon VPC)": "Linux"}.get(
+        product_description, product_description.replace(" (Amazon VPC)", "")
+    )
+
+
+def _as_of(as_of: datetime | None) -> datetime:
+    if as_of is None:
+        return datetime.now(UTC)
+    if as_of.tzinfo is None:
+        raise ValueError(f"as_of={as_of.isoformat()} is naive: pass an aware UTC datetime")
+    return as_of.astimezone(UTC)
+
+
+def _number(value: Any) -> float | None:
+    value = float(value)
+    return None if np.isnan(value) else value
+
+
+def _datetime(seconds: float) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+
+
+__all__ = ["OnDemandOffer", "PoolStats", "on_demand_offers", "pool_stats", "step_statistics"]
