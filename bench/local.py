@@ -103,10 +103,8 @@ class LocalServer:
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.process.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                pass
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -284,8 +282,9 @@ def wait_until_healthy(
                     return
             if time.monotonic() >= deadline:
                 raise LocalServerError(
-                    f"the vLLM server ({server.build} build) was not ready within {timeout_s:.0f} s "
-                    f"(raise --startup-timeout-s); log {server.log_path}, last lines: "
+                    f"the vLLM server ({server.build} build) was not ready within "
+                    f"{timeout_s:.0f} s (raise --startup-timeout-s); log {server.log_path}, "
+                    "last lines: "
                     f"{_one_line(server.log_tail(8))}"
                 )
             time.sleep(poll_interval_s)
