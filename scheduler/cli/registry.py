@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
     for name in ORACLE_COMMAND_MODULES:
         _import_if_present(name)
     app.add_typer(oracle.app, name="oracle")
+    app.add_typer(importlib.import_module("scheduler.cli.bench").app, name="bench")
 
 
 def _import_if_present(name: str) -> None:
