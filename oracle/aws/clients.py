@@ -1,7 +1,8 @@
 """The one place boto3 clients are built: per service and region, with retries and an endpoint.
 
 Throttling (RequestLimitExceeded, ThrottlingException, ...) is retried by botocore's "standard"
-retry mode: truncated exponential backoff with jitter, up to ``max_attempts`` attempts in all.
+retry mode: truncated exponential backoff with jitter, up to ``max_attempts`` attempts in all,
+the first call included (botocore's ``total_max_attempts``).
 ``endpoint_url`` points every client at one endpoint (moto's server in tests).
 """
 
@@ -73,7 +74,7 @@ class AwsClients:
 
     def config(self) -> Config:
         return Config(
-            retries={"max_attempts": self.max_attempts, "mode": "standard"},
+            retries={"total_max_attempts": self.max_attempts, "mode": "standard"},
             connect_timeout=self.connect_timeout_s,
             read_timeout=self.read_timeout_s,
         )

@@ -65,7 +65,9 @@ def test_offerings_carry_both_az_name_and_az_id(aws_clients: AwsClients) -> None
         assert offer.availability_zone is not None
         assert zone_ids[offer.availability_zone] == offer.availability_zone_id
     # The g5.xlarge is offered in some AZs of us-east-1, not in every one.
-    g5_zones = {offer.availability_zone for offer in offerings if offer.instance_type == "g5.xlarge"}
+    g5_zones = {
+        offer.availability_zone for offer in offerings if offer.instance_type == "g5.xlarge"
+    }
     assert 0 < len(g5_zones) <= len(zone_ids)
 
 

@@ -19,7 +19,9 @@ from oracle.aws.placement import (
 from .conftest import placement_response, stub
 
 
-def spec(name: str, gpu: str, count: int, memory_gib: int, vcpus: int, maker: str = "NVIDIA"):
+def spec(
+    name: str, gpu: str, count: int, memory_gib: int, vcpus: int, maker: str = "NVIDIA"
+) -> InstanceTypeSpec:
     return InstanceTypeSpec(
         instance_type=name,
         family=name.split(".")[0],
@@ -151,7 +153,10 @@ def test_scores_at_az_level_and_region_level(aws_clients: AwsClients, stubs: lis
         single_availability_zone=False,
     )
 
-    assert {(s.availability_zone_id, s.score) for s in by_zone} == {("use1-az1", 9), ("use1-az4", 3)}
+    assert {(s.availability_zone_id, s.score) for s in by_zone} == {
+        ("use1-az1", 9),
+        ("use1-az4", 3),
+    }
     assert all(s.instance_types == tuple(asked) for s in by_zone)
     assert [(s.availability_zone_id, s.score, s.target_capacity) for s in by_region] == [
         (None, 7, 4)
