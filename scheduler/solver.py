@@ -38,9 +38,10 @@ The sparse hedge formulation: each hedge row holds ``T`` and only the spot pools
 group, so all hedge rows together hold n + (number of groups) non-zeros, instead of one dense
 row per group over every other pool (n x groups). The share rows have two non-zeros each.
 
-Solved with :func:`scipy.optimize.milp` (HiGHS), with a relative gap of 1e-9 so the answer is
-the optimum, not merely near it. The returned counts are then checked against every row,
-bound and integrality before they are trusted (:func:`check_solution`).
+Solved with HiGHS, through highspy (HiGHS's own binding, a newer release than the copy inside
+scipy) when it is installed, else through :func:`scipy.optimize.milp`; with a relative gap of
+1e-9 so the answer is the optimum, not merely near it. The returned counts are then checked
+against every row, bound and integrality before they are trusted (:func:`check_solution`).
 
 When the problem is infeasible, :func:`solve` finds which family of constraints stops it by
 adding them one at a time (caps, quotas, hedge, pool share, budget) and measuring the most the
@@ -49,9 +50,12 @@ earlier families allow; see :class:`Infeasibility`.
 
 from __future__ import annotations
 
+import functools
+import os
+import sys
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -68,6 +72,7 @@ MIP_ABS_GAP = 1e-9
 FEASIBILITY_TOL = 1e-6
 
 Family = Literal["capacity", "quota", "hedge", "pool_share", "budget"]
+Backend = Literal["auto", "highspy", "scipy"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,8 @@ class Infeasibility:
     achievable: float
     required: float
     binding: tuple[str, ...] = ()
+    #: Quota rows full in the best plan the earlier families allow (they limit it too).
+    tight_quotas: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,12 +149,18 @@ class SolverError(RuntimeError):
     """HiGHS returned something that fails the after-solve check (a bug, never user input)."""
 
 
-def solve(problem: Problem, *, time_limit_s: float | None = None) -> Solution:
-    """Solve ``problem`` to optimality; on infeasibility, say which family stops it."""
+def solve(
+    problem: Problem, *, time_limit_s: float | None = None, backend: Backend = "auto"
+) -> Solution:
+    """Solve ``problem`` to optimality; on infeasibility, say which family stops it.
+
+    ``backend``: "highspy" (HiGHS's own Python binding), "scipy" (:func:`scipy.optimize.milp`,
+    the HiGHS copy bundled in scipy) or "auto" (highspy when installed, else scipy).
+    """
     _validate(problem)
     started = time.perf_counter()
     model = _build(problem)
-    result = _run_milp(model, time_limit_s=time_limit_s)
+    result = _run_milp(model, time_limit_s=time_limit_s, backend=backend)
     if result is None:
         infeasibility = diagnose(problem)
         return _infeasible(problem, infeasibility, time.perf_counter() - started)
@@ -216,9 +229,10 @@ def diagnose(problem: Problem) -> Infeasibility:
         binding = _tight_quotas(problem, counts) if counts is not None else ()
         return Infeasibility("quota", most, required, binding)
     if problem.hedge:
-        after, groups = _max_after_loss(base)
+        after, groups, best = _max_after_loss(base)
         if after < problem.slo_tokens_per_second - FEASIBILITY_TOL:
-            return Infeasibility("hedge", after, problem.slo_tokens_per_second, groups)
+            tight = _tight_quotas(problem, best) if best is not None else ()
+            return Infeasibility("hedge", after, problem.slo_tokens_per_second, groups, tight)
     if problem.max_pool_share < 1:
         shared = _relaxed(problem, hedge=problem.hedge, share=False, budget=False)
         if _run_milp(_build(shared)) is not None:
@@ -343,14 +357,23 @@ def _build(problem: Problem) -> _Model:
 
 
 def _run_milp(
-    model: _Model, *, time_limit_s: float | None = None, c: NDArray[np.float64] | None = None
+    model: _Model, *, time_limit_s: float | None = None, backend: Backend = "auto"
 ) -> NDArray[np.float64] | None:
+    """The optimal column values, or None when the model is infeasible."""
+    highspy = _highspy() if backend != "scipy" else None
+    if backend == "highspy" and highspy is None:
+        raise SolverError("highspy is not installed: pip install highspy, or use backend scipy")
+    if highspy is None:
+        return _run_scipy(model, time_limit_s=time_limit_s)
+    return _run_highspy(highspy, model, time_limit_s=time_limit_s)
+
+
+def _run_scipy(model: _Model, *, time_limit_s: float | None = None) -> NDArray[np.float64] | None:
     options: dict[str, float | bool] = {"mip_rel_gap": MIP_REL_GAP, "disp": False}
-    # scipy exposes no absolute gap; the relative gap alone decides when HiGHS may stop.
     if time_limit_s is not None:
         options["time_limit"] = time_limit_s
     result = milp(
-        model.c if c is None else c,
+        model.c,
         integrality=model.integrality,
         bounds=Bounds(model.lower, model.upper),
         constraints=LinearConstraint(model.a, model.row_lower, model.row_upper),
@@ -361,6 +384,64 @@ def _run_milp(
     if result.x is None:
         raise SolverError(f"HiGHS stopped without a solution: {result.message}")
     return np.asarray(result.x)
+
+
+def _run_highspy(
+    highspy: Any, model: _Model, *, time_limit_s: float | None = None
+) -> NDArray[np.float64] | None:
+    """The same model through highspy, the HiGHS release newer than scipy's copy (which also
+    prints debugging lines on stdout during some MIP solves)."""
+    inf = highspy.kHighsInf
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    highs.setOptionValue("mip_rel_gap", MIP_REL_GAP)
+    highs.setOptionValue("mip_abs_gap", MIP_ABS_GAP)
+    if time_limit_s is not None:
+        highs.setOptionValue("time_limit", float(time_limit_s))
+    lp = highspy.HighsLp()
+    lp.num_col_ = len(model.c)
+    lp.num_row_ = model.a.shape[0]
+    lp.col_cost_ = model.c
+    lp.col_lower_ = model.lower
+    lp.col_upper_ = np.where(np.isfinite(model.upper), model.upper, inf)
+    lp.row_lower_ = np.where(np.isfinite(model.row_lower), model.row_lower, -inf)
+    lp.row_upper_ = np.where(np.isfinite(model.row_upper), model.row_upper, inf)
+    matrix = model.a.tocsr()
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.start_ = matrix.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
+    lp.a_matrix_.value_ = matrix.data.astype(np.float64)
+    kinds = highspy.HighsVarType
+    lp.integrality_ = [kinds.kInteger if i else kinds.kContinuous for i in model.integrality]
+    highs.passModel(lp)
+    highs.run()
+    status = highs.getModelStatus()
+    if status == highspy.HighsModelStatus.kInfeasible:
+        return None
+    if status != highspy.HighsModelStatus.kOptimal:
+        raise SolverError(f"HiGHS stopped without an optimal solution: {status}")
+    return np.asarray(highs.getSolution().col_value, dtype=np.float64)
+
+
+@functools.cache
+def _highspy() -> Any:
+    """highspy when installed (else None: scipy's milp is used)."""
+    try:
+        import highspy
+    except ImportError:
+        return None
+    # The first Highs() of a process prints a banner on stdout, which would corrupt
+    # `--format json`; build it once with stdout pointed at /dev/null.
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    return highspy
 
 
 # --- describing a solution ----------------------------------------------------------------
@@ -413,24 +494,31 @@ def _after_worst_loss(problem: Problem, x: NDArray[np.float64]) -> tuple[float, 
 
 
 def _binding(problem: Problem, x: NDArray[np.float64], total: float) -> tuple[str, ...]:
-    tol = 1e-6
+    """Rows that hold within one instance of their limit: with integer counts a row rarely
+    holds with equality, but it binds when the plan could not give up a chosen instance (or
+    take one more, for upper limits) without breaking it."""
+    g = problem.goodput_tokens_per_second
+    chosen = x > 0
+    step = float(g[chosen].max()) if chosen.any() else 0.0
     names: list[str] = []
-    if total <= problem.required_tokens_per_second * (1 + tol):
+    if total - problem.required_tokens_per_second < step:
         names.append("throughput")
     if problem.hedge:
-        lost = _group_sums(problem, problem.goodput_tokens_per_second * x)
+        lost = _group_sums(problem, g * x)
         for name, value in zip(problem.hedge_group_names, lost, strict=True):
-            if value > 0 and total - value <= problem.slo_tokens_per_second * (1 + tol):
+            if value > 0 and total - value - problem.slo_tokens_per_second < step:
                 names.append(f"hedge:{name}")
     if problem.quota_row is not None:
         names += [f"quota:{name}" for name in _tight_quotas(problem, x.astype(np.int64))]
     if problem.max_pool_share < 1:
-        shares = problem.goodput_tokens_per_second * x
-        if np.any((shares > 0) & (shares >= problem.max_pool_share * total * (1 - tol))):
+        shares = g * x
+        if np.any(chosen & (shares + g > problem.max_pool_share * (total + g))):
             names.append("pool_share")
     budget = problem.budget_usd_per_hour
-    if budget is not None and float(problem.cost_usd_per_hour @ x) >= budget * (1 - tol):
-        names.append("budget")
+    if budget is not None and chosen.any():
+        cost = float(problem.cost_usd_per_hour @ x)
+        if cost + float(problem.cost_usd_per_hour[chosen].min()) > budget:
+            names.append("budget")
     return tuple(names)
 
 
@@ -538,9 +626,11 @@ def _max_throughput(problem: Problem) -> float:
     return float(problem.goodput_tokens_per_second @ counts)
 
 
-def _max_after_loss(problem: Problem) -> tuple[float, tuple[str, ...]]:
-    """The most throughput a plan can keep after its worst group loss, and the groups that cap
-    it (where losing the group leaves exactly that much).
+def _max_after_loss(
+    problem: Problem,
+) -> tuple[float, tuple[str, ...], NDArray[np.int64] | None]:
+    """The most throughput a plan can keep after its worst group loss, the groups that cap it
+    (where losing the group leaves exactly that much), and that plan's counts.
 
     Adds a column ``w`` with ``T - spot_a - w >= 0`` for every group and maximises ``w``.
     """
@@ -575,7 +665,7 @@ def _max_after_loss(problem: Problem) -> tuple[float, tuple[str, ...]]:
     )
     result = _run_milp(extended)
     if result is None:
-        return 0.0, ()
+        return 0.0, (), None
     x = np.rint(result[:n])
     total = float(g @ x)
     lost = _group_sums(problem, g * x)
@@ -594,4 +684,4 @@ def _max_after_loss(problem: Problem) -> tuple[float, tuple[str, ...]]:
             for name, value in zip(problem.hedge_group_names, obtainable, strict=True)
             if value > 0
         )
-    return after, capping
+    return after, capping, x.astype(np.int64)

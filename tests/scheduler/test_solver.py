@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scheduler.solver import (
+    Backend,
     Problem,
     SolverError,
     check_solution,
@@ -78,11 +79,12 @@ def brute_force(problem: Problem) -> float | None:
     return best
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(problems())
-def test_solver_matches_brute_force(problem: Problem) -> None:
+@pytest.mark.parametrize("backend", ["highspy", "scipy"])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=problems())
+def test_solver_matches_brute_force(problem: Problem, backend: Backend) -> None:
     expected = brute_force(problem)
-    solution = solve(problem)
+    solution = solve(problem, backend=backend)
     if expected is None:
         assert solution.status == "infeasible"
         assert solution.infeasibility is not None

@@ -1,0 +1,154 @@
+"""The planner: the cheapest pool mix that meets a throughput SLO, explained.
+
+:func:`make_plan` reads the oracle (:mod:`scheduler.planning.load`), turns its facts into priced
+and capped candidate pools (:mod:`scheduler.planning.candidates`), builds and solves the MILP
+(:mod:`scheduler.planning.problem`, :mod:`scheduler.solver`, where the mathematics is written
+out), and explains the answer: binding constraints, baselines on the same data
+(:mod:`scheduler.planning.baselines`), and the source and age of every kind of fact
+(:mod:`scheduler.planning.explain`). :func:`plan_from_data` is the same without a database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+
+from oracle.errors import OracleError
+from scheduler.config import PlannerConfig
+from scheduler.planning import explain
+from scheduler.planning.baselines import compute_baselines
+from scheduler.planning.candidates import PlanningData, build_candidates
+from scheduler.planning.load import load_planning_data
+from scheduler.planning.model import (
+    Allocation,
+    Baseline,
+    Binding,
+    DataAge,
+    Plan,
+    PoolKey,
+    RunningInstance,
+)
+from scheduler.planning.problem import allocations, build_problem
+from scheduler.solver import solve
+
+__all__ = [
+    "Allocation",
+    "Baseline",
+    "Binding",
+    "DataAge",
+    "InfeasiblePlanError",
+    "Plan",
+    "PoolKey",
+    "RunningInstance",
+    "make_plan",
+    "plan_from_data",
+]
+
+
+class InfeasiblePlanError(OracleError):
+    """No plan meets the SLO under the constraints; the message says which one and how to relax
+    it. The command line exits with code 1."""
+
+    exit_code = 1
+
+
+def make_plan(
+    engine: Engine,
+    *,
+    config: PlannerConfig,
+    slo_tokens_per_second: float,
+    model: str | None = None,
+    as_of: datetime | None = None,
+    running: Sequence[RunningInstance] = (),
+    exclude_pools: Collection[PoolKey] = (),
+) -> Plan:
+    """Plan ``model`` (default: the configured one) at the SLO on the data known at ``as_of``."""
+    started = time.perf_counter()
+    data = load_planning_data(engine, config=config, model=model or config.model, as_of=as_of)
+    load_s = time.perf_counter() - started
+    plan = plan_from_data(
+        data,
+        config=config,
+        slo_tokens_per_second=slo_tokens_per_second,
+        running=running,
+        exclude_pools=exclude_pools,
+    )
+    plan.timing_s["load"] = load_s
+    plan.timing_s["total"] = time.perf_counter() - started
+    return plan
+
+
+def plan_from_data(
+    data: PlanningData,
+    *,
+    config: PlannerConfig,
+    slo_tokens_per_second: float,
+    running: Sequence[RunningInstance] = (),
+    exclude_pools: Collection[PoolKey] = (),
+    with_baselines: bool = True,
+) -> Plan:
+    """The plan on facts already loaded; raises :class:`InfeasiblePlanError` when none exists."""
+    if slo_tokens_per_second <= 0:
+        raise OracleError(f"the SLO must be above 0 tok/s, got {slo_tokens_per_second}")
+    started = time.perf_counter()
+    candidate_set = build_candidates(data, config, exclude_pools=exclude_pools)
+    if not candidate_set.candidates:
+        raise InfeasiblePlanError(explain.no_candidates_message(candidate_set, data.model))
+    running_counts: dict[PoolKey, int] = {}
+    for instance in running:
+        running_counts[instance.pool] = running_counts.get(instance.pool, 0) + instance.count
+    planning = build_problem(
+        candidate_set.candidates,
+        config=config,
+        quotas=data.quotas,
+        slo_tokens_per_second=slo_tokens_per_second,
+        running=running_counts,
+    )
+    build_s = time.perf_counter() - started
+    solution = solve(planning.problem)
+    if solution.infeasibility is not None:
+        raise InfeasiblePlanError(
+            explain.infeasibility_message(planning, solution.infeasibility, config)
+        )
+    counts = solution.counts.tolist()
+    chosen = [c for c, count in zip(planning.candidates, counts, strict=True) if count > 0]
+    baselines_started = time.perf_counter()
+    baselines: dict[str, Baseline] = {}
+    if with_baselines:
+        baselines = compute_baselines(
+            planning,
+            config=config,
+            quotas=data.quotas,
+            slo_tokens_per_second=slo_tokens_per_second,
+            plan_cost_usd_per_hour=solution.cost_usd_per_hour,
+        )
+    baselines_s = time.perf_counter() - baselines_started
+    ages = explain.data_ages(chosen, planning, data.as_of)
+    interruption = sum(
+        c.interruption_usd_per_hour * count
+        for c, count in zip(planning.candidates, counts, strict=True)
+    )
+    return Plan(
+        model=data.model,
+        as_of=data.as_of,
+        hedge=config.hedge,
+        slo_tokens_per_second=slo_tokens_per_second,
+        required_tokens_per_second=planning.problem.required_tokens_per_second,
+        allocations=allocations(planning.candidates, counts),
+        tokens_per_second=solution.tokens_per_second,
+        tokens_per_second_after_worst_loss=solution.tokens_per_second_after_worst_loss,
+        worst_loss=solution.worst_loss_group,
+        cost_usd_per_hour=solution.cost_usd_per_hour,
+        price_usd_per_hour=solution.cost_usd_per_hour - interruption,
+        interruption_usd_per_hour=interruption,
+        switching_usd_per_hour=solution.switching_usd_per_hour,
+        binding=explain.bindings(planning, solution),
+        baselines=baselines,
+        data=ages,
+        warnings=explain.warnings(chosen, ages, config),
+        candidates=len(planning.candidates),
+        timing_s={"build": build_s, "solve": solution.solve_s, "baselines": baselines_s},
+    )

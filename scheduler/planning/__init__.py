@@ -1,0 +1,1 @@
+"""The planner's parts: candidates, the MILP's arrays, baselines, explanations, formats."""

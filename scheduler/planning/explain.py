@@ -1,0 +1,227 @@
+"""Plain words for a plan: which constraints bind, why none exists, and what the data is worth."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import numpy as np
+
+from scheduler.config import PlannerConfig
+from scheduler.planning.candidates import Candidate, CandidateSet
+from scheduler.planning.model import Binding, DataAge
+from scheduler.planning.problem import PlanningProblem
+from scheduler.solver import Infeasibility, Solution
+
+#: The kinds of fact whose age is held against planner.staleness_limit_hours.
+STALENESS_CHECKED = ("spot prices", "placement scores")
+
+
+def bindings(planning: PlanningProblem, solution: Solution) -> list[Binding]:
+    """Each constraint that holds with equality at the optimum, in words."""
+    rows = {row.name: row for row in planning.quota_rows}
+    problem = planning.problem
+    out: list[Binding] = []
+    for name in solution.binding:
+        kind, _, detail = name.partition(":")
+        if kind == "throughput":
+            out.append(
+                Binding(
+                    "throughput",
+                    f"capacity meets the required {problem.required_tokens_per_second:,.0f} tok/s "
+                    "with no whole instance to spare",
+                )
+            )
+        elif kind == "hedge":
+            out.append(
+                Binding(
+                    name,
+                    f"{planning.group_kind} hedge: losing every spot instance in {detail} leaves "
+                    f"exactly the SLO of {problem.slo_tokens_per_second:,.0f} tok/s",
+                )
+            )
+        elif kind == "quota":
+            row = rows[detail]
+            out.append(
+                Binding(
+                    f"quota:{row.quota_code}:{row.region}",
+                    f"vCPU quota {row.description}: {row.limit_vcpus:,.0f} vCPUs "
+                    f"(from {row.source}) leaves no room for another instance",
+                )
+            )
+        elif kind == "pool_share":
+            out.append(
+                Binding(
+                    "pool_share",
+                    f"planner.max_pool_share = {problem.max_pool_share:g} limits a pool's share",
+                )
+            )
+        elif kind == "budget":
+            out.append(
+                Binding("budget", f"the budget of ${problem.budget_usd_per_hour:,.2f}/h is spent")
+            )
+    for p in np.flatnonzero(solution.at_cap):
+        candidate = planning.candidates[int(p)]
+        if candidate.cap_source:
+            out.append(
+                Binding(
+                    f"cap:{_pool_name(candidate)}",
+                    f"{_pool_name(candidate)} is at its obtainable count of {candidate.cap:g} "
+                    + (
+                        f"(placement score {candidate.placement_score})"
+                        if candidate.cap_source == "placement-score"
+                        else "(no placement score: planner.default_spot_cap)"
+                    ),
+                )
+            )
+    return out
+
+
+def infeasibility_message(
+    planning: PlanningProblem, infeasibility: Infeasibility, config: PlannerConfig
+) -> str:
+    """One sentence: what stops a plan, by how much, and how to relax it."""
+    problem = planning.problem
+    need = problem.required_tokens_per_second
+    family = infeasibility.family
+    if family == "capacity":
+        return (
+            f"the obtainable capacity of the {problem.n} candidate pools is "
+            f"{infeasibility.achievable:,.0f} tok/s, short of the {need:,.0f} tok/s needed; "
+            "allow more regions or instance types, lower planner.min_placement_score or raise "
+            "planner.default_spot_cap"
+        )
+    if family == "quota":
+        rows = {row.name: row for row in planning.quota_rows}
+        tight = [rows[name] for name in infeasibility.binding if name in rows]
+        raise_what = (
+            "raise " + ", ".join(f"{row.description}" for row in tight[:3])
+            if tight
+            else "raise the vCPU quotas"
+        )
+        hedge = " or relax the hedge" if problem.hedge else ""
+        return (
+            f"quotas allow {infeasibility.achievable:,.0f} tok/s in the allowed regions, short "
+            f"of the {need:,.0f} tok/s needed; {raise_what}{hedge} "
+            "(Service Quotas, or [planner.quotas] in config.toml)"
+        )
+    if family == "hedge":
+        where = ", ".join(infeasibility.binding[:3]) or "any"
+        rows = {row.name: row for row in planning.quota_rows}
+        tight = [rows[name] for name in infeasibility.tight_quotas if name in rows]
+        quota = "".join(f", raise {row.description}" for row in tight[:2])
+        return (
+            f"with hedge = {config.hedge!r}, at most {infeasibility.achievable:,.0f} tok/s "
+            f"survive losing the spot capacity of the worst {planning.group_kind} ({where}), "
+            f"short of the SLO of {problem.slo_tokens_per_second:,.0f} tok/s; allow on-demand "
+            f"(planner.markets), more regions or instance types{quota}, or relax planner.hedge"
+        )
+    if family == "pool_share":
+        return (
+            f"with planner.max_pool_share = {problem.max_pool_share:g} at most "
+            f"{infeasibility.achievable:,.0f} tok/s can be planned, short of the {need:,.0f} "
+            "tok/s needed; raise planner.max_pool_share"
+        )
+    return (
+        f"the cheapest plan costs ${infeasibility.achievable:,.2f}/h, above the budget of "
+        f"${infeasibility.required:,.2f}/h; raise planner.budget_usd_per_hour (0 = no budget)"
+    )
+
+
+def no_candidates_message(candidates: CandidateSet, model: str) -> str:
+    reasons = sorted(candidates.excluded.items(), key=lambda item: -item[1])
+    why = "; ".join(f"{count} pools: {reason}" for reason, count in reasons[:4])
+    return (
+        f"no pool can serve {model}: {why or 'the oracle holds no prices'}; sync or import "
+        "prices (`scheduler oracle sync`), record goodput (`scheduler bench run`), or widen the "
+        "planner's filters"
+    )
+
+
+def data_ages(
+    chosen: Sequence[Candidate], planning: PlanningProblem, as_of: datetime
+) -> list[DataAge]:
+    spot = [c for c in chosen if c.pool.market == "spot" and c.stats is not None]
+    facts: dict[str, list[tuple[str | None, datetime | None]]] = {
+        "spot prices": [(c.price_source, c.price_observed_at) for c in spot],
+        "on-demand prices": [
+            (c.offer.source, c.offer.observed_at) for c in chosen if c.offer is not None
+        ],
+        "placement scores": [
+            (c.stats.placement_source, c.stats.placement_observed_at)
+            for c in spot
+            if c.stats is not None and c.stats.placement_source
+        ],
+        "interruption bands": [
+            (c.stats.advisor_source, c.stats.advisor_observed_at)
+            for c in spot
+            if c.stats is not None and c.stats.advisor_source
+        ],
+        "goodput": [(c.goodput.source, c.goodput.observed_at) for c in chosen],
+        "quotas": [(row.source, row.observed_at) for row in planning.quota_rows],
+    }
+    return [_age(kind, pairs, as_of) for kind, pairs in facts.items() if pairs]
+
+
+def warnings(
+    chosen: Sequence[Candidate], ages: Iterable[DataAge], config: PlannerConfig
+) -> list[str]:
+    out: list[str] = []
+    sample = [age.kind for age in ages if "sample" in age.sources]
+    if sample:
+        out.append(
+            f"{', '.join(sample)} are SAMPLE data (synthetic, generated locally), not AWS's: "
+            "sync real data with `scheduler oracle sync` before acting on this plan"
+        )
+    for source, word in (("reference", "published reference"), ("estimated", "estimated")):
+        types = sorted({c.pool.instance_type for c in chosen if c.goodput.source == source})
+        if types:
+            out.append(
+                f"goodput of {', '.join(types)} is {word}, not measured on your setup: "
+                "measure it with `scheduler bench run`"
+            )
+    for age in ages:
+        # List prices, bands, goodput and quotas change rarely; market facts go stale.
+        if age.kind not in STALENESS_CHECKED:
+            continue
+        if age.age_hours is not None and age.age_hours > config.staleness_limit_hours:
+            out.append(
+                f"{age.kind} are {_hours(age.age_hours)} old, older than "
+                f"planner.staleness_limit_hours = {config.staleness_limit_hours:g}"
+            )
+    unscored = sorted({_pool_name(c) for c in chosen if c.cap_source == "default"})
+    if unscored:
+        out.append(
+            f"{len(unscored)} chosen spot pool(s) have no placement score and are capped at "
+            f"planner.default_spot_cap = {config.default_spot_cap}: {', '.join(unscored[:4])}"
+        )
+    unbanded = sorted({_pool_name(c) for c in chosen if not c.band_known})
+    if unbanded:
+        out.append(
+            f"{len(unbanded)} chosen spot pool(s) have no Spot Advisor band and are priced at "
+            f"the worst band (>20%): {', '.join(unbanded[:4])}"
+        )
+    return out
+
+
+def _age(
+    kind: str, pairs: Sequence[tuple[str | None, datetime | None]], as_of: datetime
+) -> DataAge:
+    sources = tuple(sorted({source for source, _ in pairs if source}))
+    times = [observed for _, observed in pairs if observed is not None]
+    oldest = min(times) if times else None
+    newest = max(times) if times else None
+    # The age is that of the newest fact: a pool whose spot price has not changed for days is
+    # not stale when its neighbours' prices changed an hour ago.
+    age = (as_of - newest).total_seconds() / 3600.0 if newest is not None else None
+    return DataAge(kind, sources, oldest, newest, age)
+
+
+def _hours(hours: float) -> str:
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"
+
+
+def _pool_name(candidate: Candidate) -> str:
+    pool = candidate.pool
+    where = pool.zone or pool.region
+    return f"{pool.instance_type} {pool.market} in {where}"

@@ -1,0 +1,106 @@
+"""Reading what a plan needs from the oracle, in one short read-only session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from oracle.capacity import unavailable_pools
+from oracle.db import session_factory
+from oracle.errors import OracleError
+from oracle.models import BenchmarkRunModel, InstanceTypeModel, OnDemandPriceModel, SpotPriceModel
+from oracle.quotas import latest_quotas
+from scheduler.config import PlannerConfig, Settings
+from scheduler.planning.candidates import InstanceSpec, PlanningData
+
+
+def load_planning_data(
+    engine: Engine, *, config: PlannerConfig, model: str, as_of: datetime | None = None
+) -> PlanningData:
+    """Every fact a plan for ``model`` stands on, as known at ``as_of`` (default: now)."""
+    from oracle.goodput import best_goodput
+    from oracle.stats import on_demand_offers, pool_stats
+
+    as_of = as_of or datetime.now(UTC)
+    regions = config.regions_allow or None
+    types = config.instance_types_allow or None
+    with session_factory(engine)() as session:
+        goodput = best_goodput(session, model=model)
+        if types is None:
+            types = sorted(goodput)
+        stats = pool_stats(session, as_of=as_of, regions=regions, instance_types=types)
+        offers = on_demand_offers(session, as_of=as_of, regions=regions, instance_types=types)
+        specs = {
+            row.instance_type: InstanceSpec(
+                row.instance_type,
+                row.vcpus,
+                row.accelerator_name,
+                row.accelerator_count,
+                row.accelerator_memory_mib_each,
+            )
+            for row in session.scalars(sa.select(InstanceTypeModel))
+        }
+        quotas = latest_quotas(session, as_of=as_of, regions=regions)
+        unavailable = unavailable_pools(session, as_of=as_of)
+    return PlanningData(
+        as_of=as_of,
+        model=model,
+        pool_stats=stats,
+        on_demand=offers,
+        goodput=goodput,
+        instance_specs=specs,
+        quotas=quotas,
+        unavailable=unavailable,
+    )
+
+
+def ensure_planning_data(
+    engine: Engine,
+    *,
+    settings: Settings,
+    model: str,
+    on_progress: Callable[[str, int], None] | None = None,
+) -> list[str]:
+    """On an empty oracle, ingest the embedded sample market and the reference goodput figures
+    so that a first plan works; return what was done, in words (empty when nothing was)."""
+    done: list[str] = []
+    with session_factory(engine)() as session:
+        has_prices = session.scalar(sa.select(SpotPriceModel.id).limit(1)) is not None
+        has_prices = has_prices or (
+            session.scalar(sa.select(OnDemandPriceModel.id).limit(1)) is not None
+        )
+        has_goodput = (
+            session.scalar(
+                sa.select(BenchmarkRunModel.id).where(BenchmarkRunModel.model == model).limit(1)
+            )
+            is not None
+        )
+    if not has_prices:
+        try:
+            from oracle.sample import ingest_sample
+        except ImportError as error:
+            raise OracleError(
+                "the oracle holds no prices: run `scheduler oracle sync` or "
+                "`scheduler oracle import FILE` first"
+            ) from error
+        rows = ingest_sample(engine, seed=settings.oracle.sample_seed, on_progress=on_progress)
+        done.append(
+            f"the oracle was empty: ingested the embedded SAMPLE market "
+            f"({sum(rows.values()):,} rows, seed {settings.oracle.sample_seed})"
+        )
+    if not has_goodput:
+        try:
+            from bench.reference import ensure_goodput_figures
+        except ImportError as error:
+            raise OracleError(
+                f"no goodput figures for {model}: run `scheduler bench run` first"
+            ) from error
+        added = ensure_goodput_figures(engine, model=model)
+        if added:
+            done.append(
+                f"no goodput measured for {model}: stored {added} reference and estimated figures"
+            )
+    return done
