@@ -1,11 +1,13 @@
 """One streaming request to an OpenAI-compatible server, timed token by token.
 
-Timing definitions (the same as ``vllm bench serve``, so figures compare):
-- TTFT: from sending the request to the first chunk that carries generated text;
-- ITL: every gap between consecutive text-carrying chunks;
-- TPOT: (end-to-end latency - TTFT) / (output tokens - 1);
-- output tokens: ``usage.completion_tokens`` of the final usage chunk, else the count of
-  text-carrying chunks (a server without usage support sends one token per chunk).
+Timing definitions (those of ``vllm bench serve``, so that figures compare):
+- TTFT: from sending the request to the first chunk carrying a choice (vLLM sends its chat
+  role chunk together with the first token, after prefill);
+- ITL: every gap between consecutive token chunks (chunks with a choice, except the chat
+  role-only chunk; vLLM sends one per generated token, even when its text is empty);
+- latency: from sending to the last token chunk; TPOT: (latency - TTFT) / (output tokens - 1);
+- output tokens: ``usage.completion_tokens`` of the final usage chunk, else the count of token
+  chunks (a server without usage support).
 """
 
 from __future__ import annotations
@@ -186,13 +188,14 @@ async def _read_stream(response: httpx.Response, result: RequestResult, started:
         if event.kind is EventKind.error:
             result.error = f"error event mid stream: {event.error}"
             return
-        if event.text:
-            counted_tokens += 1
-            if last_token_at is None:
+        if event.has_choices:
+            if result.ttft_s is None:
                 result.ttft_s = now - started
-            else:
-                result.itl_s.append(now - last_token_at)
-            last_token_at = now
+            if not event.role_only:
+                counted_tokens += 1
+                if last_token_at is not None:
+                    result.itl_s.append(now - last_token_at)
+                last_token_at = now
         if event.completion_tokens is not None:
             result.output_tokens = event.completion_tokens
             result.input_tokens = event.prompt_tokens or 0
@@ -201,7 +204,7 @@ async def _read_stream(response: httpx.Response, result: RequestResult, started:
         result.error = "stream ended before [DONE] (connection dropped)"
         return
     if last_token_at is None:
-        result.error = "stream finished without any generated text"
+        result.error = "stream finished without any generated token"
         return
     result.latency_s = last_token_at - started
     if not result.usage_reported:

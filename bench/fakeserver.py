@@ -55,6 +55,9 @@ class FakeServerConfig:
     malformed_line: bool = False
     #: Refuse requests naming another model with vLLM's 404 (vLLM does; off: serve any name).
     reject_unknown_model: bool = True
+    #: Answer every streaming request by replaying this recorded SSE body, one event (text up
+    #: to a blank line) per step: the first after ``ttft_s``, then one every ``gap_s``.
+    replay_path: str = ""
 
 
 @dataclass
@@ -228,6 +231,8 @@ class FakeServer:
         counters.running += 1
         counters.prompt_tokens += prompt_tokens
         try:
+            if config.replay_path and stream:
+                return await self._replay(config, writer)
             if not stream:
                 return await self._complete_whole(chat, name, prompt_tokens, output_tokens, writer)
             return await self._stream(
@@ -323,6 +328,25 @@ class FakeServer:
         writer.write(_chunk(b"".join(tail)) + b"0\r\n\r\n")
         await writer.drain()
         self.counters.streams.append((first_at - arrived, last_at - first_at, output_tokens))
+        return True
+
+    async def _replay(self, config: FakeServerConfig, writer: asyncio.StreamWriter) -> bool:
+        with open(config.replay_path, encoding="utf-8") as handle:
+            events = [part + "\n\n" for part in handle.read().split("\n\n") if part.strip()]
+        loop = asyncio.get_running_loop()
+        admitted = loop.time()
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+        )
+        for step, event in enumerate(events):
+            delay = admitted + config.ttft_s + step * config.gap_s - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            writer.write(_chunk(event.encode()))
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
         return True
 
     async def _complete_whole(

@@ -32,14 +32,17 @@ class EventKind(Enum):
 class StreamEvent:
     """One parsed line of a stream.
 
-    ``text`` is the generated text of a chunk ("" for role-only chunks); ``has_choices`` says
-    whether the chunk carried a choice (a token step) at all; ``prompt_tokens`` and
+    ``text`` is the generated text of a chunk; ``has_choices`` says whether the chunk carried a
+    choice at all (vLLM sends one such chunk per generated token, sometimes with empty text, plus
+    a role-only first chunk in chat); ``prompt_tokens`` and
     ``completion_tokens`` come from a usage object when the chunk has one.
     """
 
     kind: EventKind
     text: str = ""
     has_choices: bool = False
+    #: A chat chunk that only announces the role (vLLM's first chat chunk): not a token.
+    role_only: bool = False
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -79,7 +82,7 @@ def parse_chunk(data: dict[str, Any]) -> StreamEvent:
     choices = data.get("choices")
     text = ""
     finish_reason = None
-    has_choices = False
+    has_choices = role_only = False
     if isinstance(choices, list) and choices:
         first = choices[0]
         if not isinstance(first, dict):
@@ -88,6 +91,12 @@ def parse_chunk(data: dict[str, Any]) -> StreamEvent:
         delta = first.get("delta")
         # Chat chunks carry text in delta.content; completion chunks in text.
         text = (delta.get("content") if isinstance(delta, dict) else first.get("text")) or ""
+        role_only = (
+            isinstance(delta, dict)
+            and "role" in delta
+            and not text
+            and first.get("finish_reason") is None
+        )
         if not isinstance(text, str):
             return StreamEvent(EventKind.malformed, error="choice text is not a string")
         finish_reason = first.get("finish_reason")
@@ -100,6 +109,7 @@ def parse_chunk(data: dict[str, Any]) -> StreamEvent:
         EventKind.chunk,
         text=text,
         has_choices=has_choices,
+        role_only=role_only,
         finish_reason=finish_reason,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
