@@ -58,6 +58,7 @@ class LaunchRequest:
     availability_zone: str | None
     client_token: str
     tags: dict[str, str]
+    availability_zone_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -204,10 +205,17 @@ class Ec2Adapter:
         return params
 
     def _subnet(self, request: LaunchRequest) -> str | None:
+        """The subnet of the pool's zone; for a region-level (on-demand) pool, the AZ hint's, or
+        one of the region's subnets chosen by the client token (which spreads launches)."""
         subnets = self._service.spec.subnets
-        return subnets.get(request.pool.zone) or (
-            subnets.get(request.availability_zone) if request.availability_zone else None
-        )
+        for key in (request.pool.zone, request.availability_zone_id, request.availability_zone):
+            if key and key in subnets:
+                return subnets[key]
+        if request.pool.zone or not subnets:
+            return None
+        region = request.pool.region
+        keys = sorted(k for k in subnets if k.startswith(region)) or sorted(subnets)
+        return subnets[keys[int(request.client_token, 16) % len(keys)]]
 
     def _user_data(self) -> str:
         spec = self._service.spec

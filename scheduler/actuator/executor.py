@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from oracle.capacity import mark_unavailable
 from oracle.db import transaction
 from scheduler.actuator import journal
 from scheduler.actuator.alb import TargetGroup
-from scheduler.actuator.capacity import mark_unavailable
 from scheduler.actuator.diff import diff
 from scheduler.actuator.ec2 import (
     TAG_PLAN,
@@ -180,7 +180,9 @@ class Actuator:
             TAG_TOKEN: token,
             "Name": f"{self.service}-{replica_id}",
         }
-        request = LaunchRequest(pool, allocation.availability_zone, token, tags)
+        request = LaunchRequest(
+            pool, allocation.availability_zone, token, tags, allocation.availability_zone_id
+        )
         try:
             instance_id = self.ec2.launch(request)
         except CapacityError as error:
@@ -362,10 +364,14 @@ class Actuator:
             replica.state_reason = str(error)
             mark_unavailable(
                 session,
-                error.pool,
+                region=error.pool.region,
+                zone=error.pool.zone,
+                instance_type=error.pool.instance_type,
+                market=error.pool.market,
+                ttl_s=self.settings.planner.unavailable_ttl_s,
                 error_code=error.code,
                 now=now,
-                ttl_s=self.settings.planner.unavailable_ttl_s,
+                source_detail=f"launch of replica {replica_id}",
             )
         journal.finish_action(self.engine, action_id, now=now, status="failed", error=str(error))
 
@@ -424,7 +430,9 @@ class Actuator:
                 if allocation.pool in request.exclude_pools:
                     if allocation.pool.market != "spot":
                         return None
-                    row = {**row, "market": "on-demand"}
+                    # On-demand pools are per region (zone ""), as in the planner; the AZ
+                    # stays as a hint for the subnet.
+                    row = {**row, "market": "on-demand", "zone": ""}
                 rows.append(row)
             new = PlanModel(
                 created_at=self.clock(),

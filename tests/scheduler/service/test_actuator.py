@@ -169,9 +169,12 @@ def test_capacity_and_quota_errors_fall_back_to_on_demand(
     assert client.refused == 2
     assert len(result.capacity_errors) == 2 and code in result.capacity_errors[0]
     assert len(result.replans) == 1
-    on_demand = [allocation(zones[0], 2, market="on-demand")]
-    assert running_by_pool(aws) == wanted_by_pool(on_demand)
-    assert live_by_pool(engine) == wanted_by_pool(on_demand)
+    # On-demand pools are per region (zone ""); the failed AZ stays the placement hint.
+    on_demand = {"us-east-1//g5.xlarge/on-demand": 2}
+    assert running_by_pool(aws) == on_demand
+    assert live_by_pool(engine) == on_demand
+    instances = [i for r in aws("ec2").describe_instances()["Reservations"] for i in r["Instances"]]
+    assert {i["Placement"]["AvailabilityZone"] for i in instances} == {zones[0][0]}
     with transaction(engine) as session:
         marks = session.scalars(sa.select(CapacityErrorModel)).all()
         assert {(m.zone, m.market, m.error_code) for m in marks} == {(zones[0][1], "spot", code)}
