@@ -210,7 +210,11 @@ def _print_summary(summary: SyncSummary) -> None:
 
 
 class _RegionProgress:
-    """One progress bar per region, created as each region reports (from worker threads)."""
+    """One progress bar per region, created as each region reports (from worker threads).
+
+    The display starts with the first report, so an error raised before any region starts
+    leaves stderr holding that one line only.
+    """
 
     def __init__(self, *, disable: bool) -> None:
         self._progress = Progress(
@@ -225,11 +229,11 @@ class _RegionProgress:
         self._lock = threading.Lock()
 
     def __enter__(self) -> _RegionProgress:
-        self._progress.start()
         return self
 
     def __exit__(self, *_: Any) -> None:
-        self._progress.stop()
+        if self._tasks:
+            self._progress.stop()
 
     def update(self, region: str, kind: str, done: int, total: int) -> None:
         task = self._task(region, total)
@@ -242,6 +246,8 @@ class _RegionProgress:
 
     def _task(self, region: str, total: int) -> TaskID:
         with self._lock:
+            if not self._tasks:
+                self._progress.start()
             if region not in self._tasks:
                 self._tasks[region] = self._progress.add_task(region, total=max(total, 1), step="")
             return self._tasks[region]
