@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
-from bench.client import RequestSpec, error_from_body, send_request
+from bench.client import Api, RequestSpec, error_from_body, send_request
 from bench.importer import import_vllm_results
 from bench.peer import peer_figures
 from bench.sse import EventKind, StreamEvent, parse_line
@@ -107,7 +107,7 @@ def test_version_and_metrics_bodies() -> None:
 @pytest.mark.parametrize("name", STREAMS)
 def test_client_times_a_replayed_real_stream(name: str, replay_server: str) -> None:
     request = MANIFEST["files"][name]["request"]
-    api = "chat" if "messages" in request else "completions"
+    api: Api = "chat" if "messages" in request else "completions"
     spec = RequestSpec("replayed prompt", 12, request["max_tokens"], api)
 
     async def one() -> Any:
