@@ -11,7 +11,12 @@ from rich.table import Table
 
 from oracle.errors import InputError
 from oracle.importers import ImportResult, import_files
-from oracle.importers.base import BadValue, parse_timestamp
+from oracle.importers.base import (
+    OBSERVED_FROM_MTIME,
+    OBSERVED_FROM_OPTION,
+    BadValue,
+    parse_timestamp,
+)
 from scheduler.cli.oracle import app
 from scheduler.cli.output import FormatOption, OutputFormat, console, emit_json, err_console
 from scheduler.runtime import Runtime
@@ -76,23 +81,24 @@ def _parse_observed_at(text: str | None) -> datetime | None:
 
 def _print_table(results: list[ImportResult]) -> None:
     table = Table(title="Imported (source: file)")
-    table.add_column("file", overflow="fold")
-    table.add_column("kind")
-    table.add_column("rows read", justify="right")
-    table.add_column("table")
-    table.add_column("rows inserted", justify="right")
-    table.add_column("observed at")
+    table.add_column("file / kind", overflow="fold")
+    table.add_column("read", justify="right")
+    table.add_column("table", no_wrap=True)
+    table.add_column("inserted", justify="right")
+    table.add_column("observed at", min_width=17)
     for result in results:
-        observed = (
-            f"{result.observed_at:%Y-%m-%d %H:%M}Z ({result.observed_at_from})"
-            if result.observed_at is not None
-            else "per record"
-        )
-        first = [Path(result.path).name, result.kind, str(result.rows_read)]
+        observed = "per record"
+        if result.observed_at is not None:
+            source = _SHORT_FROM.get(result.observed_at_from or "", "")
+            observed = f"{result.observed_at:%Y-%m-%d %H:%M}Z\n({source})"
+        first = [f"{Path(result.path).name}\n{result.kind}", str(result.rows_read)]
         for name, count in result.rows_inserted.items():
             table.add_row(*first, name, str(count), observed)
-            first, observed = ["", "", ""], ""
+            first, observed = ["", ""], ""
     console.print(table)
     for result in results:
         for note in result.notes:
             console.print(f"{Path(result.path).name}: {note}", markup=False, highlight=False)
+
+
+_SHORT_FROM = {OBSERVED_FROM_MTIME: "file mtime", OBSERVED_FROM_OPTION: "--observed-at"}
