@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -112,7 +113,7 @@ class Actuator:
 
     def plan_actions(self, plan_id: int) -> list[Action]:
         """What ``apply`` would do now (nothing is written)."""
-        return diff(journal.live_fleet(self.engine, self.service), self._allocations(plan_id))
+        return diff(journal.live_fleet(self.engine, self.service), self.plan_allocations(plan_id))
 
     def apply(self, plan_id: int, *, dry_run: bool = False, wait: bool = True) -> ApplyResult:
         result = ApplyResult(plan_id=plan_id, dry_run=dry_run)
@@ -407,7 +408,7 @@ class Actuator:
         journal.set_replica(self.engine, replica_id, target_registered=False)
         journal.finish_action(self.engine, action_id, now=self.clock())
 
-    def _allocations(self, plan_id: int) -> list[TargetAllocation]:
+    def plan_allocations(self, plan_id: int) -> list[TargetAllocation]:
         with transaction(self.engine) as session:
             plan = session.get_one(PlanModel, plan_id)
             return [TargetAllocation.from_dict(row) for row in plan.allocations]
@@ -419,21 +420,28 @@ class Actuator:
         )
 
     def _on_demand_fallback(self, request: ReplanRequest) -> int | None:
-        """Without a planner: the same plan with each excluded spot pool moved to on-demand."""
+        """Without a planner: the same plan, with what an excluded spot pool no longer runs
+        moved to on-demand (region level, the AZ kept as the subnet hint)."""
         if not self.settings.service.on_demand_fallback:
             return None
+        running = Counter(replica.pool for replica in request.running)
         with transaction(self.engine) as session:
             plan = session.get_one(PlanModel, request.plan_id)
-            rows = []
+            rows: list[dict[str, object]] = []
             for row in plan.allocations:
                 allocation = TargetAllocation.from_dict(row)
-                if allocation.pool in request.exclude_pools:
-                    if allocation.pool.market != "spot":
-                        return None
-                    # On-demand pools are per region (zone ""), as in the planner; the AZ
-                    # stays as a hint for the subnet.
-                    row = {**row, "market": "on-demand", "zone": ""}
-                rows.append(row)
+                if allocation.pool not in request.exclude_pools:
+                    rows.append(row)
+                    continue
+                if allocation.pool.market != "spot":
+                    return None
+                kept = min(running[allocation.pool], allocation.count)
+                if kept:
+                    rows.append({**row, "count": kept})
+                if allocation.count > kept:
+                    rows.append(
+                        {**row, "market": "on-demand", "zone": "", "count": allocation.count - kept}
+                    )
             new = PlanModel(
                 created_at=self.clock(),
                 service=plan.service,
@@ -441,12 +449,24 @@ class Actuator:
                 slo_tokens_per_second=plan.slo_tokens_per_second,
                 origin="fallback",
                 cost_usd_per_hour=plan.cost_usd_per_hour,
-                allocations=rows,
+                allocations=_merge(rows),
                 document={"fallback_of": plan.id, "reason": request.reason},
             )
             session.add(new)
             session.flush()
             return new.id
+
+
+def _merge(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """One row per pool (counts added), so a plan never names a pool twice."""
+    merged: dict[tuple[object, ...], dict[str, object]] = {}
+    for row in rows:
+        key = (row["region"], row["zone"], row["instance_type"], row["market"])
+        if key in merged:
+            merged[key]["count"] = int(str(merged[key]["count"])) + int(str(row["count"]))
+        else:
+            merged[key] = dict(row)
+    return list(merged.values())
 
 
 def _next_state(state: str, ready: bool) -> str:

@@ -72,3 +72,43 @@ def live_by_pool(engine: Engine) -> Counter[str]:
 
 def wanted_by_pool(allocations: Sequence[TargetAllocation]) -> Counter[str]:
     return Counter({a.pool.label: a.count for a in allocations if a.count})
+
+
+def ec2_event(detail_type: str, instance_id: str, event_id: str, **detail: str) -> dict[str, Any]:
+    """An EventBridge EC2 event in the shape AWS documents (EC2 User Guide, spot interruption
+    notices and rebalance recommendations)."""
+    return {
+        "version": "0",
+        "id": event_id,
+        "detail-type": detail_type,
+        "source": "aws.ec2",
+        "account": "123456789012",
+        "time": "2026-11-28T10:00:00Z",
+        "region": REGION,
+        "resources": [f"arn:aws:ec2:{REGION}a:instance/{instance_id}"],
+        "detail": {"instance-id": instance_id, **detail},
+    }
+
+
+def interruption(instance_id: str, event_id: str = "e-1") -> dict[str, Any]:
+    return ec2_event(
+        "EC2 Spot Instance Interruption Warning",
+        instance_id,
+        event_id,
+        **{"instance-action": "terminate"},
+    )
+
+
+def replica_rows(engine: Engine) -> dict[str, Any]:
+    """instance id -> (replica id, state, pool label, target registered)."""
+    with transaction(engine) as session:
+        return {
+            r.instance_id: (
+                r.id,
+                r.state,
+                Pool(r.region, r.zone, r.instance_type, r.market).label,
+                r.target_registered,
+            )
+            for r in session.scalars(sa.select(ReplicaModel))
+            if r.instance_id
+        }

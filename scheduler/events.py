@@ -1,0 +1,281 @@
+"""EC2 events (EventBridge, through POST /events/ec2 or an SQS queue) and what they trigger.
+
+On a spot interruption warning, as the seed describes: find the replica by instance ID, mark it
+TERMINATING, take it out of the load balancer, and launch a replacement at once in a pool
+chosen by replanning without the interrupted pool; the event is recorded, and the oracle counts
+it against the pool. A rebalance recommendation does the same launch early when configured.
+A state-change to shutting-down or terminated closes the replica. Redelivered events (same
+EventBridge id) are recognised and not acted on twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from oracle.db import transaction
+from oracle.errors import InputError
+from oracle.models import InterruptionEventModel
+from scheduler.actuator import journal
+from scheduler.actuator.diff import diff
+from scheduler.actuator.executor import Actuator, ReplanRequest
+from scheduler.actuator.types import Pool
+from scheduler.models import EventModel, PlanModel, ReplicaModel
+
+DETAIL_TYPES = {
+    "EC2 Spot Instance Interruption Warning": "spot-interruption",
+    "EC2 Instance Rebalance Recommendation": "rebalance-recommendation",
+    "EC2 Instance State-change Notification": "state-change",
+}
+
+
+@dataclass(frozen=True)
+class Ec2Event:
+    event_id: str
+    kind: str
+    instance_id: str
+    region: str
+    time: datetime
+    #: The new state of a state-change, or the interruption action ("terminate", "stop").
+    detail: str
+    payload: dict[str, Any]
+
+
+def parse_event(payload: Any) -> Ec2Event:
+    """Read an EventBridge EC2 event; :class:`InputError` naming the field when it is not one."""
+    if not isinstance(payload, dict):
+        raise InputError("event: expected a JSON object (an EventBridge event)")
+    detail_type = payload.get("detail-type")
+    if detail_type not in DETAIL_TYPES:
+        raise InputError(
+            f"event: 'detail-type' {detail_type!r} is not one of {sorted(DETAIL_TYPES)}"
+        )
+    detail = payload.get("detail")
+    if not isinstance(detail, dict) or not isinstance(detail.get("instance-id"), str):
+        raise InputError("event: 'detail.instance-id' is missing; send the event as EC2 emits it")
+    for key in ("id", "region"):
+        if not isinstance(payload.get(key), str) or not payload[key]:
+            raise InputError(f"event: '{key}' is missing or not a string")
+    try:
+        when = datetime.fromisoformat(str(payload.get("time", "")).replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError("event: 'time' is not an ISO 8601 timestamp") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    kind = DETAIL_TYPES[detail_type]
+    return Ec2Event(
+        event_id=payload["id"],
+        kind=kind,
+        instance_id=detail["instance-id"],
+        region=payload["region"],
+        time=when.astimezone(UTC),
+        detail=str(detail.get("state") or detail.get("instance-action") or ""),
+        payload=payload,
+    )
+
+
+def handle_event(
+    actuator: Actuator, event: Ec2Event, *, channel: str, received: float | None = None
+) -> dict[str, Any]:
+    """Act on one event; return what was done (also stored on the event row).
+
+    ``received`` is the ``time.perf_counter()`` reading when the event arrived; the time from
+    it to the replacement's launch request being accepted is reported as
+    ``event_to_launch_s``.
+    """
+    received = time.perf_counter() if received is None else received
+    event_row_id = _record(actuator, event, channel)
+    if event_row_id is None:
+        return {"duplicate": True, "event_id": event.event_id}
+    replica = _replica_by_instance(actuator, event.instance_id)
+    result: dict[str, Any] = {"event_id": event.event_id, "kind": event.kind}
+    if replica is None:
+        result["replica_id"] = None
+        result["note"] = "instance not managed by this service"
+    elif event.kind == "state-change":
+        result.update(_state_change(actuator, replica, event))
+    else:
+        result.update(_interruption(actuator, replica, event, received))
+    with transaction(actuator.engine) as session:
+        row = session.get_one(EventModel, event_row_id)
+        row.handled_at = actuator.clock()
+        row.result = result
+    return result
+
+
+def poll_sqs(actuator: Actuator, sqs: Any, queue_url: str, *, wait_s: int = 0) -> int:
+    """Receive one batch of events from SQS, handle each, delete it; return the count.
+
+    A message that is not an EC2 event is deleted too (it can never be handled), and noted in
+    the events table under a generated id.
+    """
+    response = sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s
+    )
+    handled = 0
+    for message in response.get("Messages", []):
+        received = time.perf_counter()
+        try:
+            event = parse_event(json.loads(message["Body"]))
+        except (InputError, ValueError) as error:
+            _record_invalid(actuator, message, str(error))
+        else:
+            handle_event(actuator, event, channel="sqs", received=received)
+            handled += 1
+        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return handled
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Replica:
+    id: int
+    pool: Pool
+    state: str
+    availability_zone: str | None
+
+
+def _record(actuator: Actuator, event: Ec2Event, channel: str) -> int | None:
+    try:
+        with transaction(actuator.engine) as session:
+            row = EventModel(
+                event_id=event.event_id,
+                received_at=actuator.clock(),
+                channel=channel,
+                kind=event.kind,
+                instance_id=event.instance_id,
+                region=event.region,
+                payload=event.payload,
+                result={},
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+    except IntegrityError:
+        return None
+
+
+def _record_invalid(actuator: Actuator, message: dict[str, Any], error: str) -> None:
+    with transaction(actuator.engine) as session:
+        session.add(
+            EventModel(
+                event_id=f"sqs:{message.get('MessageId', '')}"[:64],
+                received_at=actuator.clock(),
+                channel="sqs",
+                kind="invalid",
+                payload={"body": str(message.get("Body", ""))[:4000]},
+                handled_at=actuator.clock(),
+                result={"error": error},
+            )
+        )
+
+
+def _replica_by_instance(actuator: Actuator, instance_id: str) -> _Replica | None:
+    with transaction(actuator.engine) as session:
+        row = session.scalars(
+            sa.select(ReplicaModel).where(
+                ReplicaModel.service == actuator.service, ReplicaModel.instance_id == instance_id
+            )
+        ).first()
+        if row is None:
+            return None
+        pool = Pool(row.region, row.zone, row.instance_type, row.market)
+        return _Replica(row.id, pool, row.state, row.availability_zone)
+
+
+def _state_change(actuator: Actuator, replica: _Replica, event: Ec2Event) -> dict[str, Any]:
+    if event.detail not in ("shutting-down", "terminated", "stopped", "stopping"):
+        return {"replica_id": replica.id, "state": replica.state}
+    interrupted = replica.state == "TERMINATING" and replica.pool.market == "spot"
+    final = "PREEMPTED" if interrupted else "TERMINATED"
+    if replica.state not in ("TERMINATED", "PREEMPTED", "FAILED"):
+        actuator.deregister(replica.id, reason=f"instance {event.detail}")
+        journal.set_replica(
+            actuator.engine,
+            replica.id,
+            state=final,
+            terminated_at=event.time,
+            target_registered=False,
+        )
+    return {"replica_id": replica.id, "state": final}
+
+
+def _interruption(
+    actuator: Actuator, replica: _Replica, event: Ec2Event, received: float
+) -> dict[str, Any]:
+    interruption = event.kind == "spot-interruption"
+    with transaction(actuator.engine) as session:
+        session.add(
+            InterruptionEventModel(
+                source="aws",
+                source_detail=f"EventBridge {event.event_id}",
+                observed_at=event.time,
+                region=replica.pool.region,
+                zone=replica.pool.zone,
+                instance_type=replica.pool.instance_type,
+                instance_id=event.instance_id,
+                kind="interruption" if interruption else "rebalance",
+            )
+        )
+    result: dict[str, Any] = {"replica_id": replica.id, "pool": replica.pool.label}
+    if interruption:
+        reason = f"spot interruption warning for {event.instance_id} ({event.detail})"
+        journal.set_replica(actuator.engine, replica.id, state="TERMINATING", state_reason=reason)
+        result["deregistered"] = actuator.deregister(replica.id, reason=reason)
+    elif not actuator.settings.service.launch_early_on_rebalance:
+        result["launched"] = []
+        return result
+    else:
+        reason = f"rebalance recommendation for {event.instance_id}"
+    result.update(_replace(actuator, replica, reason, received))
+    return result
+
+
+def _replace(actuator: Actuator, replica: _Replica, reason: str, received: float) -> dict[str, Any]:
+    """Replan without the interrupted pool and launch what the new plan lacks."""
+    current = _current_plan(actuator)
+    if current is None:
+        return {"launched": [], "note": "no applied plan to keep"}
+    fleet = [
+        r
+        for r in journal.live_fleet(actuator.engine, actuator.service)
+        if r.replica_id != replica.id
+    ]
+    new_plan = actuator.replan(
+        ReplanRequest(current, frozenset({replica.pool}), tuple(fleet), reason=reason)
+    )
+    if new_plan is None:
+        return {"launched": [], "note": "no plan without the interrupted pool"}
+    with transaction(actuator.engine) as session:
+        session.get_one(PlanModel, new_plan).applied_at = actuator.clock()
+    allocations = actuator.plan_allocations(new_plan)
+    launched: list[int] = []
+    event_to_launch_s: float | None = None
+    for action in diff(fleet, allocations):
+        if action.kind != "launch" or action.allocation is None:
+            continue
+        try:
+            launched.append(actuator.launch(action.allocation, plan_id=new_plan, reason=reason))
+        except Exception as error:  # a failed replacement must not lose the event record
+            return {"launched": launched, "plan_id": new_plan, "error": str(error)}
+        if event_to_launch_s is None:
+            event_to_launch_s = time.perf_counter() - received
+    return {"launched": launched, "plan_id": new_plan, "event_to_launch_s": event_to_launch_s}
+
+
+def _current_plan(actuator: Actuator) -> int | None:
+    with transaction(actuator.engine) as session:
+        return session.scalars(
+            sa.select(PlanModel.id)
+            .where(PlanModel.service == actuator.service, PlanModel.applied_at.is_not(None))
+            .order_by(PlanModel.applied_at.desc(), PlanModel.id.desc())
+            .limit(1)
+        ).first()

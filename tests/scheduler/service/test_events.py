@@ -1,0 +1,150 @@
+"""Interruption and rebalance events: replacement launched, target deregistered, recorded."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from oracle.db import transaction
+from oracle.errors import InputError
+from oracle.models import InterruptionEventModel
+from scheduler.actuator.executor import Actuator
+from scheduler.config import Settings
+from scheduler.events import handle_event, parse_event, poll_sqs
+from scheduler.models import EventModel
+from tests.scheduler.service.helpers import (
+    allocation,
+    ec2_event,
+    hand_plan,
+    interruption,
+    replica_rows,
+    running_by_pool,
+)
+
+
+def _applied(engine: Engine, network: dict[str, Any], actuator: Actuator) -> dict[str, Any]:
+    zones = network["zones"]
+    actuator.apply(hand_plan(engine, [allocation(zones[0], 2), allocation(zones[1], 1)]))
+    return replica_rows(engine)
+
+
+def test_interruption_launches_a_replacement_and_deregisters_the_target(
+    engine: Engine,
+    aws: Callable[..., Any],
+    network: dict[str, Any],
+    make_actuator: Callable[..., Actuator],
+) -> None:
+    actuator = make_actuator(engine)
+    rows = _applied(engine, network, actuator)
+    zone0 = network["zones"][0][1]
+    victim = next(i for i, row in rows.items() if f"/{zone0}/" in row[2])
+    assert victim in actuator.target_group.registered()  # type: ignore[union-attr]
+
+    result = handle_event(actuator, parse_event(interruption(victim)), channel="api")
+
+    assert result["deregistered"] is True and len(result["launched"]) == 1
+    assert isinstance(result["event_to_launch_s"], float) and result["event_to_launch_s"] >= 0
+    assert victim not in actuator.target_group.registered()  # type: ignore[union-attr]
+    after = replica_rows(engine)
+    assert after[victim][1] == "TERMINATING"
+    # The replacement is out of the interrupted pool; the rest of the fleet is untouched.
+    new = [i for i in after if i not in rows]
+    assert len(new) == 1 and f"/{zone0}/" not in after[new[0]][2]
+    assert sum(running_by_pool(aws).values()) == 4
+    with transaction(engine) as session:
+        recorded = session.scalars(sa.select(InterruptionEventModel)).one()
+        assert (recorded.zone, recorded.instance_id, recorded.kind) == (
+            zone0,
+            victim,
+            "interruption",
+        )
+
+    # A redelivered event is recognised: no second launch.
+    again = handle_event(actuator, parse_event(interruption(victim)), channel="sqs")
+    assert again == {"duplicate": True, "event_id": "e-1"}
+    assert sum(running_by_pool(aws).values()) == 4
+
+    # EC2 then ends the instance: the replica is PREEMPTED.
+    aws("ec2").terminate_instances(InstanceIds=[victim])
+    ended = ec2_event("EC2 Instance State-change Notification", victim, "e-2", state="terminated")
+    assert handle_event(actuator, parse_event(ended), channel="api")["state"] == "PREEMPTED"
+
+
+@pytest.mark.parametrize("early", [False, True])
+def test_rebalance_recommendation_launches_early_only_when_configured(
+    engine: Engine,
+    aws: Callable[..., Any],
+    network: dict[str, Any],
+    settings: Settings,
+    make_actuator: Callable[..., Actuator],
+    early: bool,
+) -> None:
+    service = settings.service.model_copy(update={"launch_early_on_rebalance": early})
+    actuator = make_actuator(engine, settings=settings.model_copy(update={"service": service}))
+    rows = _applied(engine, network, actuator)
+    victim = next(iter(rows))
+    event = ec2_event("EC2 Instance Rebalance Recommendation", victim, "r-1")
+    result = handle_event(actuator, parse_event(event), channel="api")
+
+    assert len(result["launched"]) == (1 if early else 0)
+    assert sum(running_by_pool(aws).values()) == (4 if early else 3)
+    assert replica_rows(engine)[victim][1] == "READY"  # still serving until interrupted
+
+
+def test_events_are_read_from_sqs(
+    engine: Engine,
+    aws: Callable[..., Any],
+    network: dict[str, Any],
+    make_actuator: Callable[..., Actuator],
+) -> None:
+    actuator = make_actuator(engine)
+    rows = _applied(engine, network, actuator)
+    victim = next(iter(rows))
+    sqs = aws("sqs")
+    queue = sqs.create_queue(QueueName="spot-events")["QueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(interruption(victim, "q-1")))
+    sqs.send_message(QueueUrl=queue, MessageBody="not an event")
+
+    assert poll_sqs(actuator, sqs, queue) == 1
+    assert replica_rows(engine)[victim][1] == "TERMINATING"
+    assert sqs.receive_message(QueueUrl=queue).get("Messages", []) == []
+    with transaction(engine) as session:
+        kinds = sorted(session.scalars(sa.select(EventModel.kind)))
+    assert kinds == ["invalid", "spot-interruption"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ([], "JSON object"),
+        ({"detail-type": "Something Else"}, "detail-type"),
+        ({"detail-type": "EC2 Spot Instance Interruption Warning", "detail": {}}, "instance-id"),
+        (
+            {
+                "detail-type": "EC2 Spot Instance Interruption Warning",
+                "detail": {"instance-id": "i-1"},
+                "region": "us-east-1",
+            },
+            "'id'",
+        ),
+        (
+            {
+                "detail-type": "EC2 Spot Instance Interruption Warning",
+                "id": "x",
+                "time": "soon",
+                "detail": {"instance-id": "i-1"},
+                "region": "us-east-1",
+            },
+            "'time'",
+        ),
+    ],
+)
+def test_bad_events_name_the_field(payload: Any, field: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_event(payload)
+    assert field in str(caught.value)
