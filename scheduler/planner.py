@@ -96,7 +96,9 @@ def plan_from_data(
     started = time.perf_counter()
     candidate_set = build_candidates(data, config, exclude_pools=exclude_pools)
     if not candidate_set.candidates:
-        raise InfeasiblePlanError(explain.no_candidates_message(candidate_set, data.model))
+        raise InfeasiblePlanError(
+            explain.no_candidates_message(candidate_set, data.model, config, data.as_of)
+        )
     running_counts: dict[PoolKey, int] = {}
     for instance in running:
         running_counts[instance.pool] = running_counts.get(instance.pool, 0) + instance.count

@@ -21,6 +21,9 @@ def register(app: typer.Typer) -> None:
     for name in ORACLE_COMMAND_MODULES:
         _import_if_present(name)
     app.add_typer(oracle.app, name="oracle")
+    from scheduler.cli import plan
+
+    app.command("plan", help=plan.HELP)(plan.plan)
     app.add_typer(importlib.import_module("scheduler.cli.bench").app, name="bench")
 
 

@@ -128,13 +128,21 @@ def infeasibility_message(
     )
 
 
-def no_candidates_message(candidates: CandidateSet, model: str) -> str:
+def no_candidates_message(
+    candidates: CandidateSet, model: str, config: PlannerConfig, as_of: datetime
+) -> str:
     reasons = sorted(candidates.excluded.items(), key=lambda item: -item[1])
-    why = "; ".join(f"{count} pools: {reason}" for reason, count in reasons[:4])
+    if reasons:
+        why = "; ".join(f"{count} pools: {reason}" for reason, count in reasons[:4])
+    else:
+        where = f" in {', '.join(config.regions_allow)}" if config.regions_allow else ""
+        which = (
+            f" for {', '.join(config.instance_types_allow)}" if config.instance_types_allow else ""
+        )
+        why = f"the oracle holds no prices{where}{which} as of {as_of:%Y-%m-%d %H:%M} UTC"
     return (
-        f"no pool can serve {model}: {why or 'the oracle holds no prices'}; sync or import "
-        "prices (`scheduler oracle sync`), record goodput (`scheduler bench run`), or widen the "
-        "planner's filters"
+        f"no pool can serve {model}: {why}; sync or import prices (`scheduler oracle sync`), "
+        "record goodput (`scheduler bench run`), or widen the planner's filters"
     )
 
 

@@ -1,0 +1,250 @@
+"""`scheduler plan --slo 500tok/s`: the cheapest pool mix that meets the SLO, explained."""
+
+from __future__ import annotations
+
+import enum
+import sys
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from oracle.errors import InputError
+from scheduler.cli.output import console, emit_json, err_console
+from scheduler.config import PlannerConfig
+from scheduler.planner import Plan, make_plan
+from scheduler.planning.formats import fleet_requests, skypilot_yaml
+from scheduler.planning.load import ensure_planning_data
+from scheduler.runtime import Runtime
+from scheduler.slo import parse_slo
+
+HELP = (
+    "Plan the cheapest mix of region, availability zone, instance type and market (spot or "
+    "on-demand) that serves the model at the throughput SLO, and say why.\n\n"
+    "One exact MILP over every pool: expected hourly cost (spot price estimate plus the expected "
+    "cost of interruptions from the Spot Advisor band) subject to the SLO, the hedge (the SLO "
+    "still holds after losing all spot capacity in any one AZ or region), placement-score caps, "
+    "vCPU quotas, filters and the budget. Prints the plan, the binding constraints, the baselines "
+    "it beat on the same data (all on-demand, the cheapest single spot pool, the cheapest single "
+    "instance type), and the source and age of its data.\n\n"
+    "On an empty oracle it first loads the embedded SAMPLE market and reference goodput figures, "
+    "and says so. Exit codes: 0 planned, 1 no plan meets the SLO (the message says which "
+    "constraint stops it and how to relax it), 2 bad input."
+)
+
+
+class PlanFormat(enum.StrEnum):
+    table = "table"
+    json = "json"
+    fleet = "fleet"
+    skypilot = "skypilot"
+
+
+def plan(
+    ctx: typer.Context,
+    slo: Annotated[
+        str,
+        typer.Option(
+            "--slo",
+            help="Output tokens per second to sustain: 500tok/s, '1.5k tok/s'.",
+            show_default=False,
+        ),
+    ],
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model served (default: planner.model).")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Plan on the data as known then (ISO 8601; UTC if no zone)."),
+    ] = None,
+    output_format: Annotated[
+        PlanFormat,
+        typer.Option(
+            "--format",
+            help="table for people; json (documented keys); fleet (EC2 CreateFleet requests); "
+            "skypilot (a sky serve YAML).",
+        ),
+    ] = PlanFormat.table,
+    hedge: Annotated[
+        str | None,
+        typer.Option("--hedge", help="az, region or none (default: planner.hedge)."),
+    ] = None,
+    markets: Annotated[
+        str | None,
+        typer.Option("--markets", help="any, spot or on-demand (default: planner.markets)."),
+    ] = None,
+    regions: Annotated[
+        list[str] | None,
+        typer.Option("--region", help="Allow only this region (repeatable)."),
+    ] = None,
+    instance_types: Annotated[
+        list[str] | None,
+        typer.Option("--instance-type", help="Allow only this instance type (repeatable)."),
+    ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option("--budget", help="Budget cap in USD per hour (default: planner's; 0 none)."),
+    ] = None,
+    headroom: Annotated[
+        float | None,
+        typer.Option("--headroom", help="Extra capacity above the SLO, as a fraction (0.1)."),
+    ] = None,
+) -> None:
+    runtime: Runtime = ctx.obj
+    slo_tokens_per_second = parse_slo(slo)
+    moment = _parse_as_of(as_of)
+    config = _config(
+        runtime.settings.planner,
+        hedge=hedge,
+        markets=markets,
+        regions=regions,
+        instance_types=instance_types,
+        budget=budget,
+        headroom=headroom,
+    )
+    model_name = model or config.model
+    engine = runtime.engine
+    with err_console.status("Checking the oracle..."):
+        notes = ensure_planning_data(engine, settings=runtime.settings, model=model_name)
+    for note in notes:
+        err_console.print(f"note: {note}", markup=False, highlight=False)
+    with err_console.status(f"Planning {model_name} at {slo_tokens_per_second:,.0f} tok/s..."):
+        result = make_plan(
+            engine,
+            config=config,
+            slo_tokens_per_second=slo_tokens_per_second,
+            model=model_name,
+            as_of=moment,
+        )
+    if output_format is PlanFormat.json:
+        emit_json(result.to_dict())
+    elif output_format is PlanFormat.fleet:
+        emit_json(fleet_requests(result))
+    elif output_format is PlanFormat.skypilot:
+        sys.stdout.write(skypilot_yaml(result))
+    else:
+        print_plan(result)
+
+
+def print_plan(plan: Plan) -> None:
+    """The plan for people: allocations, totals, why, baselines, data and warnings."""
+    table = Table(
+        title=f"{plan.model} at {plan.slo_tokens_per_second:,.0f} tok/s (hedge: {plan.hedge})"
+    )
+    for column in ("region", "AZ", "instance type", "market"):
+        table.add_column(column)
+    for column in ("count", "tok/s each", "$/h each", "$/h total", "$/h per 1k tok/s"):
+        table.add_column(column, justify="right")
+    table.add_column("band")
+    table.add_column("score", justify="right")
+    for a in plan.allocations:
+        table.add_row(
+            a.pool.region,
+            a.availability_zone or a.pool.zone or "any",
+            a.pool.instance_type,
+            a.pool.market,
+            str(a.count),
+            f"{a.tokens_per_second_each:,.0f}",
+            f"{a.price_usd_per_hour_each:.4f}",
+            f"{a.count * a.expected_cost_usd_per_hour_each:,.2f}",
+            f"{a.usd_per_hour_per_tokens_per_second * 1000:.3f}",
+            a.interruption_band or "-",
+            "-" if a.placement_score is None else str(a.placement_score),
+        )
+    console.print(table)
+    console.print(
+        f"Total: {sum(a.count for a in plan.allocations)} instances, "
+        f"{plan.tokens_per_second:,.0f} tok/s for ${plan.cost_usd_per_hour:,.2f}/h expected "
+        f"(prices ${plan.price_usd_per_hour:,.2f}/h + interruptions "
+        f"${plan.interruption_usd_per_hour:,.4f}/h); ${plan.usd_per_million_tokens:,.3f} per "
+        "million output tokens at the SLO rate.",
+        highlight=False,
+    )
+    after = f"{plan.tokens_per_second_after_worst_loss:,.0f} tok/s"
+    lost = f" (losing the spot capacity of {plan.worst_loss})" if plan.worst_loss else ""
+    console.print(f"After the worst loss{lost}: {after}.", highlight=False)
+    if plan.switching_usd_per_hour:
+        console.print(
+            f"Switching from the running fleet: ${plan.switching_usd_per_hour:,.4f}/h amortised."
+        )
+    if plan.binding:
+        console.print("\n[bold]Why: binding constraints[/bold]")
+        for binding in plan.binding:
+            console.print(f"  - {binding.explanation}", markup=False, highlight=False)
+    if plan.baselines:
+        console.print("\n[bold]Baselines on the same data[/bold]")
+        for baseline in plan.baselines.values():
+            console.print(f"  - {_baseline_line(baseline)}", markup=False, highlight=False)
+    if plan.data:
+        console.print("\n[bold]Data[/bold]")
+        for age in plan.data:
+            hours = "-" if age.age_hours is None else f"{age.age_hours:,.1f} h old"
+            console.print(
+                f"  - {age.kind}: {', '.join(age.sources) or 'unknown'}, {hours}",
+                markup=False,
+                highlight=False,
+            )
+    for warning in plan.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+
+
+def _baseline_line(baseline: Any) -> str:
+    if baseline.cost_usd_per_hour is None:
+        return f"{baseline.description}: no such plan on this data"
+    line = f"{baseline.description}: ${baseline.cost_usd_per_hour:,.2f}/h"
+    if baseline.saving_usd_per_hour is not None:
+        verb = "saves" if baseline.saving_usd_per_hour >= 0 else "costs"
+        line += (
+            f"; this plan {verb} ${abs(baseline.saving_usd_per_hour):,.2f}/h "
+            f"({abs(baseline.saving_pct or 0):.1f}%)"
+        )
+    return line
+
+
+def _config(
+    base: PlannerConfig,
+    *,
+    hedge: str | None,
+    markets: str | None,
+    regions: list[str] | None,
+    instance_types: list[str] | None,
+    budget: float | None,
+    headroom: float | None,
+) -> PlannerConfig:
+    updates: dict[str, Any] = {}
+    if hedge is not None:
+        updates["hedge"] = _choice("--hedge", hedge, ("az", "region", "none"))
+    if markets is not None:
+        updates["markets"] = _choice("--markets", markets, ("any", "spot", "on-demand"))
+    if regions:
+        updates["regions_allow"] = list(regions)
+    if instance_types:
+        updates["instance_types_allow"] = list(instance_types)
+    if budget is not None:
+        if budget < 0:
+            raise InputError("--budget must be 0 (none) or a positive USD per hour")
+        updates["budget_usd_per_hour"] = budget
+    if headroom is not None:
+        if headroom < 0:
+            raise InputError("--headroom must be 0 or a positive fraction, e.g. 0.1")
+        updates["headroom_fraction"] = headroom
+    return base.model_copy(update=updates)
+
+
+def _choice(option: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise InputError(f"{option} {value!r}: use one of {', '.join(allowed)}")
+    return value
+
+
+def _parse_as_of(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(
+            f"--as-of {text!r} is not a time: use ISO 8601, e.g. 2026-11-01T12:00:00Z"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
