@@ -7,6 +7,7 @@ JSON it writes (benchmark_serving's keys: ``output_throughput``, ``mean_ttft_ms`
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -14,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from bench.loadgen import Target
+from bench.sweep import Slo, SweepOptions, run_sweep
+from bench.workloads import fixed_workload
 from oracle.errors import OracleError
 
 Api = Literal["chat", "completions"]
@@ -162,3 +166,118 @@ def peer_figures(result: dict[str, Any]) -> PeerFigures:
         completed=int(result.get("completed", 0)),
         failed=int(result.get("failed", 0)),
     )
+
+
+@dataclass(frozen=True)
+class SideBySide:
+    """The harness and the peer, each run ``repeats`` times on one server, interleaved ABBA."""
+
+    workload: PeerWorkload
+    harness: list[PeerFigures]
+    peer: list[PeerFigures]
+    peer_result_paths: list[Path]
+    #: Mean prompt tokens per request as the server counted them (usage), for each side.
+    harness_prompt_tokens_mean: float
+    peer_prompt_tokens_mean: float
+
+    def mean(self, side: str, figure: str) -> float:
+        runs = self.harness if side == "harness" else self.peer
+        return sum(float(getattr(run, figure)) for run in runs) / len(runs)
+
+    def ratio(self, figure: str) -> float:
+        """harness / peer for one figure (output_tokens_per_second, ttft_ms_mean, ...)."""
+        return self.mean("harness", figure) / self.mean("peer", figure)
+
+
+def side_by_side(
+    vllm_command: Path | str,
+    *,
+    base_url: str,
+    model: str,
+    tokenizer: str,
+    workload: PeerWorkload,
+    result_dir: Path,
+    repeats: int = 2,
+    env: dict[str, str] | None = None,
+) -> SideBySide:
+    """Run the harness and `vllm bench serve` on the same server and workload.
+
+    Order harness, peer, peer, harness (ABBA) so that a steady drift of the machine's speed
+    affects both sides alike; every run draws different prompts (its own seed), so the server's
+    prefix cache never serves one run's prompts to the next.
+    """
+    harness: list[PeerFigures] = []
+    peer: list[PeerFigures] = []
+    paths: list[Path] = []
+    harness_prompt: list[float] = []
+    peer_prompt: list[float] = []
+    order: list[str] = []
+    for repeat in range(repeats):
+        order += ["harness", "peer"] if repeat % 2 == 0 else ["peer", "harness"]
+    for index, side in enumerate(order):
+        seed = 1000 + index
+        if side == "harness":
+            figures, prompt_mean = _harness_point(base_url, model, workload, seed)
+            harness.append(figures)
+            harness_prompt.append(prompt_mean)
+        else:
+            path = result_dir / f"peer-{index}.json"
+            result = run_vllm_bench_serve(
+                vllm_command,
+                base_url=base_url,
+                model=model,
+                tokenizer=tokenizer,
+                workload=PeerWorkload(
+                    workload.input_tokens,
+                    workload.output_tokens,
+                    workload.num_prompts,
+                    workload.max_concurrency,
+                    workload.api,
+                    seed,
+                ),
+                result_path=path,
+                env=env,
+            )
+            peer.append(peer_figures(result))
+            paths.append(path)
+            peer_prompt.append(result["total_input_tokens"] / max(int(result["completed"]), 1))
+    return SideBySide(
+        workload,
+        harness,
+        peer,
+        paths,
+        sum(harness_prompt) / len(harness_prompt),
+        sum(peer_prompt) / len(peer_prompt),
+    )
+
+
+def _harness_point(
+    base_url: str, model: str, workload: PeerWorkload, seed: int
+) -> tuple[PeerFigures, float]:
+    options = SweepOptions(
+        start_concurrency=workload.max_concurrency,
+        max_concurrency=workload.max_concurrency,
+        requests_per_point=workload.num_prompts,
+        min_waves=1,
+        seed=seed,
+    )
+    # No latency bound: one point at exactly this concurrency, whatever its latencies.
+    slo = Slo(ttft_p95_ms=float("inf"), tpot_p95_ms=float("inf"), max_error_rate=1.0)
+    state = asyncio.run(
+        run_sweep(
+            Target(base_url, model, 600.0),
+            fixed_workload(workload.input_tokens, workload.output_tokens, api=workload.api),
+            slo,
+            options,
+        )
+    )
+    point = state.points[0]
+    completed = point.requests - point.errors
+    figures = PeerFigures(
+        output_tokens_per_second=point.output_tokens_per_second,
+        ttft_ms_mean=point.latency_ms.get("ttft_ms_mean", float("nan")),
+        tpot_ms_mean=point.latency_ms.get("tpot_ms_mean", float("nan")),
+        completed=completed,
+        failed=point.errors,
+    )
+    return figures, point.input_tokens / max(completed, 1)

@@ -1,0 +1,115 @@
+"""Benchmark, part (2): the harness's figures beside `vllm bench serve`'s on a real vLLM server.
+
+    python -m bench.perf.harness_real                 # starts the CPU server from the cache
+    python -m bench.perf.harness_real --endpoint URL --model NAME --tokenizer DIR
+
+Both clients run the same workload on the same server, interleaved (harness, peer, peer,
+harness, ...), and the table gives each side's mean and the ratio harness / peer for output
+tok/s, mean TTFT and mean TPOT (goal: within 10% of 1.0). Needs the cache that
+scripts/build-vllm-cpu-env.sh builds (the peer runs from it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.local import local_server
+from bench.peer import PeerWorkload, SideBySide, side_by_side
+from bench.vllm_env import locate_vllm_cpu_env
+
+FIGURES = (
+    ("output_tokens_per_second", "output tok/s"),
+    ("ttft_ms_mean", "mean TTFT ms"),
+    ("tpot_ms_mean", "mean TPOT ms"),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--endpoint", help="a running server (default: start the CPU server)")
+    parser.add_argument("--model", default="smollm2", help="model name the server serves")
+    parser.add_argument("--tokenizer", help="tokenizer for the peer (default: the cached model)")
+    parser.add_argument("--input-tokens", type=int, default=64)
+    parser.add_argument("--output-tokens", type=int, default=32)
+    parser.add_argument("--num-prompts", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=2, help="runs per side")
+    args = parser.parse_args(argv)
+    env = locate_vllm_cpu_env()
+    workload = PeerWorkload(
+        args.input_tokens, args.output_tokens, args.num_prompts, args.concurrency, "completions"
+    )
+    with tempfile.TemporaryDirectory(prefix="harness-real-") as scratch:
+        started = time.monotonic()
+        if args.endpoint:
+            tokenizer = args.tokenizer or str(env.model_dir)
+            result = _run(env.vllm_command, args.endpoint, args.model, tokenizer, workload, args)
+            startup = None
+        else:
+            with local_server(model="smollm2", served_model_name=args.model, build="cpu") as server:
+                startup = time.monotonic() - started
+                result = side_by_side(
+                    env.vllm_command,
+                    base_url=server.base_url,
+                    model=args.model,
+                    tokenizer=server.tokenizer,
+                    workload=workload,
+                    result_dir=Path(scratch),
+                    repeats=args.repeats,
+                    env={"VLLM_TARGET_DEVICE": "cpu"},
+                )
+    print_report(result, startup_s=startup, total_s=time.monotonic() - started)
+    return 0
+
+
+def print_report(result: SideBySide, *, startup_s: float | None, total_s: float) -> None:
+    workload = result.workload
+    print(
+        f"workload: {workload.input_tokens} in / {workload.output_tokens} out, "
+        f"{workload.num_prompts} prompts at concurrency {workload.max_concurrency}, "
+        f"/v1/completions; {len(result.harness)} run(s) per side, interleaved"
+    )
+    print(
+        f"prompt tokens per request (server's count): harness "
+        f"{result.harness_prompt_tokens_mean:.1f}, peer {result.peer_prompt_tokens_mean:.1f}"
+    )
+    print(f"{'figure':<14}{'harness':>12}{'vllm bench':>12}{'ratio':>8}  runs (harness | peer)")
+    for name, label in FIGURES:
+        runs_h = ", ".join(f"{getattr(run, name):.1f}" for run in result.harness)
+        runs_p = ", ".join(f"{getattr(run, name):.1f}" for run in result.peer)
+        print(
+            f"{label:<14}{result.mean('harness', name):>12.1f}{result.mean('peer', name):>12.1f}"
+            f"{result.ratio(name):>8.3f}  {runs_h} | {runs_p}"
+        )
+    if startup_s is not None:
+        print(f"server start: {startup_s:.0f} s")
+    print(f"total: {total_s:.0f} s")
+
+
+def _run(
+    vllm_command: Path,
+    endpoint: str,
+    model: str,
+    tokenizer: str,
+    workload: PeerWorkload,
+    args: argparse.Namespace,
+) -> SideBySide:
+    with tempfile.TemporaryDirectory(prefix="harness-real-peer-") as result_dir:
+        return side_by_side(
+            vllm_command,
+            base_url=endpoint,
+            model=model,
+            tokenizer=tokenizer,
+            workload=workload,
+            result_dir=Path(result_dir),
+            repeats=args.repeats,
+            env={"VLLM_TARGET_DEVICE": "cpu"},
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
