@@ -200,6 +200,32 @@ class JobsConfig(Section):
     lock_key: int = 72150501
 
 
+class BacktestConfig(Section):
+    """`scheduler backtest`: the replay's defaults and the simulated world's parameters."""
+
+    days: PositiveInt = 90
+    tick_s: PositiveFloat = 900.0
+    policies: list[
+        Literal[
+            "planner",
+            "planner-nohedge",
+            "on-demand",
+            "cheapest-zone",
+            "spot-hedge",
+            "price-capacity",
+        ]
+    ] = ["planner", "planner-nohedge", "on-demand", "cheapest-zone", "spot-hedge", "price-capacity"]
+    seed: int = 0
+    startup_s: NonNegativeFloat = 600.0
+    drain_s: NonNegativeFloat = 30.0
+    planner_interval_s: PositiveFloat = 3600.0
+    avoid_after_interruption_s: NonNegativeFloat = 3600.0
+    interruption_rate_scale: NonNegativeFloat = 1.0
+    near_on_demand_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.8
+    at_on_demand_multiplier: Annotated[float, Field(ge=1)] = 10.0
+    unknown_band_index: Annotated[int, Field(ge=0, le=4)] = 2
+
+
 class Settings(Section):
     database: DatabaseConfig = DatabaseConfig()
     oracle: OracleConfig = OracleConfig()
@@ -207,6 +233,7 @@ class Settings(Section):
     planner: PlannerConfig = PlannerConfig()
     service: ServiceConfig = ServiceConfig()
     jobs: JobsConfig = JobsConfig()
+    backtest: BacktestConfig = BacktestConfig()
 
 
 def load_settings(path: Path | None = None) -> Settings:

@@ -218,6 +218,30 @@ class MarketHistory:
             total += price.price_usd_per_hour * (right - left) / 3600.0
         return total
 
+    @cached_property
+    def pool_index(self) -> dict[PoolKey, int]:
+        return {pool.key: pool.index for pool in self.pools}
+
+    def cost(self, pool: PoolKey, start_s: float, end_s: float) -> float:
+        """USD for one instance of ``pool`` (spot or on-demand) from ``start_s`` to ``end_s``."""
+        if end_s <= start_s:
+            return 0.0
+        if pool.market == "spot":
+            return self.spot_cost(self.pool_index[pool], start_s, end_s)
+        return self.on_demand_cost(pool.region, pool.instance_type, start_s, end_s)
+
+    def cost_curve(
+        self, pool: PoolKey, start_s: float, times_s: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """USD for one instance of ``pool`` from ``start_s`` to each of ``times_s`` (each at or
+        after ``start_s``), vectorised."""
+        if pool.market == "spot":
+            index = self.pool_index[pool]
+            return self._integral_curve(index, times_s) - self._integral_at(index, start_s)
+        return np.array(
+            [self.on_demand_cost(pool.region, pool.instance_type, start_s, t) for t in times_s]
+        )
+
     def band_at(self, region: str, instance_type: str, t_s: float) -> int | None:
         """The Advisor band in force at ``t_s``, else the earliest one the oracle holds."""
         timeline = self.advisor.get((region, instance_type))
@@ -250,6 +274,13 @@ class MarketHistory:
         lo, hi = int(self.offsets[pool]), int(self.offsets[pool + 1])
         row = lo + int(np.searchsorted(self.times_s[lo:hi], t_s, side="right")) - 1
         return row if row >= lo else -1
+
+    def _integral_curve(self, pool: int, times_s: NDArray[np.float64]) -> NDArray[np.float64]:
+        lo, hi = int(self.offsets[pool]), int(self.offsets[pool + 1])
+        rows = lo + np.searchsorted(self.times_s[lo:hi], times_s, side="right") - 1
+        rows = np.maximum(rows, lo)
+        held_h = (times_s - self.times_s[rows]) / 3600.0
+        return self.integral_usd[rows] + self.prices_usd_per_hour[rows] * held_h
 
     def _integral_at(self, pool: int, t_s: float) -> float:
         row = self._row_at(pool, t_s)

@@ -1,0 +1,152 @@
+"""Simulated instances of one policy: launched, starting (billed, not serving), serving,
+draining, interrupted; billed per second at the price in force.
+
+A policy sets a target count per pool; :meth:`Fleet.set_target` launches what is missing at
+once and retires what is extra make-before-break: instances still starting are cancelled at
+once, serving ones are drained only when every instance launched so far is ready. A drained
+instance leaves the load balancer at the drain's start and is billed ``drain_s`` more. An
+interruption notice ends every instance of its pool :data:`NOTICE_S` later; it serves until
+then (the actuator deregisters it at the end of the warning).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from scheduler.backtest.interruptions import NOTICE_S
+from scheduler.planning.model import PoolKey
+
+
+@dataclass
+class Instance:
+    id: int
+    pool: PoolKey
+    tokens_per_second: float
+    launched_s: float
+    ready_s: float
+    #: When it stops serving and when billing ends (``inf`` while it runs).
+    stop_serving_s: float = math.inf
+    end_s: float = math.inf
+    interrupted_s: float | None = None
+    retiring: bool = False
+    retired_s: float | None = None
+
+    def alive_at(self, t_s: float) -> bool:
+        return self.launched_s <= t_s < self.end_s
+
+    def serving_at(self, t_s: float) -> bool:
+        return self.ready_s <= t_s < min(self.stop_serving_s, self.end_s)
+
+
+@dataclass
+class Fleet:
+    startup_s: float
+    drain_s: float
+    instances: list[Instance] = field(default_factory=list)
+    launches: int = 0
+    interruptions: int = 0
+    _next_id: int = 0
+    _settled_s: float = -math.inf
+
+    def active(self) -> list[Instance]:
+        """Instances that count towards the fleet: running or starting, neither retiring nor
+        under an interruption notice."""
+        return [i for i in self.instances if i.end_s == math.inf and not i.retiring]
+
+    def counts(self) -> dict[PoolKey, int]:
+        counts: dict[PoolKey, int] = {}
+        for instance in self.active():
+            counts[instance.pool] = counts.get(instance.pool, 0) + 1
+        return counts
+
+    def ready_counts(self, t_s: float) -> dict[PoolKey, int]:
+        counts: dict[PoolKey, int] = {}
+        for instance in self.active():
+            if instance.ready_s <= t_s:
+                counts[instance.pool] = counts.get(instance.pool, 0) + 1
+        return counts
+
+    def set_target(
+        self, target: Mapping[PoolKey, int], goodput: Mapping[str, float], t_s: float
+    ) -> None:
+        """Launch and retire so that the active fleet matches ``target`` (pools absent from it
+        go to zero)."""
+        active = self.active()
+        by_pool: dict[PoolKey, list[Instance]] = {}
+        for instance in active:
+            by_pool.setdefault(instance.pool, []).append(instance)
+        for pool in sorted(set(by_pool) | set(target)):
+            have = by_pool.get(pool, [])
+            want = max(int(target.get(pool, 0)), 0)
+            for _ in range(want - len(have)):
+                self._launch(pool, goodput[pool.instance_type], t_s)
+            if len(have) > want:
+                # Starting instances go first (newest first): they serve nothing yet.
+                extra = sorted(have, key=lambda i: (i.ready_s <= t_s, -i.launched_s))
+                for instance in extra[: len(have) - want]:
+                    if instance.ready_s > t_s:
+                        instance.stop_serving_s = instance.end_s = t_s
+                    else:
+                        instance.retiring = True
+                        instance.retired_s = t_s
+        self.advance(t_s)
+
+    def advance(self, t_s: float) -> None:
+        """Settle the fleet up to ``t_s``: drain each retiring instance once every active
+        instance that was still starting when it was retired is ready. Call at every event,
+        before and after changing the fleet, with non-decreasing times."""
+        floor = self._settled_s
+        self._settled_s = t_s
+        retiring = [i for i in self.instances if i.retiring and i.end_s == math.inf]
+        if not retiring:
+            return
+        active = self.active()
+        for instance in retiring:
+            retired = instance.retired_s if instance.retired_s is not None else t_s
+            waits = [i.ready_s for i in active if i.ready_s > retired]
+            drain_at = max([retired, *waits])
+            if drain_at <= t_s:
+                # The state changed at ``floor`` at the latest (e.g. the awaited replacement
+                # was interrupted), so nothing is drained before it.
+                moment = max(drain_at, floor)
+                instance.stop_serving_s = min(instance.stop_serving_s, moment)
+                instance.end_s = min(instance.end_s, moment + self.drain_s)
+
+    def interrupt(self, pool: PoolKey, notice_s: float) -> int:
+        """An interruption notice in ``pool``; returns the instances it reclaims."""
+        hit = 0
+        for instance in self.instances:
+            if instance.pool == pool and instance.alive_at(notice_s):
+                end = notice_s + NOTICE_S
+                instance.end_s = min(instance.end_s, end)
+                instance.stop_serving_s = min(instance.stop_serving_s, end)
+                instance.interrupted_s = notice_s
+                hit += 1
+        self.interruptions += hit
+        return hit
+
+    def close(self, t_s: float) -> None:
+        """End the simulation at ``t_s``: whatever still runs is billed until then."""
+        for instance in self.instances:
+            if instance.end_s > t_s:
+                instance.end_s = t_s
+            if instance.stop_serving_s > t_s:
+                instance.stop_serving_s = t_s
+
+    def capacity_at(self, t_s: float) -> float:
+        return sum(i.tokens_per_second for i in self.instances if i.serving_at(t_s))
+
+    def _launch(self, pool: PoolKey, tokens_per_second: float, t_s: float) -> None:
+        self.instances.append(
+            Instance(
+                id=self._next_id,
+                pool=pool,
+                tokens_per_second=tokens_per_second,
+                launched_s=t_s,
+                ready_s=t_s + self.startup_s,
+            )
+        )
+        self._next_id += 1
+        self.launches += 1

@@ -1,0 +1,304 @@
+"""The policies a backtest compares: each turns the market as known at a moment, and the fleet
+it runs, into a target fleet (instances per pool), or ``None`` to keep what runs.
+
+- ``planner``: ours, through :func:`scheduler.planner.plan_from_data` with its hedge and its
+  switching cost against the running fleet; replans every ``planner_interval_s`` and at once
+  on an interruption (``planner-nohedge``: the same without the hedge).
+- ``on-demand``: the cheapest all-on-demand fleet of one instance type, replanned each tick.
+- ``cheapest-zone``: what a catalog optimiser does: the single spot pool whose fleet carrying
+  the SLO costs least now; it stays there, and fails over to the next cheapest pool when
+  interrupted (SkyPilot's managed spot behaviour).
+- ``spot-hedge``: SkyServe's SpotHedge as published: the instance type cheapest per tok/s when
+  the service starts, the replicas the SLO needs plus one spare spread over that type's
+  cheapest active zones of its region, and on-demand replicas covering whatever spot
+  replicas are not ready (dynamic fallback), retired once spot is ready again.
+- ``price-capacity``: EC2 Fleet's price-capacity-optimized: among pools whose placement score
+  for the count is the best, the cheapest; kept until interrupted.
+
+An interrupted pool is avoided by every policy for ``avoid_after_interruption_s`` (as the
+actuator marks a pool after a capacity error). Policies are objects because some remember a
+choice (the zone they stay in); a fresh one is made for every run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from oracle.goodput import GoodputFact
+from oracle.stats import OnDemandOffer
+from scheduler.backtest.market import MarketHistory, MarketView
+from scheduler.config import PlannerConfig
+from scheduler.planner import InfeasiblePlanError, RunningInstance, plan_from_data
+from scheduler.planning.candidates import PlanningData
+from scheduler.planning.model import PoolKey
+
+Reason = Literal["tick", "interruption"]
+Target = dict[PoolKey, int]
+
+POLICY_NAMES = (
+    "planner",
+    "planner-nohedge",
+    "on-demand",
+    "cheapest-zone",
+    "spot-hedge",
+    "price-capacity",
+)
+#: The lower bound, computed beside the policies (see :mod:`scheduler.backtest.simulate`).
+HINDSIGHT = "hindsight"
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    """What every policy knows besides the market: the SLO and the goodput table."""
+
+    history: MarketHistory
+    slo_tokens_per_second: float
+    model: str
+    goodput: Mapping[str, GoodputFact]
+    planner_config: PlannerConfig
+    planner_interval_s: float
+
+    def tokens_per_second(self, instance_type: str) -> float:
+        return self.goodput[instance_type].goodput_tokens_per_second
+
+    def count_for(self, instance_type: str) -> int:
+        """Instances of the type that carry the SLO."""
+        return max(1, math.ceil(self.slo_tokens_per_second / self.tokens_per_second(instance_type) - 1e-9))
+
+
+@dataclass(frozen=True)
+class FleetState:
+    """The fleet a policy runs, as it knows it at the moment of deciding."""
+
+    counts: Mapping[PoolKey, int]
+    ready_counts: Mapping[PoolKey, int]
+    #: Spot pools interrupted recently, to stay away from.
+    avoid: frozenset[PoolKey]
+
+
+class Policy:
+    name: str = ""
+
+    def __init__(self, context: PolicyContext) -> None:
+        self.context = context
+        #: Seconds spent deciding (planning), for the benchmark.
+        self.decide_s = 0.0
+
+    def decide(self, view: MarketView, fleet: FleetState, reason: Reason) -> Target | None:
+        started = time.perf_counter()
+        try:
+            return self._decide(view, fleet, reason)
+        finally:
+            self.decide_s += time.perf_counter() - started
+
+    def _decide(self, view: MarketView, fleet: FleetState, reason: Reason) -> Target | None:
+        raise NotImplementedError
+
+
+class PlannerPolicy(Policy):
+    def __init__(self, context: PolicyContext, *, hedge: bool) -> None:
+        super().__init__(context)
+        self.name = "planner" if hedge else "planner-nohedge"
+        config = context.planner_config
+        self.config = config if hedge else config.model_copy(update={"hedge": "none"})
+        self.last_plan_s: float | None = None
+        self.last_target: Target = {}
+
+    def _decide(self, view: MarketView, fleet: FleetState, reason: Reason) -> Target | None:
+        due = self.last_plan_s is None or (
+            view.as_of_s - self.last_plan_s >= self.context.planner_interval_s
+        )
+        short = any(fleet.counts.get(pool, 0) < count for pool, count in self.last_target.items())
+        if not (due or short or reason == "interruption"):
+            return None
+        types = set(self.context.goodput)
+        data = PlanningData(
+            as_of=view.as_of,
+            model=self.context.model,
+            pool_stats=view.pool_stats_of(types),
+            on_demand=[o for o in view.on_demand_offers if o.instance_type in types],
+            goodput=self.context.goodput,
+            instance_specs=self.context.history.instance_specs,
+        )
+        running = [RunningInstance(pool, count) for pool, count in sorted(fleet.counts.items())]
+        try:
+            plan = plan_from_data(
+                data,
+                config=self.config,
+                slo_tokens_per_second=self.context.slo_tokens_per_second,
+                running=running,
+                exclude_pools=fleet.avoid,
+                with_baselines=False,
+            )
+        except InfeasiblePlanError:
+            return None
+        self.last_plan_s = view.as_of_s
+        self.last_target = {a.pool: a.count for a in plan.allocations if a.count > 0}
+        return dict(self.last_target)
+
+
+class OnDemandPolicy(Policy):
+    name = "on-demand"
+
+    def _decide(self, view: MarketView, fleet: FleetState, reason: Reason) -> Target | None:
+        best = _cheapest_on_demand(view.on_demand_offers, self.context)
+        if best is None:
+            return None
+        offer, count = best
+        return {PoolKey(offer.region, "", offer.instance_type, "on-demand"): count}
+
+
+class CheapestZonePolicy(Policy):
+    name = "cheapest-zone"
+
+    def __init__(self, context: PolicyContext) -> None:
+        super().__init__(context)
+        self.pool: PoolKey | None = None
+
+    def _decide(self, view: MarketView, fleet: FleetState, reason: Reason) -> Target | None:
+        if self.pool is None or self.pool in fleet.avoid:
+            choice = _cheapest_spot_pool(view, self.context, fleet.avoid, self._eligible(view))
+            if choice is None:
+                return None
+            self.pool = choice
+        return {self.pool: self.context.count_for(self.pool.instance_type)}
+
+    def _eligible(self, view: MarketView) -> Callable[[int], bool] | None:
+        return None
+
+
+class PriceCapacityPolicy(CheapestZonePolicy):
+    name = "price-capacity"
+
+    def _eligible(self, view: MarketView) -> Callable[[int], bool] | None:
+        history, context = view.history, self.context
+        scores: dict[int, int] = {}
+        for pool in history.pools:
+            if pool.instance_type in context.goodput:
+                scores[pool.index] = _score_for(
+                    view.placement_scores(pool.index), context.count_for(pool.instance_type)
+                )
+        prices = view.spot_prices_usd_per_hour
+        priced = [index for index in scores if not np.isnan(prices[index])]
+        if not priced:
+            return None
+        best = max(scores[index] for index in priced)
+        return lambda index: scores.get(index, -1) == best
+
+
+class SpotHedgePolicy(Policy):
+    name = "spot-hedge"
+    #: Spare replicas above what the SLO needs (SkyServe's num_overprovision default is 1).
+    spare = 1
+
+    def __init__(self, context: PolicyContext) -> None:
+        super().__init__(context)
+        self.region: str | None = None
+        self.instance_type: str | None = None
+
+    def _decide(self, view: MarketView, fleet: FleetState, reason: Reason) -> Target | None:
+        if self.instance_type is None:
+            first = _cheapest_spot_pool(view, self.context, frozenset(), None)
+            if first is None:
+                return None
+            self.region, self.instance_type = first.region, first.instance_type
+        assert self.region is not None
+        needed = self.context.count_for(self.instance_type)
+        zones = self._zones(view, fleet.avoid)
+        target: Target = {
+            pool: count
+            for pool, count in fleet.counts.items()
+            if pool.market == "spot" and pool not in fleet.avoid
+        }
+        while zones and sum(target.values()) < needed + self.spare:
+            # The cheapest zone among those holding the fewest replicas.
+            least = min(target.get(zone, 0) for zone in zones)
+            zone = next(zone for zone in zones if target.get(zone, 0) == least)
+            target[zone] = target.get(zone, 0) + 1
+        ready_spot = sum(
+            count for pool, count in fleet.ready_counts.items() if pool.market == "spot"
+        )
+        fallback = max(0, needed - ready_spot)
+        if fallback:
+            target[PoolKey(self.region, "", self.instance_type, "on-demand")] = fallback
+        return target
+
+    def _zones(self, view: MarketView, avoid: frozenset[PoolKey]) -> list[PoolKey]:
+        """Spot pools of the chosen type in the chosen region, cheapest first; the avoided
+        ones only when nothing else is left."""
+        prices = view.spot_prices_usd_per_hour
+        pools = [
+            (float(prices[p.index]), p.key)
+            for p in view.history.pools
+            if p.region == self.region
+            and p.instance_type == self.instance_type
+            and not np.isnan(prices[p.index])
+        ]
+        pools.sort()
+        active = [key for _, key in pools if key not in avoid]
+        return active or [key for _, key in pools]
+
+
+def make_policies(names: Sequence[str], context: PolicyContext) -> list[Policy]:
+    """Fresh policies by name (unknown names are refused by the caller's validation)."""
+    makers: dict[str, Callable[[], Policy]] = {
+        "planner": lambda: PlannerPolicy(context, hedge=True),
+        "planner-nohedge": lambda: PlannerPolicy(context, hedge=False),
+        "on-demand": lambda: OnDemandPolicy(context),
+        "cheapest-zone": lambda: CheapestZonePolicy(context),
+        "spot-hedge": lambda: SpotHedgePolicy(context),
+        "price-capacity": lambda: PriceCapacityPolicy(context),
+    }
+    return [makers[name]() for name in names]
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _cheapest_on_demand(
+    offers: Sequence[OnDemandOffer], context: PolicyContext
+) -> tuple[OnDemandOffer, int] | None:
+    best: tuple[float, tuple[str, str], OnDemandOffer, int] | None = None
+    for offer in offers:
+        if offer.instance_type not in context.goodput:
+            continue
+        count = context.count_for(offer.instance_type)
+        rank = (offer.price_usd_per_hour * count, (offer.region, offer.instance_type))
+        if best is None or rank < best[:2]:
+            best = (rank[0], rank[1], offer, count)
+    return None if best is None else (best[2], best[3])
+
+
+def _cheapest_spot_pool(
+    view: MarketView,
+    context: PolicyContext,
+    avoid: frozenset[PoolKey],
+    eligible: Callable[[int], bool] | None,
+) -> PoolKey | None:
+    """The spot pool whose fleet carrying the SLO costs least at the current price."""
+    prices = view.spot_prices_usd_per_hour
+    best: tuple[float, PoolKey] | None = None
+    for pool in view.history.pools:
+        if pool.instance_type not in context.goodput or np.isnan(prices[pool.index]):
+            continue
+        if pool.key in avoid or (eligible is not None and not eligible(pool.index)):
+            continue
+        rank = (float(prices[pool.index]) * context.count_for(pool.instance_type), pool.key)
+        if best is None or rank < best:
+            best = rank
+    return None if best is None else best[1]
+
+
+def _score_for(scores: Mapping[int, int], count: int) -> int:
+    """The placement score for ``count`` instances: the answer for the smallest target capacity
+    at or above it, else the largest asked; 0 when the pool has none."""
+    if not scores:
+        return 0
+    above = [capacity for capacity in scores if capacity >= count]
+    return scores[min(above)] if above else scores[max(scores)]

@@ -1,0 +1,359 @@
+"""The tick loop: every policy, in lockstep, over the same views and the same interruptions.
+
+Events, in time order: interruption notices (sampled once for all policies) and ticks (every
+``tick_s`` from ``start``). At a notice in a pool where a policy runs instances, the policy
+loses them two minutes later and decides at once (as the actuator's interruption handler
+does). At a tick every policy decides on the view as of that tick. A view holds only facts
+observed at or before its moment, so no decision can see the future.
+
+Afterwards, per policy: the cost (each instance billed per second at the price in force from
+launch to end), the capacity over time (ready instances x goodput), SLO attainment (the share
+of time capacity is at or above the SLO), the deficit (output tokens short of the SLO rate),
+and the cost per million output tokens served (up to the SLO rate).
+
+The ``hindsight`` bound: at every instant, the cheapest cost of carrying the SLO at the prices
+then in force, with no interruptions, no start-up and fractional instances allowed:
+``SLO x min over pools of price / goodput``, integrated exactly over the price steps. Every
+fleet that carries the SLO costs at least that at every instant, so no policy that keeps the
+SLO carried can cost less; an integer fleet costs at most one instance more.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from numpy.typing import NDArray
+
+from oracle.goodput import GoodputFact
+from scheduler.backtest.fleet import Fleet, Instance
+from scheduler.backtest.interruptions import InterruptionModel, sample_interruptions
+from scheduler.backtest.market import MarketHistory, MarketView
+from scheduler.backtest.policies import FleetState, PolicyContext, make_policies
+from scheduler.config import PlannerConfig
+from scheduler.planning.model import PoolKey
+
+_NOTICE, _TICK = 0, 1
+
+
+@dataclass(frozen=True)
+class BacktestOptions:
+    slo_tokens_per_second: float
+    start: datetime
+    end: datetime
+    tick_s: float
+    policies: tuple[str, ...]
+    model: str
+    seed: int = 0
+    startup_s: float = 600.0
+    drain_s: float = 30.0
+    planner_interval_s: float = 3600.0
+    avoid_after_interruption_s: float = 3600.0
+    interruptions: InterruptionModel = InterruptionModel()
+    planner: PlannerConfig = PlannerConfig()
+
+
+@dataclass
+class PolicyResult:
+    name: str
+    cost_usd: float
+    served_tokens: float
+    slo_attainment: float
+    deficit_tokens: float
+    interruptions: int
+    launches: int
+    decide_s: float
+    instances: list[Instance] = field(default_factory=list)
+    #: Decisions in order: (moment in epoch seconds, target as sorted (pool, count) pairs).
+    decisions: list[tuple[float, tuple[tuple[PoolKey, int], ...]]] = field(default_factory=list)
+    #: Per tick: capacity (tok/s), cumulative cost (USD), spot and on-demand instances billed.
+    capacity_tokens_per_second: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    cumulative_cost_usd: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    spot_instances: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=int))
+    on_demand_instances: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=int))
+
+    @property
+    def cost_usd_per_million_tokens(self) -> float | None:
+        return self.cost_usd / self.served_tokens * 1e6 if self.served_tokens > 0 else None
+
+
+@dataclass
+class BacktestResult:
+    options: BacktestOptions
+    policies: dict[str, PolicyResult]
+    hindsight_cost_usd: float
+    tick_times_s: NDArray[np.float64]
+    #: Cumulative hindsight cost at each tick.
+    hindsight_cumulative_usd: NDArray[np.float64]
+    interruption_events: int
+    timing_s: dict[str, float]
+
+    @property
+    def slo_tokens(self) -> float:
+        """Output tokens the SLO rate asks for over the window."""
+        span = self.options.end.timestamp() - self.options.start.timestamp()
+        return self.options.slo_tokens_per_second * span
+
+
+def run_backtest(
+    history: MarketHistory,
+    *,
+    goodput: Mapping[str, GoodputFact],
+    options: BacktestOptions,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> BacktestResult:
+    """Replay ``options.start`` to ``options.end`` for every policy; ``on_progress(done,
+    total)`` is called every few hundred ticks."""
+    started = time.perf_counter()
+    start_s, end_s = options.start.timestamp(), options.end.timestamp()
+    ticks = np.arange(start_s, end_s, options.tick_s, dtype=np.float64)
+    notices = sample_interruptions(
+        history, seed=options.seed, start_s=start_s, end_s=end_s, model=options.interruptions
+    )
+    sampled_s = time.perf_counter()
+    context = PolicyContext(
+        history=history,
+        slo_tokens_per_second=options.slo_tokens_per_second,
+        model=options.model,
+        goodput=goodput,
+        planner_config=options.planner,
+        planner_interval_s=options.planner_interval_s,
+    )
+    policies = make_policies(options.policies, context)
+    rates = {name: fact.goodput_tokens_per_second for name, fact in goodput.items()}
+    runs = [_Run(policy.name, Fleet(options.startup_s, options.drain_s)) for policy in policies]
+    events = _events(ticks, notices)
+    pools = history.pools
+    view_s = 0.0
+    for done, (moment, kind, pool) in enumerate(events):
+        view_started = time.perf_counter()
+        view = history.as_of(_datetime(moment))
+        view_s += time.perf_counter() - view_started
+        for policy, run in zip(policies, runs, strict=True):
+            run.fleet.advance(moment)
+            if kind == _NOTICE:
+                key = pools[pool].key
+                if run.fleet.interrupt(key, moment) == 0:
+                    continue
+                run.avoid[key] = moment
+                reason = "interruption"
+            else:
+                reason = "tick"
+            state = run.state(moment, options.avoid_after_interruption_s)
+            target = policy.decide(view, state, reason)  # type: ignore[arg-type]
+            if target is not None:
+                run.decisions.append((moment, tuple(sorted(target.items()))))
+                run.fleet.set_target(target, rates, moment)
+        if on_progress is not None and (done % 256 == 0 or done == len(events) - 1):
+            on_progress(done + 1, len(events))
+    simulated_s = time.perf_counter()
+    results = {}
+    for policy, run in zip(policies, runs, strict=True):
+        run.fleet.close(end_s)
+        results[policy.name] = _measure(
+            history, run, options, ticks, decide_s=policy.decide_s
+        )
+    hindsight, hindsight_curve = hindsight_cost(
+        history, goodput=rates, slo_tokens_per_second=options.slo_tokens_per_second,
+        start_s=start_s, end_s=end_s, ticks=ticks,
+    )  # fmt: skip
+    finished = time.perf_counter()
+    return BacktestResult(
+        options=options,
+        policies=results,
+        hindsight_cost_usd=hindsight,
+        tick_times_s=ticks,
+        hindsight_cumulative_usd=hindsight_curve,
+        interruption_events=sum(len(times) for times in notices.values()),
+        timing_s={
+            "interruptions": sampled_s - started,
+            "views": view_s,
+            "simulate": simulated_s - sampled_s,
+            "measure": finished - simulated_s,
+            "planning": sum(policy.decide_s for policy in policies),
+            "total": finished - started,
+        },
+    )
+
+
+def hindsight_cost(
+    history: MarketHistory,
+    *,
+    goodput: Mapping[str, float],
+    slo_tokens_per_second: float,
+    start_s: float,
+    end_s: float,
+    ticks: NDArray[np.float64] | None = None,
+) -> tuple[float, NDArray[np.float64]]:
+    """The hindsight bound in USD over ``[start_s, end_s]`` (see the module's docstring), and
+    its cumulative value at each of ``ticks``."""
+    spot = [p for p in history.pools if p.instance_type in goodput]
+    on_demand = [key for key in history.on_demand if key[1] in goodput]
+    # Change points: every spot price change and on-demand price change inside the window.
+    changes: list[tuple[float, int, float]] = []  # (moment, column, USD/h per tok/s)
+    for column, pool in enumerate(spot):
+        times, prices = history.pool_rows(pool.index)
+        rate = goodput[pool.instance_type]
+        for moment, price in zip(times.tolist(), prices.tolist(), strict=True):
+            changes.append((moment, column, price / rate))
+    for offset, (region, instance_type) in enumerate(on_demand):
+        timeline = history.on_demand[(region, instance_type)]
+        rate = goodput[instance_type]
+        for moment, price in zip(timeline.times_s, timeline.values, strict=True):
+            changes.append((moment, len(spot) + offset, price.price_usd_per_hour / rate))
+    changes.sort()
+    per_tps = np.full(len(spot) + len(on_demand), np.inf)
+    index = 0
+    while index < len(changes) and changes[index][0] <= start_s:
+        per_tps[changes[index][1]] = changes[index][2]
+        index += 1
+    moments = [start_s]
+    rates = [float(per_tps.min()) if per_tps.size else math.inf]
+    while index < len(changes) and changes[index][0] < end_s:
+        moment = changes[index][0]
+        while index < len(changes) and changes[index][0] == moment:
+            per_tps[changes[index][1]] = changes[index][2]
+            index += 1
+        moments.append(moment)
+        rates.append(float(per_tps.min()))
+    edges = np.r_[np.asarray(moments), end_s]
+    usd_per_hour = np.asarray(rates) * slo_tokens_per_second
+    pieces = usd_per_hour * np.diff(edges) / 3600.0
+    total = float(pieces.sum())
+    if ticks is None:
+        return total, np.zeros(0)
+    cumulative = np.r_[0.0, np.cumsum(pieces)]
+    piece = np.clip(np.searchsorted(edges, ticks, side="right") - 1, 0, len(pieces) - 1)
+    curve = cumulative[piece] + usd_per_hour[piece] * (ticks - edges[piece]) / 3600.0
+    return total, curve
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    name: str
+    fleet: Fleet
+    avoid: dict[PoolKey, float] = field(default_factory=dict)
+    decisions: list[tuple[float, tuple[tuple[PoolKey, int], ...]]] = field(default_factory=list)
+
+    def state(self, moment: float, avoid_s: float) -> FleetState:
+        avoid = frozenset(key for key, at in self.avoid.items() if moment - at < avoid_s)
+        return FleetState(
+            counts=self.fleet.counts(), ready_counts=self.fleet.ready_counts(moment), avoid=avoid
+        )
+
+
+def _events(
+    ticks: NDArray[np.float64], notices: Mapping[int, NDArray[np.float64]]
+) -> list[tuple[float, int, int]]:
+    """Ticks and notices in time order; at one moment notices come before the tick."""
+    events = [(float(t), _TICK, -1) for t in ticks.tolist()]
+    for pool, times in notices.items():
+        events += [(float(t), _NOTICE, pool) for t in times.tolist()]
+    heapq.heapify(events)
+    return [heapq.heappop(events) for _ in range(len(events))]
+
+
+def _measure(
+    history: MarketHistory,
+    run: _Run,
+    options: BacktestOptions,
+    ticks: NDArray[np.float64],
+    *,
+    decide_s: float,
+) -> PolicyResult:
+    start_s, end_s = options.start.timestamp(), options.end.timestamp()
+    instances = run.fleet.instances
+    cost = sum(history.cost(i.pool, i.launched_s, i.end_s) for i in instances)
+    served, attainment, deficit, moments, capacity = _service(
+        instances, options.slo_tokens_per_second, start_s, end_s
+    )
+    at_tick = np.clip(np.searchsorted(moments, ticks, side="right") - 1, 0, None)
+    return PolicyResult(
+        name=run.name,
+        cost_usd=cost,
+        served_tokens=served,
+        slo_attainment=attainment,
+        deficit_tokens=deficit,
+        interruptions=run.fleet.interruptions,
+        launches=run.fleet.launches,
+        decide_s=decide_s,
+        instances=list(instances),
+        decisions=run.decisions,
+        capacity_tokens_per_second=capacity[at_tick] if capacity.size else np.zeros(ticks.size),
+        cumulative_cost_usd=_cumulative_cost(history, instances, ticks),
+        spot_instances=_billed(instances, ticks, "spot"),
+        on_demand_instances=_billed(instances, ticks, "on-demand"),
+    )
+
+
+def _service(
+    instances: Sequence[Instance], slo: float, start_s: float, end_s: float
+) -> tuple[float, float, float, NDArray[np.float64], NDArray[np.float64]]:
+    """Served tokens (capacity up to the SLO rate), the share of time at or above the SLO, and
+    the deficit in tokens, integrated exactly over the capacity's steps; and the steps (the
+    capacity holds from each moment to the next)."""
+    steps: dict[float, float] = {start_s: 0.0}
+    for instance in instances:
+        begin = max(instance.ready_s, start_s)
+        stop = min(instance.stop_serving_s, instance.end_s, end_s)
+        if stop > begin:
+            steps[begin] = steps.get(begin, 0.0) + instance.tokens_per_second
+            steps[stop] = steps.get(stop, 0.0) - instance.tokens_per_second
+    moments = sorted(steps)
+    capacity = np.cumsum([steps[moment] for moment in moments])
+    edges = np.r_[np.asarray(moments), end_s]
+    lengths = np.clip(np.diff(edges), 0.0, None)
+    span = end_s - start_s
+    # Tolerance: float sums of goodput may miss the SLO by rounding only.
+    met = capacity >= slo * (1 - 1e-9)
+    served = float(np.sum(np.minimum(capacity, slo) * lengths))
+    deficit = float(np.sum(np.maximum(slo - capacity, 0.0) * lengths))
+    attainment = float(np.sum(lengths[met]) / span) if span > 0 else 1.0
+    return served, attainment, deficit, np.asarray(moments), capacity
+
+
+def _cumulative_cost(
+    history: MarketHistory, instances: Sequence[Instance], ticks: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    curve = np.zeros(ticks.size)
+    finished = np.zeros(ticks.size + 1)
+    for instance in instances:
+        first = int(np.searchsorted(ticks, instance.launched_s, side="left"))
+        last = int(np.searchsorted(ticks, instance.end_s, side="left"))
+        if last > first:
+            curve[first:last] += history.cost_curve(
+                instance.pool, instance.launched_s, ticks[first:last]
+            )
+        finished[last] += history.cost(instance.pool, instance.launched_s, instance.end_s)
+    return curve + np.cumsum(finished)[:-1]
+
+
+def _billed(
+    instances: Sequence[Instance], ticks: NDArray[np.float64], market: str
+) -> NDArray[np.int64]:
+    counts = np.zeros(ticks.size + 1, dtype=np.int64)
+    for instance in instances:
+        if instance.pool.market != market:
+            continue
+        first = int(np.searchsorted(ticks, instance.launched_s, side="left"))
+        last = int(np.searchsorted(ticks, instance.end_s, side="left"))
+        counts[first] += 1
+        counts[last] -= 1
+    return np.cumsum(counts)[:-1]
+
+
+def _datetime(seconds: float) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+
+
+def view_at(history: MarketHistory, moment_s: float) -> MarketView:
+    """The view a policy sees at ``moment_s`` (for tests and tools)."""
+    return history.as_of(_datetime(moment_s))
