@@ -310,6 +310,55 @@ def step_statistics(
     return figures
 
 
+def pool_stats_to_dict(stats: PoolStats) -> dict[str, Any]:
+    """The JSON shape of one pool (``scheduler oracle stats --format json``, the API).
+
+    Every field of :class:`PoolStats`, plus ``source`` (the price's source), ``sample`` (true
+    when any figure comes from the embedded sample market) and an ``*_age_s`` per fact: seconds
+    from its observation to ``as_of``. Placement scores are keyed by target capacity as strings.
+    """
+    payload: dict[str, Any] = {
+        "region": stats.region,
+        "availability_zone": stats.availability_zone,
+        "availability_zone_id": stats.availability_zone_id,
+        "zone": stats.zone,
+        "instance_type": stats.instance_type,
+        "as_of": stats.as_of.isoformat(),
+        "source": stats.price_source,
+        "sample": "sample"
+        in (
+            stats.price_source,
+            stats.on_demand_source,
+            stats.placement_source,
+            stats.advisor_source,
+        ),
+    }
+    for name in (
+        "current_price_usd_per_hour",
+        "mean_price_usd_per_hour_7d",
+        "mean_price_usd_per_hour_30d",
+        "mean_price_usd_per_hour_90d",
+        "p95_price_usd_per_hour_90d",
+        "max_price_usd_per_hour_90d",
+        "volatility_90d",
+        "share_above_80pct_on_demand_90d",
+        "changes_90d",
+        "on_demand_price_usd_per_hour",
+    ):
+        payload[name] = getattr(stats, name)
+    payload["placement_scores"] = {
+        str(capacity): score for capacity, score in stats.placement_scores.items()
+    }
+    for name in ("interruption_band_index", "interruption_band_label", "savings_pct"):
+        payload[name] = getattr(stats, name)
+    for fact in ("price", "on_demand", "placement", "advisor"):
+        observed: datetime | None = getattr(stats, f"{fact}_observed_at")
+        payload[f"{fact}_source"] = getattr(stats, f"{fact}_source")
+        payload[f"{fact}_observed_at"] = observed.isoformat() if observed else None
+        payload[f"{fact}_age_s"] = (stats.as_of - observed).total_seconds() if observed else None
+    return payload
+
+
 def _window(
     pool: np.ndarray, time_s: np.ndarray, segment_end: np.ndarray, start_s: float, count: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -589,6 +638,3 @@ def _number(value: Any) -> float | None:
 
 def _datetime(seconds: float) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
-
-
-__all__ = ["OnDemandOffer", "PoolStats", "on_demand_offers", "pool_stats", "step_statistics"]
