@@ -18,6 +18,7 @@ from oracle.importers.base import (
     parse_timestamp,
     require,
 )
+from oracle.importers.zones import check_region
 from oracle.models import SpotPriceModel
 
 #: The CSV columns that may hold the zone (AZ name or AZ ID), in order of preference.
@@ -61,6 +62,7 @@ def load_csv(context: FileContext, table: Table) -> Batch:
     zone_column = next(name for name in ZONE_COLUMNS if name in table.columns)
     price_column = next(name for name in PRICE_COLUMNS if name in table.columns)
     has_product = "product_description" in table.columns
+    has_region = "region" in table.columns
     batch = Batch()
     batch.expect(SpotPriceModel)
     for line, record in table.records(context):
@@ -71,6 +73,7 @@ def load_csv(context: FileContext, table: Table) -> Batch:
                     context,
                     batch,
                     zone_text=record[zone_column],
+                    region=record["region"] or None if has_region else None,
                     instance_type=record["instance_type"],
                     product_description=record["product_description"]
                     if has_product
@@ -91,12 +94,13 @@ def spot_row(
     *,
     zone_text: str,
     instance_type: Any,
+    region: str | None = None,
     product_description: str,
     timestamp_text: str,
     price_text: Any,
 ) -> dict[str, Any]:
     """One spot_prices row; raises BadValue/ZoneError on a bad field."""
-    zone = context.zones.resolve(zone_text)
+    zone = context.zones.resolve(zone_text, region=region and check_region(region))
     timestamp = parse_timestamp(timestamp_text)
     batch.regions.add(zone.region)
     return {

@@ -60,6 +60,11 @@ CASES = {
         "g5.xlarge,A10G,1,4,16,1.006,0.40,us-east-1,usw2-az1\n",
         r"2: availability zone 'usw2-az1' is in us-west-2, not in us-east-1",
     ),
+    "zone outside its region (history)": (
+        "region,az_id,instance_type,spot_price,timestamp\n"
+        "us-east-1,usw2-az1,g5.xlarge,0.4,2025-01-01T00:00:00Z\n",
+        r"2: availability zone 'usw2-az1' is in us-west-2, not in us-east-1",
+    ),
     "wrong field count": (HEADER + "2021-03-02T01:45:29+00:00,us-east-1a\n", r"2: expected 5"),
     "bad instance type": (
         HEADER + GOOD_ROW.replace("g4dn.xlarge", "a big GPU"),
