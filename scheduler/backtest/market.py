@@ -21,6 +21,7 @@ calls those; policies see views.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -213,8 +214,9 @@ class MarketHistory:
         timeline = self.on_demand[(region, instance_type)]
         total = 0.0
         moments = [start_s] + [t for t in timeline.times_s if start_s < t < end_s] + [end_s]
-        for left, right in zip(moments[:-1], moments[1:], strict=True):
+        for left, right in itertools.pairwise(moments):
             price = timeline.at(left) or timeline.first()
+            assert price is not None  # a timeline holds at least one price
             total += price.price_usd_per_hour * (right - left) / 3600.0
         return total
 
@@ -526,7 +528,7 @@ def window_statistics(
 
 
 def _narrow(
-    table: sa.Table, regions: Collection[str] | None, instance_types: Collection[str] | None
+    table: Any, regions: Collection[str] | None, instance_types: Collection[str] | None
 ) -> list[sa.ColumnElement[bool]]:
     conditions: list[sa.ColumnElement[bool]] = []
     if regions:
@@ -614,8 +616,12 @@ def _on_demand(
     table = OnDemandPriceModel.__table__
     query = (
         sa.select(table)
-        .where(table.c.operating_system == operating_system, *_narrow(table, regions, instance_types))
-        .order_by(table.c.region, table.c.instance_type, table.c.effective_date, table.c.observed_at)
+        .where(
+            table.c.operating_system == operating_system, *_narrow(table, regions, instance_types)
+        )
+        .order_by(
+            table.c.region, table.c.instance_type, table.c.effective_date, table.c.observed_at
+        )
     )
     grouped: dict[tuple[str, str], dict[float, _OnDemandPrice]] = {}
     for row in connection.execute(query):
@@ -636,7 +642,9 @@ def _advisor(
     table = InterruptionFrequencyModel.__table__
     query = (
         sa.select(table)
-        .where(table.c.operating_system == operating_system, *_narrow(table, regions, instance_types))
+        .where(
+            table.c.operating_system == operating_system, *_narrow(table, regions, instance_types)
+        )
         .order_by(table.c.observed_at)
     )
     grouped: dict[tuple[str, str], dict[float, _Advice]] = {}
@@ -648,9 +656,7 @@ def _advisor(
     return {key: _timeline(values) for key, values in grouped.items()}
 
 
-def _placement_rows(
-    connection: sa.Connection, regions: Collection[str] | None
-) -> list[Any]:
+def _placement_rows(connection: sa.Connection, regions: Collection[str] | None) -> list[Any]:
     table = PlacementScoreModel.__table__
     query = sa.select(table).order_by(table.c.observed_at)
     if regions:
@@ -787,17 +793,15 @@ def _durations(
     return np.clip(segment_end - np.maximum(times_s, start_s), 0.0, None)
 
 
-def _ratio(
-    numerator: NDArray[np.float64], total: NDArray[np.float64], fallback: NDArray[np.float64]
-) -> NDArray[np.float64]:
+def _ratio(numerator: NDArray[Any], total: NDArray[Any], fallback: NDArray[Any]) -> NDArray[Any]:
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, numerator / np.where(total > 0, total, 1.0), fallback)
 
 
 def _quantile(
     history: MarketHistory,
-    duration: NDArray[np.float64],
-    total: NDArray[np.float64],
+    duration: NDArray[Any],
+    total: NDArray[Any],
     quantile: float,
     fallback: NDArray[np.float64],
 ) -> NDArray[np.float64]:

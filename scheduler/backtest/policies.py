@@ -69,7 +69,9 @@ class PolicyContext:
 
     def count_for(self, instance_type: str) -> int:
         """Instances of the type that carry the SLO."""
-        return max(1, math.ceil(self.slo_tokens_per_second / self.tokens_per_second(instance_type) - 1e-9))
+        return max(
+            1, math.ceil(self.slo_tokens_per_second / self.tokens_per_second(instance_type) - 1e-9)
+        )
 
 
 @dataclass(frozen=True)

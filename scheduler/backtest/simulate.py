@@ -54,8 +54,8 @@ class BacktestOptions:
     drain_s: float = 30.0
     planner_interval_s: float = 3600.0
     avoid_after_interruption_s: float = 3600.0
-    interruptions: InterruptionModel = InterruptionModel()
-    planner: PlannerConfig = PlannerConfig()
+    interruptions: InterruptionModel = field(default_factory=InterruptionModel)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
 
 
 @dataclass
@@ -155,9 +155,7 @@ def run_backtest(
     results = {}
     for policy, run in zip(policies, runs, strict=True):
         run.fleet.close(end_s)
-        results[policy.name] = _measure(
-            history, run, options, ticks, decide_s=policy.decide_s
-        )
+        results[policy.name] = _measure(history, run, options, ticks, decide_s=policy.decide_s)
     hindsight, hindsight_curve = hindsight_cost(
         history, goodput=rates, slo_tokens_per_second=options.slo_tokens_per_second,
         start_s=start_s, end_s=end_s, ticks=ticks,

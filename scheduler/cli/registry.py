@@ -25,6 +25,9 @@ def register(app: typer.Typer) -> None:
 
     app.command("plan", help=plan.HELP)(plan.plan)
     app.add_typer(importlib.import_module("scheduler.cli.bench").app, name="bench")
+    from scheduler.cli import backtest
+
+    app.command("backtest", help=backtest.HELP)(backtest.backtest)
 
 
 def _import_if_present(name: str) -> None:

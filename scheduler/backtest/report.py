@@ -1,0 +1,202 @@
+"""A backtest's results as rows, JSON, PNG charts (matplotlib, Agg) and an HTML page.
+
+``to_dict(result)["policies"]`` is keyed by policy name (and ``hindsight``), each with
+``cost_usd``, ``cost_usd_per_million_tokens``, ``saving_vs_on_demand_pct`` (null without the
+on-demand policy), ``slo_attainment`` (0 to 1), ``deficit_tokens``, ``interruptions``,
+``launches``, ``cost_to_hindsight`` and ``planning_s``.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scheduler.backtest.policies import HINDSIGHT
+from scheduler.backtest.simulate import BacktestResult
+
+CHARTS = (
+    ("capacity.png", "Serving capacity against the SLO"),
+    ("cumulative_cost.png", "Cumulative cost"),
+    ("fleet_mix.png", "Instances billed by market"),
+)
+
+
+def policy_rows(result: BacktestResult) -> list[dict[str, Any]]:
+    """One row per policy, then the hindsight bound."""
+    on_demand = result.policies.get("on-demand")
+    hindsight = result.hindsight_cost_usd
+    rows = []
+    for name, policy in result.policies.items():
+        rows.append(
+            {
+                "policy": name,
+                "cost_usd": policy.cost_usd,
+                "cost_usd_per_million_tokens": policy.cost_usd_per_million_tokens,
+                "saving_vs_on_demand_pct": _saving(policy.cost_usd, on_demand),
+                "slo_attainment": policy.slo_attainment,
+                "deficit_tokens": policy.deficit_tokens,
+                "interruptions": policy.interruptions,
+                "launches": policy.launches,
+                "cost_to_hindsight": policy.cost_usd / hindsight if hindsight > 0 else None,
+                "planning_s": policy.decide_s,
+            }
+        )
+    slo_tokens = result.slo_tokens
+    rows.append(
+        {
+            "policy": HINDSIGHT,
+            "cost_usd": hindsight,
+            "cost_usd_per_million_tokens": hindsight / slo_tokens * 1e6 if slo_tokens else None,
+            "saving_vs_on_demand_pct": _saving(hindsight, on_demand),
+            "slo_attainment": 1.0,
+            "deficit_tokens": 0.0,
+            "interruptions": 0,
+            "launches": 0,
+            "cost_to_hindsight": 1.0 if hindsight > 0 else None,
+            "planning_s": 0.0,
+        }
+    )
+    return rows
+
+
+def to_dict(result: BacktestResult) -> dict[str, Any]:
+    options = result.options
+    return {
+        "model": options.model,
+        "slo_tokens_per_second": options.slo_tokens_per_second,
+        "from": options.start,
+        "to": options.end,
+        "tick_s": options.tick_s,
+        "seed": options.seed,
+        "interruption_events": result.interruption_events,
+        "hindsight_cost_usd": result.hindsight_cost_usd,
+        "policies": {row.pop("policy"): row for row in policy_rows(result)},
+        "timing_s": dict(result.timing_s),
+    }
+
+
+def write_report(result: BacktestResult, directory: Path) -> list[Path]:
+    """Write the charts and ``index.html`` into ``directory`` (created); return the paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    directory.mkdir(parents=True, exist_ok=True)
+    days = (result.tick_times_s - result.options.start.timestamp()) / 86_400.0
+    written = []
+    figure, axes = plt.subplots(figsize=(10, 4))
+    for name, policy in result.policies.items():
+        axes.step(days, policy.capacity_tokens_per_second, where="post", label=name, lw=0.8)
+    axes.axhline(result.options.slo_tokens_per_second, color="black", ls="--", label="SLO")
+    _finish(axes, "tok/s", "Serving capacity (ready instances x goodput)")
+    written.append(_save(figure, directory / CHARTS[0][0], plt))
+
+    figure, axes = plt.subplots(figsize=(10, 4))
+    for name, policy in result.policies.items():
+        axes.plot(days, policy.cumulative_cost_usd, label=name, lw=1.0)
+    axes.plot(days, result.hindsight_cumulative_usd, label=HINDSIGHT, color="black", ls=":")
+    _finish(axes, "USD", "Cumulative cost")
+    written.append(_save(figure, directory / CHARTS[1][0], plt))
+
+    names = list(result.policies)
+    figure, grid = plt.subplots(len(names), 1, figsize=(10, 1.6 * max(len(names), 1) + 0.6),
+                                sharex=True, squeeze=False)  # fmt: skip
+    for axes, name in zip(grid[:, 0], names, strict=True):
+        policy = result.policies[name]
+        axes.stackplot(
+            days,
+            policy.spot_instances,
+            policy.on_demand_instances,
+            labels=["spot", "on-demand"],
+            step="post",
+        )
+        axes.set_ylabel(name, fontsize=8)
+    grid[0, 0].legend(loc="upper right", fontsize=8)
+    grid[-1, 0].set_xlabel("days from the start")
+    figure.suptitle("Instances billed, by market")
+    written.append(_save(figure, directory / CHARTS[2][0], plt))
+
+    page = directory / "index.html"
+    page.write_text(_html(result))
+    written.append(page)
+    return written
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _saving(cost_usd: float, on_demand: Any) -> float | None:
+    if on_demand is None or on_demand.cost_usd <= 0:
+        return None
+    return (1.0 - cost_usd / on_demand.cost_usd) * 100.0
+
+
+def _finish(axes: Any, unit: str, title: str) -> None:
+    axes.set_xlabel("days from the start")
+    axes.set_ylabel(unit)
+    axes.set_title(title)
+    axes.legend(fontsize=8, ncol=2)
+    axes.grid(alpha=0.3)
+
+
+def _save(figure: Any, path: Path, plt: Any) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _html(result: BacktestResult) -> str:
+    options = result.options
+    headers = [
+        "policy",
+        "cost (USD)",
+        "USD / M tokens",
+        "saving vs on-demand",
+        "SLO attainment",
+        "deficit (tokens)",
+        "interruptions",
+        "launches",
+        "cost / hindsight",
+    ]
+    body = []
+    for row in policy_rows(result):
+        cells = [
+            row["policy"],
+            f"{row['cost_usd']:.2f}",
+            _fmt(row["cost_usd_per_million_tokens"], "{:.4f}"),
+            _fmt(row["saving_vs_on_demand_pct"], "{:.1f}%"),
+            f"{row['slo_attainment'] * 100:.3f}%",
+            f"{row['deficit_tokens']:.0f}",
+            str(row["interruptions"]),
+            str(row["launches"]),
+            _fmt(row["cost_to_hindsight"], "{:.2f}"),
+        ]
+        body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    charts = "".join(
+        f'<h2>{html.escape(title)}</h2><img src="{name}" alt="{html.escape(title)}">'
+        for name, title in CHARTS
+    )
+    title = (
+        f"Backtest of {options.model} at {options.slo_tokens_per_second:g} tok/s, "
+        f"{options.start:%Y-%m-%d %H:%M} to {options.end:%Y-%m-%d %H:%M} UTC"
+    )
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}img{{max-width:100%}}</style>
+</head><body><h1>{html.escape(title)}</h1>
+<p>Tick {options.tick_s:g} s, seed {options.seed}, {result.interruption_events} interruption
+events sampled. Hindsight: the cheapest way to carry the SLO at every instant at the prices
+then in force (no interruptions, no start-up, fractional instances): a lower bound.</p>
+<table><tr>{head}</tr>{"".join(body)}</table>{charts}</body></html>
+"""
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    return "-" if value is None or not np.isfinite(value) else pattern.format(value)

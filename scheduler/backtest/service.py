@@ -1,0 +1,119 @@
+"""The backtest as a service function: options from the configuration and the command line,
+the oracle's history loaded once, the replay run. The command line is a thin layer over this."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.engine import Engine
+
+from oracle import db
+from oracle.errors import InputError
+from oracle.goodput import best_goodput
+from scheduler.backtest.interruptions import InterruptionModel
+from scheduler.backtest.market import MarketHistory
+from scheduler.backtest.policies import POLICY_NAMES
+from scheduler.backtest.simulate import BacktestOptions, BacktestResult, run_backtest
+from scheduler.config import Settings
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")
+_UNIT_S = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86_400.0}
+
+
+def backtest(
+    engine: Engine,
+    *,
+    settings: Settings,
+    slo_tokens_per_second: float,
+    model: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    tick_s: float | None = None,
+    policies: Sequence[str] | None = None,
+    seed: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> BacktestResult:
+    """Replay the oracle's history (default: its last ``backtest.days`` days) for ``policies``."""
+    config = settings.backtest
+    chosen = tuple(policies) if policies else tuple(config.policies)
+    unknown = [name for name in chosen if name not in POLICY_NAMES]
+    if unknown:
+        raise InputError(
+            f"--policies: unknown policy {unknown[0]!r}; choose from {', '.join(POLICY_NAMES)}"
+        )
+    model_name = model or settings.planner.model
+    history = MarketHistory.load(
+        engine,
+        product_description=settings.oracle.product_description,
+        operating_system=settings.oracle.operating_system,
+    )
+    if history.last_s is None or history.first_s is None:
+        raise InputError(
+            "the oracle holds no spot price history to replay; fill it first with "
+            "`scheduler oracle sync` (or `--source sample`) or `scheduler oracle import FILE`"
+        )
+    with db.session_factory(engine)() as session:
+        goodput = best_goodput(session, model=model_name)
+    if not goodput:
+        raise InputError(
+            f"no goodput figure for {model_name}: measure one with `scheduler bench`, or load "
+            "reference figures (`scheduler plan` does on first use)"
+        )
+    window_end = end or _datetime(history.last_s)
+    window_start = start or max(
+        window_end - timedelta(days=config.days), _datetime(history.first_s)
+    )
+    if window_start >= window_end:
+        raise InputError(
+            f"--from {window_start.isoformat()} is not before --to {window_end.isoformat()}; "
+            "pass a window inside the oracle's history"
+        )
+    options = BacktestOptions(
+        slo_tokens_per_second=slo_tokens_per_second,
+        start=window_start,
+        end=window_end,
+        tick_s=tick_s or config.tick_s,
+        policies=chosen,
+        model=model_name,
+        seed=config.seed if seed is None else seed,
+        startup_s=config.startup_s,
+        drain_s=config.drain_s,
+        planner_interval_s=config.planner_interval_s,
+        avoid_after_interruption_s=config.avoid_after_interruption_s,
+        interruptions=InterruptionModel(
+            rate_scale=config.interruption_rate_scale,
+            near_on_demand_fraction=config.near_on_demand_fraction,
+            at_on_demand_multiplier=config.at_on_demand_multiplier,
+            unknown_band_index=config.unknown_band_index,
+        ),
+        planner=settings.planner,
+    )
+    return run_backtest(history, goodput=goodput, options=options, on_progress=on_progress)
+
+
+def parse_duration_s(text: str, *, option: str = "--tick") -> float:
+    """``15m``, ``900s``, ``900``, ``1h``, ``1d`` -> seconds; anything else is refused."""
+    match = _DURATION.match(text)
+    seconds = float(match.group(1)) * _UNIT_S[match.group(2) or "s"] if match else 0.0
+    if seconds <= 0:
+        raise InputError(f"{option} {text!r} is not a positive duration: use e.g. 15m, 900s, 1h")
+    return seconds
+
+
+def parse_moment(text: str | None, *, option: str) -> datetime | None:
+    """An ISO 8601 time (UTC when it names no zone)."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(
+            f"{option} {text!r} is not a time: use ISO 8601, e.g. 2026-03-01T00:00:00Z"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _datetime(seconds: float) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)

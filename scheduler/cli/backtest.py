@@ -1,0 +1,139 @@
+"""`scheduler backtest --slo 500tok/s`: what each policy would have cost over the oracle's
+history, and how often it would have missed the SLO."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from scheduler.backtest import report
+from scheduler.backtest.policies import POLICY_NAMES
+from scheduler.backtest.service import backtest as run_service
+from scheduler.backtest.service import parse_duration_s, parse_moment
+from scheduler.backtest.simulate import BacktestResult
+from scheduler.cli.output import FormatOption, OutputFormat, console, emit_json, err_console
+from scheduler.runtime import Runtime
+from scheduler.slo import parse_slo
+
+HELP = (
+    "Replay the oracle's price history tick by tick and compare what each scheduling policy "
+    "would have cost and how often it would have missed the SLO.\n\n"
+    "At every tick each policy sees only the facts known then (as `--as-of` does) and decides "
+    "a fleet; instances start after a delay (billed, not serving), drain before they end, and "
+    "are billed per second at the price in force. Spot interruptions are sampled once from "
+    "each pool's Advisor band (rising as the price nears on-demand), so every policy faces the "
+    "same events; an interrupted instance stops two minutes after its notice.\n\n"
+    f"Policies: {', '.join(POLICY_NAMES)}; the hindsight bound (the cheapest way to carry the "
+    "SLO at every instant, knowing the prices) is always shown. Settings: the backtest section of "
+    "config.toml."
+)
+
+
+def backtest(
+    ctx: typer.Context,
+    slo: Annotated[
+        str,
+        typer.Option(
+            "--slo", help="Output tokens per second to sustain: 500tok/s.", show_default=False
+        ),
+    ],
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model served (default: planner.model).")
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="Start (ISO 8601; default: backtest.days before --to)."),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--to", help="End (ISO 8601; default: the newest price the oracle holds)."),
+    ] = None,
+    tick: Annotated[
+        str | None,
+        typer.Option("--tick", help="Decision interval: 15m, 900s, 1h (default: backtest.tick_s)."),
+    ] = None,
+    policies: Annotated[
+        str | None,
+        typer.Option("--policies", help="Comma-separated policies (default: backtest.policies)."),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Seed of the interruptions (default: backtest.seed)."),
+    ] = None,
+    output_format: FormatOption = OutputFormat.table,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--report", help="Write PNG charts and index.html into this directory.", file_okay=False
+        ),
+    ] = None,
+) -> None:
+    runtime: Runtime = ctx.obj
+    slo_tokens_per_second = parse_slo(slo)
+    names = [name.strip() for name in policies.split(",") if name.strip()] if policies else None
+    tick_s = parse_duration_s(tick) if tick is not None else None
+    moment_from = parse_moment(start, option="--from")
+    moment_to = parse_moment(end, option="--to")
+    with Progress(
+        TextColumn("replaying"), BarColumn(), TextColumn("{task.completed}/{task.total} events"),
+        TimeRemainingColumn(), console=err_console, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("replay", total=None)
+        result = run_service(
+            runtime.engine,
+            settings=runtime.settings,
+            slo_tokens_per_second=slo_tokens_per_second,
+            model=model,
+            start=moment_from,
+            end=moment_to,
+            tick_s=tick_s,
+            policies=names,
+            seed=seed,
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    if report_dir is not None:
+        written = report.write_report(result, report_dir)
+        err_console.print(f"report: {written[-1]}", markup=False, highlight=False)
+    if output_format is OutputFormat.json:
+        emit_json(report.to_dict(result))
+    else:
+        print_result(result)
+
+
+def print_result(result: BacktestResult) -> None:
+    options = result.options
+    table = Table(
+        title=f"{options.model} at {options.slo_tokens_per_second:,.0f} tok/s, "
+        f"{options.start:%Y-%m-%d %H:%M} to {options.end:%Y-%m-%d %H:%M} UTC"
+    )
+    table.add_column("policy")
+    for column in (
+        "cost $", "$/M tokens", "saving vs OD", "SLO met", "deficit tokens",
+        "interruptions", "launches", "x hindsight",
+    ):  # fmt: skip
+        table.add_column(column, justify="right")
+    for row in report.policy_rows(result):
+        table.add_row(
+            row["policy"],
+            f"{row['cost_usd']:,.2f}",
+            _fmt(row["cost_usd_per_million_tokens"], "{:.4f}"),
+            _fmt(row["saving_vs_on_demand_pct"], "{:.1f}%"),
+            f"{row['slo_attainment'] * 100:.2f}%",
+            f"{row['deficit_tokens']:,.0f}",
+            str(row["interruptions"]),
+            str(row["launches"]),
+            _fmt(row["cost_to_hindsight"], "{:.2f}"),
+        )
+    console.print(table)
+    console.print(
+        f"{result.interruption_events} interruption events sampled (seed {options.seed}); "
+        f"tick {options.tick_s:g} s; hindsight is a lower bound (fractional, no interruptions)."
+    )
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
