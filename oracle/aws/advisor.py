@@ -75,18 +75,18 @@ def read_feed(path: Path) -> AdvisorFeed:
 def entries(
     feed: AdvisorFeed,
     *,
-    regions: Collection[str],
-    instance_types: Collection[str],
+    regions: Collection[str] | None = None,
+    instance_types: Collection[str] | None = None,
     operating_system: str = "Linux",
 ) -> list[AdvisorEntry]:
-    """The feed's entries for ``regions`` x ``instance_types`` (both: empty means all)."""
+    """The feed's entries for ``regions`` x ``instance_types`` (None means all; empty, none)."""
     bands = {int(band["index"]): band for band in feed.data["ranges"]}
     found = []
     for region, systems in sorted(feed.data["spot_advisor"].items()):
-        if regions and region not in regions:
+        if regions is not None and region not in regions:
             continue
         for instance_type, entry in sorted(systems.get(operating_system, {}).items()):
-            if instance_types and instance_type not in instance_types:
+            if instance_types is not None and instance_type not in instance_types:
                 continue
             band = bands.get(int(entry["r"]))
             if band is None:

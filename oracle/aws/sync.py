@@ -12,6 +12,7 @@ whole only when no region at all can be listed.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,13 +23,14 @@ from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from oracle.aws import advisor, instance_types, placement, pricing, quotas, regions, spot_prices
 from oracle.aws.clients import AwsClients
 from oracle.aws.errors import describe_error
 from oracle.db import transaction
-from oracle.errors import InputError, OracleError
+from oracle.errors import DatabaseError, InputError, OracleError
 from oracle.models import (
     AvailabilityZoneModel,
     InstanceTypeModel,
@@ -189,6 +191,7 @@ class _Context:
     progress: ProgressCallback
     #: Accelerated types seen in any region (the advisor rows are kept for these).
     seen_types: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def disabled(self, region: str) -> RegionResult:
         error = "OptInRequired: the region is not enabled for this account; enable it or drop it"
@@ -197,7 +200,8 @@ class _Context:
         return RegionResult(region, "failed", [result])
 
     def sync_region(self, region: str) -> RegionResult:
-        kinds = [kind for kind in REGION_KINDS if kind in self.config.kinds]
+        # The catalog always runs: every other kind needs the region's types and AZs.
+        kinds = ["catalog", *(kind for kind in REGION_KINDS[1:] if kind in self.config.kinds)]
         outcome = RegionResult(region)
         ec2 = self.clients.ec2(region)
         catalog = self._step(
@@ -212,7 +216,8 @@ class _Context:
         zone_ids = catalog.value.zone_ids
         offered = sorted({offer.instance_type for offer in catalog.value.offerings})
         offered_specs = [spec for spec in catalog.value.specs if spec.instance_type in offered]
-        self.seen_types.update(offered)
+        with self.lock:
+            self.seen_types.update(offered)
         steps: dict[str, tuple[Callable[[], Any], Callable[[Session, Any, int], int]]] = {
             "spot_prices": (
                 lambda: self._fetch_spot_prices(ec2, region, offered),
@@ -508,11 +513,20 @@ class _Context:
             message = describe_error(error)
             result = self._record(region, kind, time.perf_counter() - started, message)
             return _Step(result, None)
-        with transaction(self.engine) as session:
-            run = recorder.finish(session, rows=0)
-            rows = write(session, value, run.id)
-            run.rows = rows
-            run.duration_s = time.perf_counter() - started
+        try:
+            with transaction(self.engine) as session:
+                run = recorder.finish(session, rows=0)
+                rows = write(session, value, run.id)
+                run.rows = rows
+                run.duration_s = time.perf_counter() - started
+        except SQLAlchemyError as error:
+            # The database, not AWS, failed: nothing of this kind was written; stop here.
+            reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+            where = f" of {region}" if region else ""
+            raise DatabaseError(
+                f"cannot write the {kind}{where} to the database: {reason}; check that it is "
+                "reachable and migrated (scheduler db upgrade)"
+            ) from error
         return _Step(KindResult(kind, "ok", rows, run.duration_s), value)
 
     def _record(self, region: str | None, kind: str, duration_s: float, error: str) -> KindResult:

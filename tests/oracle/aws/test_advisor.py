@@ -55,3 +55,12 @@ def test_bad_file_names_the_file(tmp_path: Path, content: str, message: str) -> 
         read_feed(path)
     assert str(path) in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+def test_none_means_every_entry_and_empty_means_none(shared_data: Path) -> None:
+    feed = read_feed(shared_data / "spotinfo-advisor" / "spot-advisor-data.json")
+
+    every = entries(feed, regions=["us-east-1"])
+
+    assert len(every) == len(feed.data["spot_advisor"]["us-east-1"]["Linux"])
+    assert entries(feed, regions=["us-east-1"], instance_types=set()) == []
