@@ -196,7 +196,7 @@ class _Context:
     def disabled(self, region: str) -> RegionResult:
         error = "OptInRequired: the region is not enabled for this account; enable it or drop it"
         result = self._record(region, "catalog", 0.0, error)
-        self.progress(region, "failed", 0, 0)
+        self.progress(region, "failed", 1, 1)
         return RegionResult(region, "failed", [result])
 
     def sync_region(self, region: str) -> RegionResult:
