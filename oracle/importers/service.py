@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from oracle.db import transaction
 from oracle.errors import InputError
-from oracle.importers.base import Batch, FileContext
+from oracle.importers.base import Batch, FileContext, Table
 from oracle.importers.detect import Detected, detect
 from oracle.importers.zones import ZoneDirectory, check_region
 from oracle.models import Base, IngestRunModel
@@ -96,6 +96,7 @@ def _import_one(
     session: Session, detected: Detected, context: FileContext, now: datetime | None
 ) -> ImportResult:
     file_format = detected.format
+    started = time.perf_counter()
     recorder = IngestRecorder(source="file", kind=file_format.kind, detail=str(detected.path))
     if now is not None:
         recorder.started_at = now
@@ -103,13 +104,15 @@ def _import_one(
     run = recorder.finish(session, rows=0)
     context.ingest_run_id = run.id
     batch = file_format.load(context, detected.payload)
-    if batch.rows_read == 0:
+    if batch.rows_read == 0 and isinstance(detected.payload, Table):
         context.fail(2, "no data rows after the header; give a file with data")
+    if batch.rows_read == 0:
+        context.fail(None, "holds no records; give a file with data")
     inserted = {
         _table_name(model): insert_ignore(session, model, rows)
         for model, rows in batch.rows.items()
     }
-    _finish_run(run, recorder, batch, inserted)
+    _finish_run(run, recorder.detail, batch, inserted, duration_s=time.perf_counter() - started)
     return ImportResult(
         path=str(detected.path),
         kind=file_format.kind,
@@ -124,15 +127,20 @@ def _import_one(
 
 
 def _finish_run(
-    run: IngestRunModel, recorder: IngestRecorder, batch: Batch, inserted: dict[str, int]
+    run: IngestRunModel,
+    detail: str,
+    batch: Batch,
+    inserted: dict[str, int],
+    *,
+    duration_s: float,
 ) -> None:
     run.rows = sum(inserted.values())
-    run.duration_s = time.perf_counter() - recorder._t0
+    run.duration_s = duration_s
     run.region = next(iter(batch.regions)) if len(batch.regions) == 1 else None
     if batch.observed_at is not None:
         # Mark a snapshot's observed_at and where it came from beside the path.
         note = f" (observed_at {batch.observed_at.isoformat()} from {batch.observed_at_from})"
-        run.detail = (recorder.detail[: 512 - len(note)] + note)[:512]
+        run.detail = (detail[: 512 - len(note)] + note)[:512]
 
 
 def _table_name(model: type[Base]) -> str:

@@ -80,6 +80,7 @@ CASES = {
         ' "SpotPrice": "0.9", "Timestamp": "2021-03-01T00:00:00Z"}]',
         r"\[0\]: the key 'InstanceType' is missing",
     ),
+    "no instance types": ('{"InstanceTypes": []}', r" holds no records; give a file with data"),
     "empty spot history": ('{"SpotPriceHistory": []}', r" the spot price history holds no"),
 }
 
