@@ -118,6 +118,33 @@ def test_catalog_and_prices_of_two_regions(engine: Engine, aws_clients: AwsClien
     assert summary.to_dict()["rows"]["spot_prices"] == len(prices)
 
 
+def test_no_aws_request_is_sent_while_the_thread_holds_a_database_connection(
+    engine: Engine, aws_clients: AwsClients
+) -> None:
+    held: dict[int, int] = {}
+    sends: list[tuple[str, int]] = []
+
+    def checkout(*_: object) -> None:
+        held[threading.get_ident()] = held.get(threading.get_ident(), 0) + 1
+
+    def checkin(*_: object) -> None:
+        held[threading.get_ident()] = held.get(threading.get_ident(), 0) - 1
+
+    def before_send(request: Any, **_: object) -> None:
+        sends.append((request.url, held.get(threading.get_ident(), 0)))
+
+    sa.event.listen(engine, "checkout", checkout)
+    sa.event.listen(engine, "checkin", checkin)
+    for region in ("us-east-1", "eu-west-1"):
+        aws_clients.ec2(region).meta.events.register("before-send", before_send)
+
+    summary = sync_aws(engine, aws_clients, config=options(regions=["us-east-1", "eu-west-1"]))
+
+    assert summary.succeeded == ["eu-west-1", "us-east-1"]
+    assert len(sends) >= 8
+    assert [url for url, connections in sends if connections] == []
+
+
 def test_second_sync_asks_from_the_watermark_and_adds_nothing(
     engine: Engine, aws_clients: AwsClients
 ) -> None:
