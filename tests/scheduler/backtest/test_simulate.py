@@ -1,0 +1,189 @@
+"""The replay: deterministic, billed as the price path says, no look-ahead, bounded below by
+hindsight, interruptions honoured."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.engine import Engine
+
+from oracle.goodput import GoodputFact
+from oracle.models import OnDemandPriceModel, SpotPriceModel
+from scheduler.backtest.interruptions import NOTICE_S, InterruptionModel
+from scheduler.backtest.market import MarketHistory
+from scheduler.backtest.policies import POLICY_NAMES
+from scheduler.backtest.simulate import BacktestOptions, BacktestResult, run_backtest
+from tests.scheduler.backtest.conftest import MODEL, SAMPLE_END
+
+Market = tuple[MarketHistory, dict[str, GoodputFact], Engine]
+START = SAMPLE_END - timedelta(days=2)
+
+
+def options(**changes: object) -> BacktestOptions:
+    base = BacktestOptions(
+        slo_tokens_per_second=2500.0,
+        start=START,
+        end=SAMPLE_END,
+        tick_s=3600.0,
+        policies=POLICY_NAMES,
+        model=MODEL,
+        seed=5,
+        planner_interval_s=6 * 3600.0,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def stormy(sample_market: Market) -> BacktestResult:
+    """Two days with interruptions 40 times as frequent as the Advisor bands say."""
+    history, goodput, _ = sample_market
+    return run_backtest(
+        history,
+        goodput=goodput,
+        options=options(interruptions=InterruptionModel(rate_scale=40.0)),
+    )
+
+
+def test_the_same_seed_gives_the_same_replay(sample_market: Market) -> None:
+    history, goodput, _ = sample_market
+    chosen = options(interruptions=InterruptionModel(rate_scale=40.0), policies=POLICY_NAMES[2:])
+    first = run_backtest(history, goodput=goodput, options=chosen)
+    second = run_backtest(history, goodput=goodput, options=chosen)
+    other = run_backtest(history, goodput=goodput, options=replace(chosen, seed=6))
+    assert first.interruption_events > 0
+    for name, result in first.policies.items():
+        again = second.policies[name]
+        assert result.cost_usd == again.cost_usd
+        assert result.decisions == again.decisions
+        assert result.slo_attainment == again.slo_attainment
+        assert result.interruptions == again.interruptions
+    assert first.interruption_events != other.interruption_events or any(
+        first.policies[name].cost_usd != other.policies[name].cost_usd for name in first.policies
+    )
+
+
+def test_every_policy_cost_reconciles_with_the_price_path(
+    sample_market: Market, stormy: BacktestResult
+) -> None:
+    """An independent integral, from the database's rows, of each instance's lifetime."""
+    _, _, engine = sample_market
+    spot, on_demand = _price_paths(engine)
+    for name, result in stormy.policies.items():
+        expected = 0.0
+        for instance in result.instances:
+            pool = instance.pool
+            if pool.market == "spot":
+                path = spot[(pool.region, pool.zone, pool.instance_type)]
+            else:
+                path = on_demand[(pool.region, pool.instance_type)]
+            expected += _integral(path, instance.launched_s, instance.end_s)
+        assert result.instances, name
+        assert result.cost_usd == pytest.approx(expected, rel=1e-9), name
+        assert result.cumulative_cost_usd[-1] <= result.cost_usd + 1e-9
+
+
+def test_hindsight_is_never_above_any_policy(stormy: BacktestResult) -> None:
+    assert stormy.hindsight_cost_usd > 0
+    for name, result in stormy.policies.items():
+        assert stormy.hindsight_cost_usd <= result.cost_usd, name
+    assert sum(result.interruptions for result in stormy.policies.values()) > 0
+
+
+def test_an_interrupted_pool_serves_nothing_after_two_minutes(stormy: BacktestResult) -> None:
+    interrupted = 0
+    for result in stormy.policies.values():
+        for instance in result.instances:
+            if instance.interrupted_s is None:
+                continue
+            interrupted += 1
+            gone = instance.interrupted_s + NOTICE_S
+            assert instance.end_s <= gone
+            assert not instance.serving_at(gone)
+            assert not instance.serving_at(gone + 3600.0)
+    assert interrupted > 0
+
+
+def test_attainment_and_deficit_follow_capacity(stormy: BacktestResult) -> None:
+    slo = stormy.options.slo_tokens_per_second
+    span = (stormy.options.end - stormy.options.start).total_seconds()
+    for name, result in stormy.policies.items():
+        assert 0.0 <= result.slo_attainment <= 1.0
+        # Every fleet needs start-up time before it first serves.
+        assert result.slo_attainment < 1.0, name
+        assert result.deficit_tokens >= slo * 600.0 * (1 - 1e-9)
+        assert result.served_tokens + result.deficit_tokens == pytest.approx(slo * span)
+
+
+@settings(
+    max_examples=4,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    cut_hours=st.integers(min_value=2, max_value=40),
+    factor=st.sampled_from([0.2, 0.5, 3.0]),
+)
+def test_prices_after_a_moment_change_no_decision_before_it(
+    sample_market: Market, cut_hours: int, factor: float
+) -> None:
+    history, goodput, _ = sample_market
+    cut_s = START.timestamp() + cut_hours * 3600.0 + 1.0
+    changed = np.where(
+        history.times_s > cut_s, history.prices_usd_per_hour * factor, history.prices_usd_per_hour
+    )
+    what_if = history.with_spot_prices(changed)
+    chosen = options(end=START + timedelta(hours=cut_hours + 6), tick_s=1800.0, planner_interval_s=3600.0,
+                     interruptions=InterruptionModel(rate_scale=20.0))  # fmt: skip
+    before = run_backtest(history, goodput=goodput, options=chosen)
+    after = run_backtest(what_if, goodput=goodput, options=chosen)
+    for name, result in before.policies.items():
+        early = [d for d in result.decisions if d[0] <= cut_s]
+        assert early, name
+        assert early == [d for d in after.policies[name].decisions if d[0] <= cut_s], name
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _price_paths(
+    engine: Engine,
+) -> tuple[
+    dict[tuple[str, ...], list[tuple[float, float]]],
+    dict[tuple[str, ...], list[tuple[float, float]]],
+]:
+    spot: dict[tuple[str, ...], list[tuple[float, float]]] = {}
+    on_demand: dict[tuple[str, ...], list[tuple[float, float]]] = {}
+    with engine.connect() as connection:
+        table = SpotPriceModel.__table__
+        for row in connection.execute(sa.select(table).order_by(table.c.timestamp)):
+            key = (row.region, row.zone, row.instance_type)
+            spot.setdefault(key, []).append((_seconds(row.timestamp), row.price_usd_per_hour))
+        table = OnDemandPriceModel.__table__
+        for row in connection.execute(sa.select(table).order_by(table.c.effective_date)):
+            key = (row.region, row.instance_type)
+            on_demand.setdefault(key, []).append(
+                (_seconds(row.effective_date), row.price_usd_per_hour)
+            )
+    return spot, on_demand
+
+
+def _integral(path: list[tuple[float, float]], start: float, end: float) -> float:
+    """USD between ``start`` and ``end`` for a step function given as (from, USD/h) pairs."""
+    total = 0.0
+    for index, (moment, price) in enumerate(path):
+        following = path[index + 1][0] if index + 1 < len(path) else math.inf
+        overlap = min(following, end) - max(moment, start)
+        if overlap > 0:
+            total += price * overlap / 3600.0
+    return total
+
+
+def _seconds(moment: datetime) -> float:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
