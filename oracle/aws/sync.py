@@ -33,6 +33,7 @@ from oracle.db import transaction
 from oracle.errors import DatabaseError, InputError, OracleError
 from oracle.models import (
     AvailabilityZoneModel,
+    IngestRunModel,
     InstanceTypeModel,
     InterruptionFrequencyModel,
     OfferingModel,
@@ -218,11 +219,13 @@ class _Context:
         offered_specs = [spec for spec in catalog.value.specs if spec.instance_type in offered]
         with self.lock:
             self.seen_types.update(offered)
-        steps: dict[str, tuple[Callable[[], Any], Callable[[Session, Any, int], int]]] = {
+        steps: dict[
+            str, tuple[Callable[[], Any], Callable[[Session, Any, IngestRunModel], int]]
+        ] = {
             "spot_prices": (
                 lambda: self._fetch_spot_prices(ec2, region, offered),
-                lambda session, records, run_id: self._write_spot_prices(
-                    session, region, zone_ids, records, run_id
+                lambda session, fetched, run: self._write_spot_prices(
+                    session, region, zone_ids, fetched, run
                 ),
             ),
             "placement_scores": (
@@ -265,7 +268,7 @@ class _Context:
         def write(
             session: Session,
             fetched: tuple[advisor.AdvisorFeed, list[advisor.AdvisorEntry]],
-            _run_id: int,
+            _run: IngestRunModel,
         ) -> int:
             feed, found = fetched
             rows = [
@@ -297,12 +300,10 @@ class _Context:
         )
         return _Catalog(region, zone_ids, specs, offerings)
 
-    def _fetch_spot_prices(
-        self, ec2: Any, region: str, offered: list[str]
-    ) -> list[spot_prices.SpotPriceRecord]:
+    def _fetch_spot_prices(self, ec2: Any, region: str, offered: list[str]) -> _SpotFetch:
         """From the region's watermark for types already stored; a full backfill for new ones."""
         if not offered:
-            return []
+            return _SpotFetch([], "no instance types offered")
         watermarks = self._watermarks(region, offered)
         backfill_start = self.now - timedelta(days=self.config.days)
         requests: list[tuple[list[str], datetime]] = []
@@ -312,6 +313,11 @@ class _Context:
         if new := sorted(set(offered) - set(watermarks)):
             requests.append((new, backfill_start))
         records: list[spot_prices.SpotPriceRecord] = []
+        detail = "; ".join(
+            f"{len(types)} type(s) from {start.isoformat()}"
+            + (" (watermark)" if start != backfill_start else f" ({self.config.days}-day backfill)")
+            for types, start in requests
+        )
         for types, start in requests:
             records += spot_prices.describe_spot_price_history(
                 ec2,
@@ -320,7 +326,7 @@ class _Context:
                 start=start,
                 end=self.now,
             )
-        return records
+        return _SpotFetch(records, detail)
 
     def _watermarks(self, region: str, offered: list[str]) -> dict[str, datetime]:
         """The newest stored AWS record per instance type in the region (a short read)."""
@@ -376,7 +382,7 @@ class _Context:
 
     # -- write (one short transaction each) ----------------------------------------------------
 
-    def _write_catalog(self, session: Session, catalog: _Catalog, _run_id: int) -> int:
+    def _write_catalog(self, session: Session, catalog: _Catalog, _run: IngestRunModel) -> int:
         provenance = {"source": SOURCE, "observed_at": self.now}
         zone_rows = [
             {
@@ -417,9 +423,10 @@ class _Context:
         session: Session,
         region: str,
         zone_ids: dict[str, str],
-        records: list[spot_prices.SpotPriceRecord],
-        run_id: int,
+        fetched: _SpotFetch,
+        run: IngestRunModel,
     ) -> int:
+        run.detail = fetched.detail[:512]
         rows = [
             {
                 "region": region,
@@ -434,14 +441,14 @@ class _Context:
                 "source_detail": "DescribeSpotPriceHistory",
                 # A change record is known from the moment it takes effect.
                 "observed_at": record.timestamp,
-                "ingest_run_id": run_id,
+                "ingest_run_id": run.id,
             }
-            for record in records
+            for record in fetched.records
         ]
         return insert_ignore(session, SpotPriceModel, rows)
 
     def _write_placement_scores(
-        self, session: Session, scores: list[placement.PlacementScore], _run_id: int
+        self, session: Session, scores: list[placement.PlacementScore], _run: IngestRunModel
     ) -> int:
         rows = [
             {
@@ -460,7 +467,7 @@ class _Context:
         return insert_ignore(session, PlacementScoreModel, rows)
 
     def _write_on_demand(
-        self, session: Session, prices: list[pricing.OnDemandPrice], _run_id: int
+        self, session: Session, prices: list[pricing.OnDemandPrice], _run: IngestRunModel
     ) -> int:
         rows = [
             {
@@ -478,7 +485,7 @@ class _Context:
         return insert_ignore(session, OnDemandPriceModel, rows)
 
     def _write_quotas(
-        self, session: Session, found: list[quotas.ServiceQuota], _run_id: int
+        self, session: Session, found: list[quotas.ServiceQuota], _run: IngestRunModel
     ) -> int:
         rows = [
             {
@@ -501,7 +508,7 @@ class _Context:
         region: str | None,
         kind: str,
         fetch: Callable[[], T],
-        write: Callable[[Session, T, int], int],
+        write: Callable[[Session, T, IngestRunModel], int],
     ) -> _Step[T]:
         started = time.perf_counter()
         recorder = IngestRecorder(source=SOURCE, kind=kind, region=region)
@@ -516,7 +523,7 @@ class _Context:
         try:
             with transaction(self.engine) as session:
                 run = recorder.finish(session, rows=0)
-                rows = write(session, value, run.id)
+                rows = write(session, value, run)
                 run.rows = rows
                 run.duration_s = time.perf_counter() - started
         except SQLAlchemyError as error:
@@ -541,6 +548,13 @@ class _Context:
 class _Step(Generic[T]):
     result: KindResult
     value: T | None
+
+
+@dataclass(frozen=True)
+class _SpotFetch:
+    records: list[spot_prices.SpotPriceRecord]
+    #: What was asked, for ``ingest_runs.detail``.
+    detail: str
 
 
 @dataclass(frozen=True)

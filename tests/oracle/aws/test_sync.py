@@ -200,6 +200,11 @@ def test_watermark_is_per_region_from_aws_rows_and_new_types_are_backfilled(
         (["g5.2xlarge", "g5.xlarge"], NOW - timedelta(days=5)),
         (["g5.4xlarge", "g6.xlarge", "p5.48xlarge"], NOW - timedelta(days=90)),
     ]
+    (run,) = rows(engine, IngestRunModel, IngestRunModel.kind == "spot_prices")
+    assert run.detail == (
+        f"2 type(s) from {(NOW - timedelta(days=5)).isoformat()} (watermark); "
+        f"3 type(s) from {(NOW - timedelta(days=90)).isoformat()} (90-day backfill)"
+    )
 
 
 def test_every_kind_of_one_region(
