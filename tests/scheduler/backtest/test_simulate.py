@@ -139,8 +139,12 @@ def test_prices_after_a_moment_change_no_decision_before_it(
         history.times_s > cut_s, history.prices_usd_per_hour * factor, history.prices_usd_per_hour
     )
     what_if = history.with_spot_prices(changed)
-    chosen = options(end=START + timedelta(hours=cut_hours + 6), tick_s=1800.0, planner_interval_s=3600.0,
-                     interruptions=InterruptionModel(rate_scale=20.0))  # fmt: skip
+    chosen = options(
+        end=START + timedelta(hours=cut_hours + 6),
+        tick_s=1800.0,
+        planner_interval_s=3600.0,
+        interruptions=InterruptionModel(rate_scale=20.0),
+    )
     before = run_backtest(history, goodput=goodput, options=chosen)
     after = run_backtest(what_if, goodput=goodput, options=chosen)
     for name, result in before.policies.items():
