@@ -573,8 +573,8 @@ def _choose_regions(clients: AwsClients, config: OracleSyncOptions) -> tuple[lis
     except Exception as error:
         if not config.regions:
             raise SyncError(
-                f"cannot list the AWS regions ({describe_error(error)}); check the credentials, "
-                "or name the regions with --regions"
+                f"cannot list the AWS regions ({describe_error(error)}); check the AWS "
+                "credentials, name the regions with --regions, or use --source sample"
             ) from None
         # The regions were named: try each, and let each fail on its own if it must.
         return sorted(set(config.regions)), []
