@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy.engine import Engine
 
+from bench.reference import ensure_goodput_figures
 from oracle.capacity import UnavailablePool
+from oracle.importers import import_files
 from oracle.quotas import VcpuQuota
 from scheduler.config import PlannerConfig, QuotaConfig, QuotasConfig
-from scheduler.planner import InfeasiblePlanError, Plan, PoolKey, RunningInstance, plan_from_data
+from scheduler.planner import (
+    InfeasiblePlanError,
+    Plan,
+    PoolKey,
+    RunningInstance,
+    make_plan,
+    plan_from_data,
+)
 from scheduler.planning.candidates import build_candidates, placement_cap, spot_price_estimate
 from tests.scheduler.planning_data import AS_OF, data, offer, spot, two_zone_market
 
@@ -283,3 +294,39 @@ def test_any_small_market_plan_meets_slo_hedge_and_is_no_dearer_than_on_demand(
         assert _knock_out(plan, zone) >= slo
     on_demand = plan.baselines["all_on_demand"].cost_usd_per_hour
     assert on_demand is not None and plan.cost_usd_per_hour <= on_demand + 1e-9
+
+
+# --- on the database --------------------------------------------------------------------------
+
+
+def test_plan_on_the_real_skypilot_snapshot(engine: Engine, shared_data: Path) -> None:
+    """The SkyPilot catalog snapshot (real per-AZ spot and on-demand prices), the EC2 specs and
+    the Spot Advisor feed, imported; reference and estimated goodput for the default model."""
+    observed = datetime(2025, 3, 1, tzinfo=UTC)
+    import_files(
+        engine,
+        [
+            shared_data / "skypilot-catalog" / "aws_gpu_vms_snapshot_27f67dd.csv",
+            shared_data / "moto-ec2" / "instance_types_accelerated.csv",
+            shared_data / "spotinfo-advisor" / "spot_advisor_gpu.csv",
+        ],
+        observed_at=observed,
+    )
+    assert ensure_goodput_figures(engine, model=CONFIG.model) > 0
+    plan = make_plan(
+        engine, config=CONFIG, slo_tokens_per_second=2000, as_of=observed + timedelta(hours=1)
+    )
+    assert plan.tokens_per_second >= 2000
+    zones = {a.pool.zone for a in plan.allocations if a.pool.market == "spot"}
+    for zone in zones:
+        assert _knock_out(plan, zone) >= 2000
+    on_demand = plan.baselines["all_on_demand"].cost_usd_per_hour
+    assert on_demand is not None and plan.cost_usd_per_hour < on_demand
+    assert {age.kind: age.sources for age in plan.data}["spot prices"] == ("file",)
+    # No placement scores in a catalog: every chosen spot pool is capped and flagged.
+    assert any("no placement score" in warning for warning in plan.warnings)
+    # As of a day before the snapshot, the oracle knew nothing.
+    with pytest.raises(InfeasiblePlanError, match="holds no prices"):
+        make_plan(
+            engine, config=CONFIG, slo_tokens_per_second=2000, as_of=observed - timedelta(days=1)
+        )
