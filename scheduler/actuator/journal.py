@@ -25,6 +25,8 @@ def begin_action(
     details: dict[str, Any] | None = None,
 ) -> int:
     with transaction(engine) as session:
+        if plan_id is None and replica_id is not None:
+            plan_id = session.get_one(ReplicaModel, replica_id).plan_id
         action = ActionModel(
             created_at=now,
             service=service,

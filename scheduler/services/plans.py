@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from oracle.db import transaction
 from scheduler.actuator.types import TargetAllocation
+from scheduler.config import Settings
 from scheduler.models import PlanModel
 
 
@@ -60,3 +61,38 @@ def latest_applied_plan(engine: Engine, service: str) -> PlanModel | None:
 
 def allocations_of(plan: PlanModel) -> list[TargetAllocation]:
     return [TargetAllocation.from_dict(row) for row in plan.allocations]
+
+
+def create_plan(
+    engine: Engine,
+    settings: Settings,
+    *,
+    slo_tokens_per_second: float,
+    origin: str,
+    model: str | None = None,
+    markets: str | None = None,
+    allocations: Sequence[dict[str, Any]] | None = None,
+) -> int:
+    """Store a plan: the given allocations as they are, else the planner's answer."""
+    model = model or settings.service.spec.model or settings.planner.model
+    if allocations is not None:
+        return store_plan(
+            engine,
+            service=settings.service.name,
+            model=model,
+            slo_tokens_per_second=slo_tokens_per_second,
+            allocations=[TargetAllocation.from_dict(dict(row)) for row in allocations],
+            origin=origin,
+            document={"hand_made": True},
+        )
+    from scheduler.services.planning import plan_and_store
+
+    plan_id, _ = plan_and_store(
+        engine,
+        settings,
+        slo_tokens_per_second=slo_tokens_per_second,
+        origin=origin,
+        model=model,
+        markets=markets,
+    )
+    return plan_id

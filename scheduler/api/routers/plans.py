@@ -1,0 +1,88 @@
+"""POST /plans, GET /plans/{id}, POST /plans/{id}/apply."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Body, Path
+
+from scheduler.api.auth import ContextDep, ReadAuth, WriteAuth
+from scheduler.api.errors import ApiError
+from scheduler.api.schemas import (
+    ApplyPlanRequest,
+    ApplyResponse,
+    CreatePlanRequest,
+    ErrorResponse,
+    PlannedAction,
+    PlanResponse,
+)
+from scheduler.services import plans as plan_service
+from scheduler.slo import parse_slo
+
+router = APIRouter(tags=["plans"])
+PlanId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse},
+    404: {"model": ErrorResponse},
+    422: {"model": ErrorResponse},
+}
+
+
+@router.post(
+    "/plans",
+    status_code=201,
+    summary="Make (or record) a plan and store it",
+    dependencies=[WriteAuth],
+    responses={**ERRORS, 409: {"model": ErrorResponse}},
+)
+def create_plan(context: ContextDep, request: CreatePlanRequest) -> PlanResponse:
+    plan_id = plan_service.create_plan(
+        context.engine,
+        context.settings,
+        slo_tokens_per_second=parse_slo(request.slo),
+        model=request.model,
+        markets=request.markets,
+        allocations=[a.model_dump() for a in request.allocations]
+        if request.allocations is not None
+        else None,
+        origin="api",
+    )
+    return _plan(context, plan_id)
+
+
+@router.get("/plans/{plan_id}", summary="A stored plan", dependencies=[ReadAuth], responses=ERRORS)
+def get_plan(context: ContextDep, plan_id: PlanId) -> PlanResponse:
+    return _plan(context, plan_id)
+
+
+@router.post(
+    "/plans/{plan_id}/apply",
+    summary="Make the fleet match a plan (make-before-break); dry_run only lists the actions",
+    dependencies=[WriteAuth],
+    responses={**ERRORS, 202: {"model": ApplyResponse}},
+)
+def apply_plan(
+    context: ContextDep,
+    plan_id: PlanId,
+    background: BackgroundTasks,
+    request: Annotated[ApplyPlanRequest | None, Body()] = None,
+) -> ApplyResponse:
+    dry_run = request.dry_run if request else False
+    _plan(context, plan_id)  # 404 before anything happens
+    actuator = context.actuator_factory()
+    actions = [PlannedAction(**a.to_dict()) for a in actuator.plan_actions(plan_id)]
+    if not dry_run:
+        background.add_task(actuator.apply, plan_id)
+    return ApplyResponse(
+        plan_id=plan_id,
+        dry_run=dry_run,
+        status="planned" if dry_run else "accepted",
+        actions=actions,
+    )
+
+
+def _plan(context: ContextDep, plan_id: int) -> PlanResponse:
+    plan = plan_service.get_plan(context.engine, plan_id)
+    if plan is None or plan.service != context.service:
+        raise ApiError(404, "not_found", f"no plan {plan_id}; list plans with GET /actions")
+    return PlanResponse.model_validate(plan, from_attributes=True)
