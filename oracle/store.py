@@ -8,6 +8,7 @@ unique key already stored are skipped, so re-ingesting the same data adds nothin
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,14 @@ from oracle.models import Base, IngestRunModel
 
 #: Rows per INSERT statement; keeps each statement under SQLite's and psycopg's parameter limits.
 BATCH_ROWS = 2000
+#: Chunks of at least this many rows (all with the same keys) take the bulk path: one
+#: executemany of INSERT OR IGNORE on SQLite, COPY into a temporary table then one INSERT ...
+#: SELECT ... ON CONFLICT DO NOTHING on PostgreSQL. On a million spot price rows
+#: (``python -m bench.perf.oracle_ingest``) it is about 1.5x faster on SQLite and over 10x on
+#: PostgreSQL than INSERT ... RETURNING batches.
+BULK_MIN_ROWS = 5000
+#: Rows per bulk chunk (bounds the memory of the prepared tuples).
+BULK_CHUNK_ROWS = 50_000
 
 
 def insert_ignore(session: Session, model: type[Base], rows: Iterable[dict[str, Any]]) -> int:
@@ -30,10 +39,15 @@ def insert_ignore(session: Session, model: type[Base], rows: Iterable[dict[str, 
     dialect = session.get_bind().dialect.name
     key = next(iter(table.primary_key.columns))
     inserted = 0
-    for batch in _batches(rows, BATCH_ROWS):
-        # RETURNING counts exactly what went in (rowcount is unreliable for executemany).
-        statement = _insert(dialect, table).on_conflict_do_nothing().returning(key)
-        inserted += len(session.execute(statement, batch).all())
+    for chunk in _batches(rows, BULK_CHUNK_ROWS):
+        columns = _bulk_columns(table, chunk) if len(chunk) >= BULK_MIN_ROWS else None
+        if columns is not None and dialect in ("sqlite", "postgresql"):
+            inserted += _bulk_insert_ignore(session, table, chunk, columns)
+            continue
+        for batch in _batches(chunk, BATCH_ROWS):
+            # RETURNING counts exactly what went in (rowcount is unreliable for executemany).
+            statement = _insert(dialect, table).on_conflict_do_nothing().returning(key)
+            inserted += len(session.execute(statement, batch).all())
     return inserted
 
 
@@ -99,6 +113,116 @@ def _insert(dialect: str, table: Any) -> Any:
     if dialect == "sqlite":
         return sqlite.insert(table)
     raise NotImplementedError(f"database dialect {dialect!r} is not supported")
+
+
+#: A column of a bulk insert, whether the rows hold it, and else its scalar default.
+_BulkColumn = tuple[Any, bool, Any]
+
+
+def _bulk_columns(table: Any, rows: list[dict[str, Any]]) -> list[_BulkColumn] | None:
+    """The columns to write in bulk as (column, taken from the rows?, default), or None when
+    the rows cannot go the bulk way (keys differ between rows, an unknown key, or a missing
+    column whose default is computed in Python): the statement path handles those as before."""
+    keys = rows[0].keys()
+    if any(row.keys() != keys for row in rows) or not set(keys) <= set(table.columns.keys()):
+        return None
+    columns: list[_BulkColumn] = []
+    for column in table.columns:
+        if column.name in keys:
+            columns.append((column, True, None))
+        elif column.default is not None:
+            if not column.default.is_scalar:
+                return None
+            columns.append((column, False, column.default.arg))
+        # Otherwise the column is left out, as the statement path leaves it out: the
+        # database's default (autoincrement, server default or NULL) applies.
+    return columns
+
+
+def _bulk_insert_ignore(
+    session: Session, table: Any, rows: list[dict[str, Any]], columns: list[_BulkColumn]
+) -> int:
+    """Insert ``rows`` skipping unique-key collisions, in the session's transaction, through
+    the driver's bulk interface; returns the exact count inserted."""
+    session.flush()
+    connection = session.connection()
+    dialect = connection.dialect
+    # Column by column: each value goes through its type's bind processor once (repeated
+    # values, like a record's timestamp and observed_at, once per chunk), ~2x faster than
+    # row by row.
+    converted: dict[Any, Any] = {}
+    prepared: list[list[Any]] = []
+    for column, from_row, default in columns:
+        processor = column.type.bind_processor(dialect)
+        raw = [row[column.name] for row in rows] if from_row else [default] * len(rows)
+        if processor is None:
+            prepared.append(raw)
+            continue
+        cache = converted.setdefault(type(column.type), {})
+        prepared.append([_bind(processor, cache, value) for value in raw])
+    values = list(zip(*prepared, strict=True))
+    quote = dialect.identifier_preparer.quote
+    names = ", ".join(quote(column.name) for column, _, _ in columns)
+    target = quote(table.name)
+    driver = connection.connection.dbapi_connection
+    assert driver is not None
+    cursor = driver.cursor()
+    try:
+        if dialect.name == "sqlite":
+            marks = ", ".join("?" for _ in columns)
+            cursor.executemany(f"INSERT OR IGNORE INTO {target} ({names}) VALUES ({marks})", values)
+            # sqlite3 sums executemany's changes; ignored rows change nothing.
+            return int(cursor.rowcount)
+        if _copy_if_no_collision(cursor, target, names, values):
+            return len(values)
+        staging = quote(f"_bulk_{uuid.uuid4().hex[:16]}")
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {staging} AS SELECT {names} FROM {target} WITH NO DATA"
+        )
+        with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+            for value in values:
+                copy.write_row(value)
+        # One statement, so its rowcount is exact; DO NOTHING also skips duplicates within it.
+        cursor.execute(
+            f"INSERT INTO {target} ({names}) SELECT {names} FROM {staging} ON CONFLICT DO NOTHING"
+        )
+        inserted = int(cursor.rowcount)
+        cursor.execute(f"DROP TABLE {staging}")
+        return inserted
+    finally:
+        cursor.close()
+
+
+def _copy_if_no_collision(cursor: Any, target: str, names: str, values: list[Any]) -> bool:
+    """COPY straight into the table, in a savepoint: True if done; False (and nothing
+    written) when a row collides with a stored one or another row. A first backfill never
+    collides, and this halves its time against staging every row (measured in
+    bench/perf/oracle_ingest)."""
+    from psycopg import errors
+
+    cursor.execute("SAVEPOINT bulk_copy")
+    try:
+        with cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
+            for value in values:
+                copy.write_row(value)
+    except errors.UniqueViolation:
+        cursor.execute("ROLLBACK TO SAVEPOINT bulk_copy")
+        cursor.execute("RELEASE SAVEPOINT bulk_copy")
+        return False
+    cursor.execute("RELEASE SAVEPOINT bulk_copy")
+    return True
+
+
+def _bind(processor: Any, cache: dict[Any, Any], value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        return cache[value]
+    except KeyError:
+        cache[value] = result = processor(value)
+        return result
+    except TypeError:  # unhashable (a JSON document)
+        return processor(value)
 
 
 def _batches(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

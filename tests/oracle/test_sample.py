@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from oracle import db
+from oracle import db, store
 from oracle.errors import InputError
 from oracle.models import (
     InstanceTypeModel,
@@ -224,3 +225,83 @@ def test_ingest_refuses_bad_arguments_and_writes_nothing(engine: sa.Engine) -> N
         ingest_sample(engine, seed=1, end=datetime(2026, 1, 1), regions=["us-east-1"])
     with db.transaction(engine) as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(SpotPriceModel)) == 0
+
+
+# --- the bulk write path that large ingests like the sample's take --------------------------
+
+
+def _price_rows(count: int, *, offset_s: int = 0, with_detail: bool = True) -> list[dict[str, Any]]:
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = []
+    for i in range(count):
+        moment = base + timedelta(seconds=offset_s + 60 * i)
+        minute = offset_s // 60 + i
+        row = {
+            "source": "aws",
+            "observed_at": moment,
+            "region": "us-east-1",
+            "zone": f"use1-az{minute % 3 + 1}",
+            "availability_zone": None,
+            "availability_zone_id": f"use1-az{minute % 3 + 1}",
+            "instance_type": "g5.xlarge",
+            "product_description": "Linux/UNIX",
+            "timestamp": moment,
+            "price_usd_per_hour": 0.3 + (i % 7) / 100,
+        }
+        if with_detail:
+            row["source_detail"] = f"row {i}"
+        rows.append(row)
+    return rows
+
+
+def _stored(engine: sa.Engine) -> list[tuple[Any, ...]]:
+    table = SpotPriceModel.__table__
+    columns = [c for c in table.columns if c.name != "id"]
+    with engine.connect() as connection:
+        return [tuple(r) for r in connection.execute(sa.select(*columns).order_by(*columns))]
+
+
+def test_bulk_path_counts_exactly_and_stores_what_the_statement_path_stores(
+    backend: str, make_database: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    count = store.BULK_MIN_ROWS + 500
+    first = _price_rows(count)
+    # Half of these are stored already, and some repeat within the batch.
+    second = _price_rows(count, offset_s=60 * (count // 2))
+    second += second[:700]
+
+    def run(url: str) -> tuple[int, int, int]:
+        engine = db.make_engine(url)
+        with db.transaction(engine) as session:
+            a = store.insert_ignore(session, SpotPriceModel, first)
+        with db.transaction(engine) as session:
+            b = store.insert_ignore(session, SpotPriceModel, second)
+        with db.transaction(engine) as session:
+            c = store.insert_ignore(session, SpotPriceModel, first)
+        engine.dispose()
+        return a, b, c
+
+    bulk_url = make_database(backend)
+    assert run(bulk_url) == (count, count - count // 2, 0)
+    monkeypatch.setattr(store, "BULK_MIN_ROWS", 10**9)  # the statement path only
+    statement_url = make_database(backend)
+    assert run(statement_url) == (count, count - count // 2, 0)
+    bulk_engine, statement_engine = db.make_engine(bulk_url), db.make_engine(statement_url)
+    assert _stored(bulk_engine) == _stored(statement_engine)
+    bulk_engine.dispose()
+    statement_engine.dispose()
+
+
+def test_bulk_path_applies_defaults_and_rolls_back(engine: sa.Engine) -> None:
+    rows = _price_rows(store.BULK_MIN_ROWS, with_detail=False)
+    with pytest.raises(RuntimeError), db.transaction(engine) as session:
+        assert store.insert_ignore(session, SpotPriceModel, rows) == len(rows)
+        raise RuntimeError("abort the ingest")
+    assert _stored(engine) == []
+    with db.transaction(engine) as session:
+        assert store.insert_ignore(session, SpotPriceModel, rows) == len(rows)
+    with db.transaction(engine) as session:
+        details = set(session.scalars(sa.select(SpotPriceModel.source_detail).distinct()))
+        stamps = session.scalars(sa.select(SpotPriceModel.timestamp).limit(1)).all()
+    assert details == {""}  # the column's default, as the statement path gives it
+    assert stamps[0].tzinfo is not None
