@@ -35,7 +35,7 @@ BULK_CHUNK_ROWS = 50_000
 def insert_ignore(session: Session, model: type[Base], rows: Iterable[dict[str, Any]]) -> int:
     """Insert ``rows`` into ``model``'s table, skipping unique-key collisions; return the count
     of rows actually inserted."""
-    table = model.__table__
+    table: Any = model.__table__
     dialect = session.get_bind().dialect.name
     key = next(iter(table.primary_key.columns))
     inserted = 0
