@@ -1,0 +1,101 @@
+"""`scheduler backtest`: a table for people, JSON for programs, a report, exit 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from oracle import db
+from scheduler.cli.main import app
+from tests.scheduler.backtest.conftest import fill_sample
+
+WINDOW = ["--from", "2026-02-27T00:00:00Z", "--to", "2026-02-28T00:00:00Z", "--tick", "1h"]
+
+
+@pytest.fixture
+def sample_env(make_database: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = make_database("sqlite")  # type: ignore[operator]
+    engine = db.make_engine(url)
+    fill_sample(engine)
+    engine.dispose()
+    config = tmp_path / "config.toml"
+    config.write_text("[backtest]\nplanner_interval_s = 21600.0\n")
+    monkeypatch.setenv("SCHEDULER_DATABASE_URL", url)
+    monkeypatch.setenv("SCHEDULER_CONFIG", str(config))
+    return url
+
+
+def test_json_holds_every_policy_and_the_report_is_written(sample_env: str, tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    result = CliRunner().invoke(
+        app,
+        ["backtest", "--slo", "2500tok/s", *WINDOW, "--format", "json", "--report", str(report),
+         "--policies", "planner,on-demand,cheapest-zone"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert set(payload["policies"]) == {"planner", "on-demand", "cheapest-zone", "hindsight"}
+    for name, policy in payload["policies"].items():
+        for key in ("cost_usd", "slo_attainment", "interruptions", "launches"):
+            assert key in policy, (name, key)
+        assert 0.0 <= policy["slo_attainment"] <= 1.0
+        assert policy["cost_usd_per_million_tokens"] > 0
+        assert policy["cost_usd"] >= payload["policies"]["hindsight"]["cost_usd"]
+    assert payload["policies"]["on-demand"]["saving_vs_on_demand_pct"] == 0.0
+    for name in ("capacity.png", "cumulative_cost.png", "fleet_mix.png"):
+        assert (report / name).read_bytes().startswith(b"\x89PNG"), name
+    page = (report / "index.html").read_text()
+    assert "cheapest-zone" in page and 'src="capacity.png"' in page
+
+
+def test_table_names_every_policy(sample_env: str) -> None:
+    result = _run(["backtest", "--slo", "2500tok/s", *WINDOW, "--policies", "on-demand,spot-hedge"])
+    assert result.returncode == 0, result.stderr
+    assert "on-demand" in result.stdout and "spot-hedge" in result.stdout
+    assert "hindsight" in result.stdout and "x hindsight" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--tick", "soon"], "--tick 'soon' is not a positive duration"),
+        (["--policies", "yolo"], "unknown policy 'yolo'"),
+        (["--from", "yesterday"], "--from 'yesterday' is not a time"),
+        (["--from", "2026-02-28T00:00:00Z", "--to", "2026-02-27T00:00:00Z"], "is not before"),
+        (["--slo", "fast"], "fast"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    sample_env: str, arguments: list[str], message: str
+) -> None:
+    slo = [] if "--slo" in arguments else ["--slo", "500tok/s"]
+    result = _run(["backtest", *slo, *arguments])
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_empty_oracle_is_refused_with_what_to_do(
+    make_database: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCHEDULER_DATABASE_URL", make_database("sqlite"))  # type: ignore[operator]
+    (tmp_path / "config.toml").write_text("")
+    monkeypatch.setenv("SCHEDULER_CONFIG", str(tmp_path / "config.toml"))
+    result = _run(["backtest", "--slo", "500tok/s"])
+    assert result.returncode == 2
+    assert "no spot price history" in result.stderr
+    assert "scheduler oracle" in result.stderr
+
+
+def _run(arguments: list[str]) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).parent / "scheduler"), *arguments]
+    return subprocess.run(
+        command, env={**os.environ, "COLUMNS": "200"}, capture_output=True, text=True, check=False
+    )
