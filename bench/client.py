@@ -1,11 +1,12 @@
 """One streaming request to an OpenAI-compatible server, timed token by token.
 
 Timing definitions (those of ``vllm bench serve``, so that figures compare):
-- TTFT: from sending the request to the first chunk carrying a choice (vLLM sends its chat
-  role chunk together with the first token, after prefill);
+- TTFT: from the request being sent (its last byte written) to the first chunk carrying a
+  choice (vLLM sends its chat role chunk together with the first token, after prefill);
 - ITL: every gap between consecutive token chunks (chunks with a choice, except the chat
   role-only chunk; vLLM sends one per generated token, even when its text is empty);
-- latency: from sending to the last token chunk; TPOT: (latency - TTFT) / (output tokens - 1);
+- latency: from the request being sent to the last token chunk;
+- TPOT: (latency - TTFT) / (output tokens - 1);
 - output tokens: ``usage.completion_tokens`` of the final usage chunk, else the count of token
   chunks (a server without usage support).
 """
@@ -43,8 +44,10 @@ class RequestResult:
     ok: bool
     status: int | None
     error: str | None
-    #: Seconds from the start of the point (the load generator's clock) to sending.
+    #: Seconds from the start of the point (the load generator's clock) to sending, and to the
+    #: last token (or the failure).
     start_offset_s: float = 0.0
+    end_offset_s: float = 0.0
     ttft_s: float | None = None
     latency_s: float | None = None
     itl_s: list[float] = field(default_factory=list)
@@ -104,21 +107,27 @@ async def send_request(
     url = request_url(base_url, spec.api)
     body = request_body(model, spec)
     started = time.perf_counter()
-    result = RequestResult(
-        ok=False,
-        status=None,
-        error=None,
-        start_offset_s=started - (clock_origin if clock_origin is not None else started),
-    )
+    origin = clock_origin if clock_origin is not None else started
+    result = RequestResult(ok=False, status=None, error=None, start_offset_s=started - origin)
+    sent_at = [started]
+
+    async def trace(event: str, _info: dict[str, Any]) -> None:
+        # TTFT counts from the moment the request is on the wire: the client's own time to
+        # build and queue it (milliseconds on a busy client core) is not the server's.
+        if event == "http11.send_request_body.complete":
+            sent_at[0] = time.perf_counter()
+
     try:
-        async with client.stream("POST", url, json=body, timeout=timeout_s) as response:
+        async with client.stream(
+            "POST", url, json=body, timeout=timeout_s, extensions={"trace": trace}
+        ) as response:
             result.status = response.status_code
             if response.status_code != 200:
                 result.error = f"HTTP {response.status_code}: " + error_from_body(
                     await response.aread()
                 )
                 return result
-            await _read_stream(response, result, started)
+            await _read_stream(response, result, sent_at[0])
     except httpx.TimeoutException:
         result.error = f"timed out after {timeout_s:g} s"
     except httpx.ConnectError as error:
@@ -129,6 +138,10 @@ async def send_request(
         result.error = f"{type(error).__name__}: {error}"
     if result.ok and not result.usage_reported:
         result.input_tokens = spec.input_tokens
+    if result.ok and result.latency_s is not None:
+        result.end_offset_s = sent_at[0] + result.latency_s - origin
+    else:
+        result.end_offset_s = time.perf_counter() - origin
     return result
 
 
@@ -175,13 +188,17 @@ async def _read_stream(response: httpx.Response, result: RequestResult, started:
     counted_tokens = 0
     finished = False
     async for line in response.aiter_lines():
+        if finished:
+            # Read on to the end of the body (nothing should follow [DONE]): a response left
+            # half read cannot go back to the pool, and each request would open a connection.
+            continue
         event = parse_line(line)
         if event is None or event.kind is EventKind.comment:
             continue
         now = time.perf_counter()
         if event.kind is EventKind.done:
             finished = True
-            break
+            continue
         if event.kind is EventKind.malformed:
             result.malformed_lines += 1
             continue

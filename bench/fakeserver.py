@@ -69,8 +69,9 @@ class _Counters:
     generation_tokens: int = 0
     by_fault: dict[str, int] = field(default_factory=dict)
     #: Per finished stream, what the server actually did (its own clock): seconds from arrival
-    #: to the first token written, from the first to the last token, and the token count.
-    streams: list[tuple[float, float, int]] = field(default_factory=list)
+    #: to the first token written, from the first to the last token, the token count, and the
+    #: seconds it queued for a batch slot; then the monotonic clock at arrival and last token.
+    streams: list[tuple[float, float, int, float, float, float]] = field(default_factory=list)
 
 
 class FakeServer:
@@ -327,7 +328,16 @@ class FakeServer:
         tail.append(b"data: [DONE]\n\n")
         writer.write(_chunk(b"".join(tail)) + b"0\r\n\r\n")
         await writer.drain()
-        self.counters.streams.append((first_at - arrived, last_at - first_at, output_tokens))
+        self.counters.streams.append(
+            (
+                first_at - arrived,
+                last_at - first_at,
+                output_tokens,
+                admitted - arrived,
+                arrived,
+                last_at,
+            )
+        )
         return True
 
     async def _replay(self, config: FakeServerConfig, writer: asyncio.StreamWriter) -> bool:
@@ -393,8 +403,15 @@ class FakeServer:
             "generation_tokens": counters.generation_tokens,
             "faults": dict(counters.by_fault),
             "streams": [
-                {"ttft_s": ttft, "decode_s": decode, "tokens": tokens}
-                for ttft, decode, tokens in counters.streams
+                {
+                    "ttft_s": ttft,
+                    "decode_s": decode,
+                    "tokens": tokens,
+                    "queue_s": queue,
+                    "arrived_at": arrived,
+                    "finished_at": finished,
+                }
+                for ttft, decode, tokens, queue, arrived, finished in counters.streams
             ],
         }
 

@@ -4,8 +4,9 @@ Both append each finished request to a caller-owned list as it completes, so a c
 still leaves its finished requests behind (Ctrl-C keeps partial results).
 
 Per-point figures (as ``vllm bench serve`` computes them): throughput is successful output
-tokens over the wall time from the first send to the last completion; percentiles are over
-successful requests; ITL percentiles pool every gap of every request.
+tokens over the wall time from the first send to the last token of the last request (the peer
+stops its clock after reading the stream's tail, a hair later); percentiles are over successful
+requests; ITL percentiles pool every gap of every request.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ async def run_closed_loop(
                 timeout_s=target.timeout_s,
                 clock_origin=origin,
             )
-            finished_at = max(finished_at, time.perf_counter())
+            finished_at = max(finished_at, origin + result.end_offset_s)
             results.append(result)
             if on_result:
                 on_result(result)
@@ -158,7 +159,7 @@ async def run_open_loop(
             timeout_s=target.timeout_s,
             clock_origin=origin,
         )
-        finished_at = max(finished_at, time.perf_counter())
+        finished_at = max(finished_at, origin + result.end_offset_s)
         results.append(result)
         if on_result:
             on_result(result)
