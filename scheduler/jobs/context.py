@@ -1,0 +1,32 @@
+"""What jobs run against, set once by the worker process (never at import time)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from scheduler.actuator.executor import Actuator
+from scheduler.config import Settings
+
+
+@dataclass
+class JobContext:
+    engine: Engine
+    settings: Settings
+    actuator_factory: Callable[[], Actuator]
+    worker: str
+
+
+_current: list[JobContext] = []
+
+
+def set_current(context: JobContext) -> None:
+    _current[:] = [context]
+
+
+def current() -> JobContext:
+    if not _current:
+        raise RuntimeError("no job context: jobs run inside `scheduler worker` or `serve`")
+    return _current[0]

@@ -1,0 +1,84 @@
+"""The worker lock: with several workers on one database, only the holder runs jobs.
+
+PostgreSQL: a session-level advisory lock (``pg_try_advisory_lock``) held on a dedicated
+connection for as long as the worker is active; it is released when that connection closes,
+so a crashed worker frees it. SQLite (one host): an exclusive ``flock`` on a file beside the
+database, released by the kernel when the process ends.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import IO
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+
+class WorkerLock:
+    def __init__(self, engine: Engine, *, key: int) -> None:
+        self._engine = engine
+        self._key = key
+        self._connection: Connection | None = None
+        self._file: IO[bytes] | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._connection is not None or self._file is not None
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free; never waits."""
+        if self.held:
+            return True
+        if self._engine.dialect.name == "postgresql":
+            connection = self._engine.connect()
+            got = connection.execute(sa.select(sa.func.pg_try_advisory_lock(self._key))).scalar()
+            connection.commit()
+            if got:
+                self._connection = connection
+            else:
+                connection.close()
+            return bool(got)
+        handle = self._lock_path().open("ab")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._file = handle
+        return True
+
+    def still_held(self) -> bool:
+        """False when the lock's connection was lost (then another worker may have taken it)."""
+        if self._connection is None:
+            return self._file is not None
+        try:
+            self._connection.execute(sa.select(1))
+            self._connection.commit()
+        except sa.exc.DBAPIError:
+            self.release()
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.execute(sa.select(sa.func.pg_advisory_unlock(self._key)))
+                self._connection.commit()
+            except sa.exc.DBAPIError:
+                pass  # the connection is gone, and the lock with it
+            finally:
+                self._connection.close()
+                self._connection = None
+        if self._file is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+    def _lock_path(self) -> Path:
+        database = self._engine.url.database or ""
+        if not database or database == ":memory:":
+            return Path(os.environ.get("TMPDIR", "/tmp")) / f"scheduler-worker-{self._key}.lock"
+        return Path(database).expanduser().with_suffix(".worker.lock")

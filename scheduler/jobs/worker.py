@@ -1,0 +1,106 @@
+"""The worker: waits for the lock, then runs the jobs on APScheduler with a database job store.
+
+Jobs are stored by reference (``module:function``, no arguments), so the persistent store
+holds nothing but their schedule; their context is set in this process. Every job has
+``max_instances=1``, ``coalesce=True`` and jitter, and the ``[jobs] enabled`` switch turns
+background work off.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from scheduler.config import Settings
+from scheduler.jobs.context import JobContext, set_current
+from scheduler.jobs.lock import WorkerLock
+
+log = logging.getLogger("scheduler.worker")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    func: str
+    interval_s: float
+
+
+def job_specs(settings: Settings) -> list[JobSpec]:
+    jobs = settings.jobs
+    specs = [
+        JobSpec("price_sync", "scheduler.jobs.oracle_sync:run_prices", jobs.price_sync_interval_s),
+        JobSpec(
+            "placement_scores",
+            "scheduler.jobs.oracle_sync:run_placement_scores",
+            jobs.placement_scores_interval_s,
+        ),
+        JobSpec("advisor", "scheduler.jobs.oracle_sync:run_advisor", jobs.advisor_interval_s),
+        JobSpec("reconcile", "scheduler.jobs.reconcile:run", jobs.reconcile_interval_s),
+        JobSpec("rebalance", "scheduler.jobs.rebalance:run", jobs.rebalance_interval_s),
+    ]
+    if settings.service.sqs_queue_url:
+        specs.append(JobSpec("events", "scheduler.jobs.events_poll:run", 20.0))
+    return specs
+
+
+def build_scheduler(context: JobContext, specs: list[JobSpec]) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=context.engine)},
+        timezone=UTC,
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
+    )
+    jitter = int(context.settings.jobs.jitter_s) or None
+    for spec in specs:
+        scheduler.add_job(
+            spec.func,
+            "interval",
+            seconds=spec.interval_s,
+            jitter=jitter,
+            id=spec.id,
+            name=spec.id,
+            replace_existing=True,
+        )
+    return scheduler
+
+
+def run_worker(
+    context: JobContext,
+    *,
+    stop: threading.Event,
+    specs: list[JobSpec] | None = None,
+    lock_poll_s: float = 5.0,
+    on_state: Callable[[str], None] = lambda _state: None,
+) -> None:
+    """Run until ``stop`` is set: standby until the lock is ours, then run the jobs."""
+    settings = context.settings
+    if not settings.jobs.enabled:
+        on_state("disabled")
+        return
+    lock = WorkerLock(context.engine, key=settings.jobs.lock_key)
+    on_state("standby")
+    while not lock.try_acquire():
+        if stop.wait(lock_poll_s):
+            return
+    on_state("active")
+    set_current(context)
+    scheduler = build_scheduler(context, specs if specs is not None else job_specs(settings))
+    try:
+        from scheduler.jobs import reconcile
+
+        reconcile.run()  # on start: adopt or clean up what a crash left behind
+        scheduler.start()
+        while not stop.wait(lock_poll_s):
+            if not lock.still_held():
+                log.error("lost the worker lock; stopping jobs")
+                on_state("lost-lock")
+                break
+    finally:
+        scheduler.shutdown(wait=True)
+        lock.release()
+        on_state("stopped")

@@ -1,0 +1,239 @@
+"""Cron rebalancing: replan with the running fleet, act only when it is worth the churn.
+
+A rebalance asks the planner for a plan with the running fleet's switching cost, prices the
+running fleet the same way the planner prices pools (the configured spot estimator, capped at
+on-demand), and acts when the saving clears both thresholds (percent and $/h), or when the SLO
+itself moved (load following). No replica younger than the minimum dwell time is moved, and the
+launches plus terminations of one run are capped. Execution is make-before-break, and a
+termination happens only if the fleet still meets the SLO without the replica.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from oracle.db import transaction
+from oracle.stats import on_demand_offers, pool_stats
+from scheduler.actuator import journal
+from scheduler.actuator.diff import diff
+from scheduler.actuator.executor import Actuator, ApplyResult
+from scheduler.actuator.types import Action, FleetReplica
+from scheduler.config import JobsConfig, Settings
+from scheduler.models import PlanModel, ReplicaModel
+from scheduler.services.plans import latest_applied_plan
+
+
+@dataclass
+class RebalanceDecision:
+    act: bool
+    reason: str
+    current_usd_per_hour: float
+    planned_usd_per_hour: float
+    launches: list[Action] = field(default_factory=list)
+    terminations: list[Action] = field(default_factory=list)
+
+    @property
+    def saving_usd_per_hour(self) -> float:
+        return self.current_usd_per_hour - self.planned_usd_per_hour
+
+    @property
+    def saving_pct(self) -> float:
+        if self.current_usd_per_hour <= 0:
+            return 0.0
+        return 100.0 * self.saving_usd_per_hour / self.current_usd_per_hour
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "act": self.act,
+            "reason": self.reason,
+            "current_usd_per_hour": self.current_usd_per_hour,
+            "planned_usd_per_hour": self.planned_usd_per_hour,
+            "saving_usd_per_hour": self.saving_usd_per_hour,
+            "saving_pct": self.saving_pct,
+            "launches": [a.to_dict() for a in self.launches],
+            "terminations": [a.to_dict() for a in self.terminations],
+        }
+
+
+def decide(
+    config: JobsConfig,
+    *,
+    actions: Sequence[Action],
+    current_usd_per_hour: float,
+    planned_usd_per_hour: float,
+    launched_at: dict[int, datetime | None],
+    now: datetime,
+    slo_changed: bool = False,
+) -> RebalanceDecision:
+    """Whether to act, and which actions (pure: thresholds, dwell time, cap)."""
+    decision = RebalanceDecision(False, "", current_usd_per_hour, planned_usd_per_hour)
+    if not actions:
+        decision.reason = "the fleet already matches the best plan"
+        return decision
+    saving, pct = decision.saving_usd_per_hour, decision.saving_pct
+    if not slo_changed and (
+        saving < config.rebalance_min_saving_usd_per_hour or pct < config.rebalance_min_saving_pct
+    ):
+        decision.reason = (
+            f"saving {saving:.3f} $/h ({pct:.1f}%) is under the thresholds "
+            f"({config.rebalance_min_saving_usd_per_hour} $/h and "
+            f"{config.rebalance_min_saving_pct}%)"
+        )
+        return decision
+    dwell = timedelta(seconds=config.rebalance_min_dwell_s)
+    movable = [
+        a
+        for a in actions
+        if a.kind == "terminate"
+        and a.replica_id is not None
+        and (launched_at.get(a.replica_id) is None or now - launched_at[a.replica_id] >= dwell)  # type: ignore[operator]
+    ]
+    launches = [a for a in actions if a.kind == "launch"][: config.rebalance_max_actions]
+    terminations = movable[: max(0, config.rebalance_max_actions - len(launches))]
+    decision.launches, decision.terminations = launches, terminations
+    decision.act = bool(launches or terminations)
+    held = sum(1 for a in actions if a.kind == "terminate") - len(movable)
+    decision.reason = (
+        ("the SLO changed" if slo_changed else f"saving {saving:.3f} $/h ({pct:.1f}%)")
+        + f"; {len(launches)} launches, {len(terminations)} terminations"
+        + (f", {held} held by the dwell time" if held else "")
+    )
+    return decision
+
+
+def rebalance(
+    actuator: Actuator,
+    *,
+    now: datetime,
+    slo_tokens_per_second: float | None = None,
+) -> dict[str, Any]:
+    """One rebalance run; returns the decision and what was done."""
+    from scheduler.services.planning import plan_and_store
+
+    engine, settings = actuator.engine, actuator.settings
+    applied = latest_applied_plan(engine, actuator.service)
+    if applied is None:
+        return {"act": False, "reason": "no applied plan to rebalance"}
+    slo = slo_tokens_per_second or applied.slo_tokens_per_second
+    fleet = journal.live_fleet(engine, actuator.service)
+    plan_id, _plan = plan_and_store(
+        engine,
+        settings,
+        slo_tokens_per_second=slo,
+        origin="rebalance",
+        model=applied.model,
+        running=fleet,
+        as_of=now,
+    )
+    allocations = actuator.plan_allocations(plan_id)
+    decision = decide(
+        settings.jobs,
+        actions=diff(fleet, allocations),
+        current_usd_per_hour=fleet_cost(engine, settings, fleet, now=now),
+        planned_usd_per_hour=sum(a.price_usd_per_hour_each * a.count for a in allocations),
+        launched_at=_launched_at(engine, fleet),
+        now=now,
+        slo_changed=abs(slo - applied.slo_tokens_per_second) > 1e-9,
+    )
+    report: dict[str, Any] = {"plan_id": plan_id, **decision.to_dict()}
+    if decision.act:
+        report["result"] = _execute(actuator, plan_id, decision, slo).to_dict()
+    return report
+
+
+def fleet_cost(
+    engine: Engine, settings: Settings, fleet: Sequence[FleetReplica], *, now: datetime
+) -> float:
+    """The running fleet priced now, as the planner prices pools."""
+    from scheduler.planning.candidates import spot_price_estimate
+
+    if not fleet:
+        return 0.0
+    regions = {r.pool.region for r in fleet}
+    types = {r.pool.instance_type for r in fleet}
+    with transaction(engine) as session:
+        stats = pool_stats(session, as_of=now, regions=regions, instance_types=types)
+        offers = on_demand_offers(session, as_of=now, regions=regions, instance_types=types)
+        recorded = dict(
+            session.execute(
+                sa.select(ReplicaModel.id, ReplicaModel.price_usd_per_hour).where(
+                    ReplicaModel.id.in_([r.replica_id for r in fleet])
+                )
+            ).all()
+        )
+    on_demand = {(o.region, o.instance_type): o.price_usd_per_hour for o in offers}
+    spot: dict[tuple[str, str, str], float] = {}
+    for s in stats:
+        estimate = spot_price_estimate(s, settings.planner.spot_price_estimator)
+        if estimate is None:
+            continue
+        ceiling = on_demand.get((s.region, s.instance_type))
+        price = min(estimate, ceiling) if ceiling else estimate
+        for zone in {s.zone, s.availability_zone, s.availability_zone_id} - {None}:
+            spot[(s.region, str(zone), s.instance_type)] = price
+    total = 0.0
+    for replica in fleet:
+        pool = replica.pool
+        known = (
+            spot.get((pool.region, pool.zone, pool.instance_type))
+            if pool.market == "spot"
+            else on_demand.get((pool.region, pool.instance_type))
+        )
+        total += known if known is not None else float(recorded.get(replica.replica_id, 0.0))
+    return total
+
+
+def _launched_at(engine: Engine, fleet: Sequence[FleetReplica]) -> dict[int, datetime | None]:
+    with transaction(engine) as session:
+        return dict(
+            session.execute(
+                sa.select(ReplicaModel.id, ReplicaModel.launched_at).where(
+                    ReplicaModel.id.in_([r.replica_id for r in fleet])
+                )
+            ).all()
+        )
+
+
+def _execute(
+    actuator: Actuator, plan_id: int, decision: RebalanceDecision, slo: float
+) -> ApplyResult:
+    result = ApplyResult(plan_id=plan_id, dry_run=False)
+    with transaction(actuator.engine) as session:
+        session.get_one(PlanModel, plan_id).applied_at = actuator.clock()
+    for action in decision.launches:
+        assert action.allocation is not None
+        result.launched.append(
+            actuator.launch(
+                action.allocation, plan_id=plan_id, reason=f"rebalance: {action.reason}"
+            )
+        )
+    actuator.wait_until_settled(result.launched, result)
+    if result.failed:
+        return result  # no break without the make
+    for action in decision.terminations:
+        assert action.replica_id is not None
+        if _serving_tokens_per_second(actuator, without=action.replica_id) < slo:
+            continue  # keep the SLO: this replica is still needed
+        actuator.retire(action.replica_id, reason=f"rebalance: {action.reason}", plan_id=plan_id)
+        result.terminated.append(action.replica_id)
+    return result
+
+
+def _serving_tokens_per_second(actuator: Actuator, *, without: int) -> float:
+    with transaction(actuator.engine) as session:
+        return float(
+            session.scalar(
+                sa.select(sa.func.coalesce(sa.func.sum(ReplicaModel.tokens_per_second), 0.0)).where(
+                    ReplicaModel.service == actuator.service,
+                    ReplicaModel.state == "READY",
+                    ReplicaModel.id != without,
+                )
+            )
+            or 0.0
+        )
