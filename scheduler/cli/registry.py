@@ -28,6 +28,10 @@ def register(app: typer.Typer) -> None:
     from scheduler.cli import backtest
 
     app.command("backtest", help=backtest.HELP)(backtest.backtest)
+    from scheduler.cli import fleet, serve
+
+    app.command("serve", help=serve.HELP)(serve.serve)
+    fleet.register(app)
 
 
 def _import_if_present(name: str) -> None:
