@@ -8,9 +8,11 @@ JSON it writes (benchmark_serving's keys: ``output_throughput``, ``mean_ttft_ms`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -120,6 +122,7 @@ def run_vllm_bench_serve(
     result_path: Path,
     env: dict[str, str] | None = None,
     timeout_s: float = 600.0,
+    nice: int | None = None,
 ) -> dict[str, Any]:
     """Run the peer against ``base_url`` and return its result JSON (also left at result_path)."""
     argv = bench_serve_argv(
@@ -145,6 +148,7 @@ def run_vllm_bench_serve(
             text=True,
             timeout=timeout_s,
             cwd=result_path.parent,
+            preexec_fn=None if nice is None else (lambda: _set_priority(nice)),
         )
     except subprocess.TimeoutExpired as error:
         raise PeerError(f"`vllm bench serve` did not finish within {timeout_s:.0f} s") from error
@@ -199,12 +203,15 @@ def side_by_side(
     result_dir: Path,
     repeats: int = 2,
     env: dict[str, str] | None = None,
+    nice: int | None = None,
 ) -> SideBySide:
     """Run the harness and `vllm bench serve` on the same server and workload.
 
     Order harness, peer, peer, harness (ABBA) so that a steady drift of the machine's speed
     affects both sides alike; every run draws different prompts (its own seed), so the server's
-    prefix cache never serves one run's prompts to the next.
+    prefix cache never serves one run's prompts to the next. A short untimed harness run warms
+    the server first. ``nice`` gives both clients the same scheduling priority (the server's,
+    when it was started with one), so that other work on a shared machine delays neither.
     """
     harness: list[PeerFigures] = []
     peer: list[PeerFigures] = []
@@ -214,10 +221,13 @@ def side_by_side(
     order: list[str] = []
     for repeat in range(repeats):
         order += ["harness", "peer"] if repeat % 2 == 0 else ["peer", "harness"]
+    with _priority(nice):
+        _harness_point(base_url, model, _warm_up(workload), seed=999)
     for index, side in enumerate(order):
         seed = 1000 + index
         if side == "harness":
-            figures, prompt_mean = _harness_point(base_url, model, workload, seed)
+            with _priority(nice):
+                figures, prompt_mean = _harness_point(base_url, model, workload, seed)
             harness.append(figures)
             harness_prompt.append(prompt_mean)
         else:
@@ -237,6 +247,7 @@ def side_by_side(
                 ),
                 result_path=path,
                 env=env,
+                nice=nice,
             )
             peer.append(peer_figures(result))
             paths.append(path)
@@ -281,3 +292,32 @@ def _harness_point(
         failed=point.errors,
     )
     return figures, point.input_tokens / max(completed, 1)
+
+
+def _warm_up(workload: PeerWorkload) -> PeerWorkload:
+    return PeerWorkload(
+        workload.input_tokens,
+        min(workload.output_tokens, 8),
+        workload.max_concurrency,
+        workload.max_concurrency,
+        workload.api,
+    )
+
+
+@contextlib.contextmanager
+def _priority(nice: int | None) -> Iterator[None]:
+    """Run this process at ``nice`` for the block (as root; else unchanged), then restore."""
+    if nice is None:
+        yield
+        return
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    _set_priority(nice)
+    try:
+        yield
+    finally:
+        _set_priority(before)
+
+
+def _set_priority(nice: int) -> None:
+    with contextlib.suppress(PermissionError):
+        os.setpriority(os.PRIO_PROCESS, 0, nice)

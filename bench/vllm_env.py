@@ -127,3 +127,19 @@ def build_vllm_cpu_env(
             + " | ".join(tail[-5:])
         )
     return locate_vllm_cpu_env(cache)
+
+
+def main() -> int:
+    """``python -m bench.vllm_env``: where the cache is, or what is missing and how to build it."""
+    try:
+        env = locate_vllm_cpu_env()
+    except VllmEnvMissingError as error:
+        print(error)
+        return 2
+    print(f"vllm-cpu environment: {env.python.parent.parent}")
+    print(f"model directory:      {env.model_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
