@@ -1,0 +1,141 @@
+"""End to end with the real planner on a hand-made market: plan, apply, interrupt, rebalance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from oracle.db import transaction
+from scheduler.actuator.executor import Actuator
+from scheduler.config import JobsConfig, PlannerConfig, Settings
+from scheduler.events import handle_event, parse_event
+from scheduler.models import ReplicaModel
+from scheduler.services.planning import plan_and_store, planner_replanner
+from scheduler.services.rebalance import rebalance
+from tests.scheduler.service.helpers import (
+    interruption,
+    live_by_pool,
+    replica_rows,
+    running_by_pool,
+)
+from tests.scheduler.service.market import MODEL, seed_market, set_spot_price
+
+SLO = 600.0
+
+
+@pytest.fixture
+def market_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"planner": PlannerConfig(model=MODEL)})
+
+
+@pytest.fixture
+def seeded(engine: Engine, network: dict[str, Any]) -> list[tuple[str, str]]:
+    zones: list[tuple[str, str]] = network["zones"]
+    (_, a), (_, b), (_, c) = zones
+    seed_market(
+        engine,
+        zones,
+        {
+            (a, "g5.xlarge"): 0.30,
+            (b, "g5.xlarge"): 0.35,
+            (c, "g6.xlarge"): 0.25,
+            (b, "g6.xlarge"): 0.40,
+        },
+    )
+    return zones
+
+
+def _planned_actuator(
+    engine: Engine, settings: Settings, make_actuator: Callable[..., Actuator]
+) -> tuple[Actuator, int]:
+    actuator = make_actuator(engine, settings=settings, replan=planner_replanner(engine, settings))
+    plan_id, plan = plan_and_store(engine, settings, slo_tokens_per_second=SLO, origin="test")
+    assert plan.allocations
+    return actuator, plan_id
+
+
+def _wanted(actuator: Actuator, plan_id: int) -> dict[str, int]:
+    return {a.pool.label: a.count for a in actuator.plan_allocations(plan_id)}
+
+
+def test_plan_apply_interruption_with_the_real_planner(
+    engine: Engine,
+    aws: Callable[..., Any],
+    seeded: list[tuple[str, str]],
+    market_settings: Settings,
+    make_actuator: Callable[..., Actuator],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    actuator, plan_id = _planned_actuator(engine, market_settings, make_actuator)
+    result = actuator.apply(plan_id)
+    assert not result.failed
+    assert running_by_pool(aws) == _wanted(actuator, plan_id) == live_by_pool(engine)
+
+    rows = replica_rows(engine)
+    victim, (_, _, victim_pool, registered) = next(iter(rows.items()))
+    assert registered
+    outcome = handle_event(actuator, parse_event(interruption(victim)), channel="api")
+
+    assert outcome["deregistered"] is True and len(outcome["launched"]) >= 1
+    assert victim not in actuator.target_group.registered()  # type: ignore[union-attr]
+    replacement_plan = _wanted(actuator, outcome["plan_id"])
+    assert victim_pool not in replacement_plan  # replanned without the interrupted pool
+    after = replica_rows(engine)
+    new_pools = {after[i][2] for i in after if i not in rows}
+    assert victim_pool not in new_pools
+    with capsys.disabled():
+        print(f"\nevent to replacement launch accepted: {outcome['event_to_launch_s']:.3f} s")
+
+
+def test_rebalancer_moves_only_past_its_thresholds(
+    engine: Engine,
+    aws: Callable[..., Any],
+    seeded: list[tuple[str, str]],
+    market_settings: Settings,
+    make_actuator: Callable[..., Actuator],
+) -> None:
+    actuator, plan_id = _planned_actuator(engine, market_settings, make_actuator)
+    actuator.apply(plan_id)
+    before = running_by_pool(aws)
+    now = datetime.now(UTC)
+
+    # Nothing changed: the fleet matches the best plan.
+    quiet = rebalance(actuator, now=now)
+    assert quiet["act"] is False and "already matches" in quiet["reason"]
+
+    # The cheapest chosen pool's price triples: a better plan exists.
+    zone_a = seeded[0][1]
+    set_spot_price(engine, seeded, zone_a, "g5.xlarge", 0.95, at=now - timedelta(minutes=1))
+    strict = JobsConfig(
+        rebalance_min_saving_pct=90.0,
+        rebalance_min_saving_usd_per_hour=0.01,
+        rebalance_min_dwell_s=0.0,
+    )
+    actuator.settings = market_settings.model_copy(update={"jobs": strict})
+    held = rebalance(actuator, now=now)
+    assert held["act"] is False and "under the thresholds" in held["reason"]
+    assert held["saving_usd_per_hour"] > 0
+    assert running_by_pool(aws) == before
+
+    loose = strict.model_copy(update={"rebalance_min_saving_pct": 10.0})
+    actuator.settings = market_settings.model_copy(update={"jobs": loose})
+    moved = rebalance(actuator, now=now)
+    assert moved["act"] is True, moved["reason"]
+    assert moved["saving_pct"] >= 10.0
+    assert moved["result"]["launched"] and moved["result"]["terminated"]
+    after = running_by_pool(aws)
+    assert after != before
+    assert after == live_by_pool(engine)
+    assert not any(f"/{zone_a}/g5.xlarge/spot" in pool for pool in after)
+    with transaction(engine) as session:
+        ready = session.scalar(
+            sa.select(sa.func.sum(ReplicaModel.tokens_per_second)).where(
+                ReplicaModel.state == "READY"
+            )
+        )
+    assert ready is not None and ready >= SLO
