@@ -52,16 +52,15 @@ def test_error_rate_at_the_limit_fails_and_below_passes(fake_server: FakeServer)
     state = sweep(fake_server, slo, SweepOptions(max_concurrency=2, requests_per_point=8))
     assert [p.errors for p in state.curve()] == [1, 1]
     assert all(p.passed for p in state.points)
-    assert state.goodput_tokens_per_second == max(
-        p.output_tokens_per_second for p in state.points
-    )
+    assert state.goodput_tokens_per_second == max(p.output_tokens_per_second for p in state.points)
 
 
 def test_bisection_between_last_pass_and_first_fail(fake_server: FakeServer) -> None:
-    # 8 slots; beyond 8 a request queues for a whole request (20 ms + 7 * 5 ms), which lifts
-    # the TTFT p95 of any point above 8 far over the 40 ms SLO.
-    fake_server.reconfigure(ttft_s=0.02, gap_s=0.005, batch_limit=8)
-    slo = Slo(ttft_p95_ms=40, tpot_p95_ms=1000)
+    # 8 slots; beyond 8 a request queues for a whole request (20 ms + 7 * 25 ms), which lifts
+    # the TTFT p95 of any point above 8 far over the 100 ms SLO. (Requests last long against
+    # the client's own sending time, so that a busy client still has them all in flight.)
+    fake_server.reconfigure(ttft_s=0.02, gap_s=0.025, batch_limit=8)
+    slo = Slo(ttft_p95_ms=100, tpot_p95_ms=1000)
     options = SweepOptions(max_concurrency=16, requests_per_point=1, min_waves=1, resolution=0)
     state = sweep(fake_server, slo, options)
     levels = [p.concurrency or 0 for p in state.points]
