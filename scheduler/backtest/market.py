@@ -131,6 +131,26 @@ class MarketHistory:
         self.pool_of_row = np.repeat(np.arange(len(self.pools)), np.diff(self.offsets))
         self.price_order = np.lexsort((self.prices_usd_per_hour, self.pool_of_row))
 
+    def rows_through(self, t_s: float) -> NDArray[np.int64]:
+        """Per pool, the index one past its last row at or before ``t_s``: one binary search
+        per pool over a key that orders rows by (pool, time)."""
+        if self.times_s.size == 0:
+            return np.zeros(len(self.pools), dtype=np.int64)
+        first, span = self._key_origin
+        offset = min(max(t_s - first, -0.5), span - 0.5)
+        targets = np.arange(len(self.pools), dtype=np.float64) * span + offset
+        return np.searchsorted(self._row_key, targets, side="right").astype(np.int64)
+
+    @cached_property
+    def _key_origin(self) -> tuple[float, float]:
+        first = float(self.times_s.min())
+        return first, float(self.times_s.max()) - first + 1.0
+
+    @cached_property
+    def _row_key(self) -> NDArray[np.float64]:
+        first, span = self._key_origin
+        return self.pool_of_row * span + (self.times_s - first)
+
     def type_mask(self, instance_types: Collection[str]) -> NDArray[np.bool_]:
         """Per pool, whether its instance type is among ``instance_types``."""
         wanted = set(instance_types)
@@ -220,6 +240,48 @@ class MarketHistory:
             total += price.price_usd_per_hour * (right - left) / 3600.0
         return total
 
+    def on_demand_offers_at(self, t_s: float) -> list[OnDemandOffer]:
+        step = bisect.bisect_right(self._on_demand_moments, t_s)
+        offers = self._on_demand_cache.get(step)
+        if offers is None:
+            offers = self._on_demand_offers(t_s)
+            self._on_demand_cache[step] = offers
+        return offers
+
+    @cached_property
+    def pools_by_type(self) -> dict[tuple[str, str], list[SpotPool]]:
+        """Spot pools per (region, instance type)."""
+        grouped: dict[tuple[str, str], list[SpotPool]] = {}
+        for pool in self.pools:
+            grouped.setdefault((pool.region, pool.instance_type), []).append(pool)
+        return grouped
+
+    @cached_property
+    def _on_demand_moments(self) -> list[float]:
+        return sorted({t for timeline in self.on_demand.values() for t in timeline.times_s})
+
+    @cached_property
+    def _on_demand_cache(self) -> dict[int, list[OnDemandOffer]]:
+        return {}
+
+    def _on_demand_offers(self, t_s: float) -> list[OnDemandOffer]:
+        offers = []
+        for (region, instance_type), timeline in sorted(self.on_demand.items()):
+            price = timeline.at(t_s)
+            if price is None:
+                continue
+            offers.append(
+                OnDemandOffer(
+                    region=region,
+                    instance_type=instance_type,
+                    price_usd_per_hour=float(price.price_usd_per_hour),
+                    source=price.source,
+                    observed_at=price.effective,
+                    zones=self.zones_offered.get((region, instance_type), ()),
+                )
+            )
+        return offers
+
     @cached_property
     def pool_index(self) -> dict[PoolKey, int]:
         return {pool.key: pool.index for pool in self.pools}
@@ -305,7 +367,7 @@ class MarketView:
     def current_rows(self) -> NDArray[np.int64]:
         """Per pool, the row of its latest change at or before ``as_of`` (-1: none yet)."""
         history = self.history
-        ends = _searchsorted_per_pool(history.offsets, history.times_s, self.as_of_s)
+        ends = history.rows_through(self.as_of_s)
         rows = ends - 1
         return np.where(rows >= history.offsets[:-1], rows, -1)
 
@@ -335,23 +397,9 @@ class MarketView:
 
     @cached_property
     def on_demand_offers(self) -> list[OnDemandOffer]:
-        """As :func:`oracle.stats.on_demand_offers` answers at ``as_of``."""
-        offers = []
-        for (region, instance_type), timeline in sorted(self.history.on_demand.items()):
-            price = timeline.at(self.as_of_s)
-            if price is None:
-                continue
-            offers.append(
-                OnDemandOffer(
-                    region=region,
-                    instance_type=instance_type,
-                    price_usd_per_hour=float(price.price_usd_per_hour),
-                    source=price.source,
-                    observed_at=price.effective,
-                    zones=self.history.zones_offered.get((region, instance_type), ()),
-                )
-            )
-        return offers
+        """As :func:`oracle.stats.on_demand_offers` answers at ``as_of``. The list changes only
+        when a price takes effect, so the history keeps one per such step."""
+        return self.history.on_demand_offers_at(self.as_of_s)
 
     @cached_property
     def pool_stats(self) -> list[PoolStats]:
@@ -476,7 +524,7 @@ def window_statistics(
     times, prices = history.times_s, history.prices_usd_per_hour
     pool = history.pool_of_row
     count = len(history.pools)
-    ends = _searchsorted_per_pool(history.offsets, times, as_of_s)
+    ends = history.rows_through(as_of_s)
     current_row = ends - 1
     live = selected & (current_row >= history.offsets[:-1])
     in_time = times <= as_of_s
@@ -773,18 +821,6 @@ def _running_integral(
     first_rows = offsets[:-1]
     base = np.repeat(running[first_rows], np.diff(offsets))
     return running - base
-
-
-def _searchsorted_per_pool(
-    offsets: NDArray[np.int64], times_s: NDArray[np.float64], t_s: float
-) -> NDArray[np.int64]:
-    """Per pool, the index one past its last row with time <= ``t_s``."""
-    if times_s.size == 0:
-        return np.zeros(len(offsets) - 1, dtype=np.int64)
-    pool_of_row = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-    at_or_before = times_s <= t_s
-    counts = np.bincount(pool_of_row, weights=at_or_before, minlength=len(offsets) - 1)
-    return offsets[:-1] + counts.astype(np.int64)
 
 
 def _durations(

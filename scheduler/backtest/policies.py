@@ -148,12 +148,21 @@ class PlannerPolicy(Policy):
 class OnDemandPolicy(Policy):
     name = "on-demand"
 
+    def __init__(self, context: PolicyContext) -> None:
+        super().__init__(context)
+        self._offers: list[OnDemandOffer] | None = None
+        self._target: Target | None = None
+
     def _decide(self, view: MarketView, fleet: FleetState, reason: Reason) -> Target | None:
-        best = _cheapest_on_demand(view.on_demand_offers, self.context)
-        if best is None:
-            return None
-        offer, count = best
-        return {PoolKey(offer.region, "", offer.instance_type, "on-demand"): count}
+        offers = view.on_demand_offers
+        if offers is not self._offers:  # the list is shared until a price takes effect
+            self._offers = offers
+            best = _cheapest_on_demand(offers, self.context)
+            self._target = None
+            if best is not None:
+                offer, count = best
+                self._target = {PoolKey(offer.region, "", offer.instance_type, "on-demand"): count}
+        return None if self._target is None else dict(self._target)
 
 
 class CheapestZonePolicy(Policy):
@@ -235,12 +244,11 @@ class SpotHedgePolicy(Policy):
         """Spot pools of the chosen type in the chosen region, cheapest first; the avoided
         ones only when nothing else is left."""
         prices = view.spot_prices_usd_per_hour
+        assert self.region is not None and self.instance_type is not None
         pools = [
             (float(prices[p.index]), p.key)
-            for p in view.history.pools
-            if p.region == self.region
-            and p.instance_type == self.instance_type
-            and not np.isnan(prices[p.index])
+            for p in view.history.pools_by_type.get((self.region, self.instance_type), [])
+            if not np.isnan(prices[p.index])
         ]
         pools.sort()
         active = [key for _, key in pools if key not in avoid]

@@ -1,0 +1,173 @@
+"""Benchmark of the backtest (not a test).
+
+    python -m bench.perf.backtest [--days 90] [--tick-s 900] [--slo 5000]
+                                  [--planner-samples 12] [--full]
+
+The embedded sample market over its full GPU universe (every type of the catalog in every region
+and AZ) is ingested into a fresh SQLite oracle (the replay's days plus 10 days of lead-in, so the
+first tick has a week of history), with the reference and estimated goodput of the default
+model. Then:
+
+1. Loading the history into memory (once).
+2. The replay of ``--days`` days at ``--tick-s`` of every policy except the planner's two:
+   seconds per simulated day, split into the views (the market as of each event), deciding,
+   and measuring; the ratio to the goal (all policies, 90 days at 15-minute ticks, under two
+   minutes).
+3. The planner policies: the seconds one replan takes (view statistics + plan_from_data), as a
+   median over ``--planner-samples`` moments spread over the window, and what the full replay
+   would take at the configured replan interval (``backtest.planner_interval_s``) and at one
+   replan per tick. ``--full`` replays them for real instead (slow).
+
+Figures are wall-clock on this machine; the load average is printed beside them: on a shared
+machine read the ratios rather than the absolute figures.
+
+This script stands outside the harness's layering (``bench`` imports only ``oracle``): it
+measures the scheduler's backtest, so it imports ``scheduler``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench.reference import DEFAULT_MODEL, ensure_goodput_figures
+from oracle import db
+from oracle.goodput import GoodputFact, best_goodput
+from oracle.sample import ingest_sample
+from scheduler.backtest.market import MarketHistory
+from scheduler.backtest.policies import POLICY_NAMES, FleetState, PlannerPolicy, PolicyContext
+from scheduler.backtest.simulate import BacktestOptions, run_backtest
+from scheduler.config import Settings
+
+GOAL_S = 120.0
+#: A fixed end, so that runs compare: the sample market is a function of absolute time.
+END = datetime(2026, 6, 1, tzinfo=UTC)
+LEAD_IN_DAYS = 10
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--tick-s", type=float, default=900.0)
+    parser.add_argument("--slo", type=float, default=5000.0, help="tok/s")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--planner-samples", type=int, default=12)
+    parser.add_argument("--full", action="store_true", help="replay the planner policies too")
+    args = parser.parse_args()
+    settings = Settings()
+    with tempfile.TemporaryDirectory() as directory:
+        engine = db.make_engine(f"sqlite:///{Path(directory) / 'bench.sqlite3'}")
+        db.upgrade(engine)
+        started = time.perf_counter()
+        counts = ingest_sample(engine, seed=args.seed, days=args.days + LEAD_IN_DAYS, end=END)
+        ensure_goodput_figures(engine, model=DEFAULT_MODEL)
+        print(
+            f"sample market: {counts['spot_prices']:,} spot price rows, "
+            f"{counts['offerings']} pools, ingested in {time.perf_counter() - started:.1f} s"
+        )
+        started = time.perf_counter()
+        history = MarketHistory.load(engine)
+        load_s = time.perf_counter() - started
+        with db.session_factory(engine)() as session:
+            goodput = best_goodput(session, model=DEFAULT_MODEL)
+        engine.dispose()
+    print(f"history loaded once in {load_s:.1f} s ({len(history.pools)} spot pools)")
+    print(f"load average: {', '.join(f'{value:.1f}' for value in os.getloadavg())}")
+
+    start = END - timedelta(days=args.days)
+    policies = POLICY_NAMES if args.full else tuple(p for p in POLICY_NAMES if "planner" not in p)
+    options = BacktestOptions(
+        slo_tokens_per_second=args.slo,
+        start=start,
+        end=END,
+        tick_s=args.tick_s,
+        policies=policies,
+        model=DEFAULT_MODEL,
+        seed=args.seed,
+        planner_interval_s=settings.backtest.planner_interval_s,
+        planner=settings.planner,
+    )
+    result = run_backtest(history, goodput=goodput, options=options)
+    timing = result.timing_s
+    total = timing["total"]
+    ticks = len(result.tick_times_s)
+    print(
+        f"\nreplay of {', '.join(policies)}: {args.days} days, {ticks:,} ticks, "
+        f"{result.interruption_events} interruption events"
+    )
+    print(
+        f"  total {total:.1f} s = {total / args.days:.3f} s per simulated day; "
+        f"views {timing['views']:.1f} s, deciding {timing['planning']:.1f} s "
+        f"({timing['planning'] / total:.0%}), interruptions {timing['interruptions']:.1f} s, "
+        f"measuring {timing['measure']:.1f} s"
+    )
+    for name, policy in result.policies.items():
+        print(
+            f"  {name:<16} deciding {policy.decide_s:7.2f} s  cost ${policy.cost_usd:,.0f}  "
+            f"SLO met {policy.slo_attainment:.2%}  interruptions {policy.interruptions}"
+        )
+    print(f"  hindsight bound ${result.hindsight_cost_usd:,.0f}")
+
+    if args.full:
+        print(f"\nratio to the goal ({GOAL_S:.0f} s for all policies): {total / GOAL_S:.2f}")
+        return
+    per_plan = _planner_seconds(history, goodput, options, args.planner_samples)
+    replans = args.days * 86_400.0 / settings.backtest.planner_interval_s
+    print(f"\nplanner policies: one replan (view statistics + plan_from_data), median of "
+          f"{args.planner_samples} moments:")  # fmt: skip
+    estimate = total
+    for name, seconds in per_plan.items():
+        at_interval = seconds * replans
+        estimate += at_interval
+        print(
+            f"  {name:<16} {seconds:.3f} s per replan -> {at_interval:,.0f} s over {args.days} "
+            f"days at one replan per {settings.backtest.planner_interval_s:g} s, "
+            f"{seconds * ticks:,.0f} s at one per tick (interruption replans not counted)"
+        )
+    print(
+        f"\nall policies, estimated: {estimate:,.0f} s; ratio to the goal ({GOAL_S:.0f} s): "
+        f"{estimate / GOAL_S:.2f}; share of time in planning: "
+        f"{(estimate - total + timing['planning']) / estimate:.0%}"
+    )
+
+
+def _planner_seconds(
+    history: MarketHistory,
+    goodput: Mapping[str, GoodputFact],
+    options: BacktestOptions,
+    samples: int,
+) -> dict[str, float]:
+    context = PolicyContext(
+        history=history,
+        slo_tokens_per_second=options.slo_tokens_per_second,
+        model=options.model,
+        goodput=goodput,
+        planner_config=options.planner,
+        planner_interval_s=options.planner_interval_s,
+    )
+    span_s = options.end.timestamp() - options.start.timestamp()
+    moments = [
+        options.start + timedelta(seconds=span_s * (index + 0.5) / samples)
+        for index in range(samples)
+    ]
+    state = FleetState(counts={}, ready_counts={}, avoid=frozenset())
+    figures = {}
+    for hedge in (True, False):
+        times = []
+        for moment in moments:
+            policy = PlannerPolicy(context, hedge=hedge)
+            started = time.perf_counter()
+            policy.decide(history.as_of(moment), state, "tick")
+            times.append(time.perf_counter() - started)
+        figures["planner" if hedge else "planner-nohedge"] = statistics.median(times)
+    return figures
+
+
+if __name__ == "__main__":
+    main()
