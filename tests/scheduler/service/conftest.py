@@ -1,4 +1,5 @@
-"""Fixtures of the service tests: moto's server mode for EC2, SQS and ELBv2, fake replicas."""
+"""Fixtures of the service tests: moto's server mode for EC2, SQS and ELBv2, and replicas
+served by bench.fakeserver (OpenAI-compatible, with vLLM-like /metrics)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ import pytest
 from moto.server import ThreadedMotoServer
 from sqlalchemy.engine import Engine
 
+from bench.fakeserver import FakeServer, FakeServerConfig
 from scheduler.actuator.alb import TargetGroup
 from scheduler.actuator.ec2 import Ec2Adapter, InstanceInfo
 from scheduler.actuator.executor import Actuator
 from scheduler.config import ServiceConfig, ServiceSpecConfig, Settings
-from tests.scheduler.service.fakes import FakeReplica
 
 REGION = "us-east-1"
 
@@ -88,25 +89,27 @@ def settings(network: dict[str, Any], moto_url: str) -> Settings:
 
 
 @pytest.fixture
-def replicas() -> Iterator[Callable[[], FakeReplica]]:
-    made: list[FakeReplica] = []
+def replicas() -> Iterator[Callable[[], FakeServer]]:
+    made: list[FakeServer] = []
 
-    def make() -> FakeReplica:
-        replica = FakeReplica()
+    def make() -> FakeServer:
+        # Any model name is served: the tests plan several models.
+        replica = FakeServer(FakeServerConfig(ttft_s=0.0, gap_s=0.0, reject_unknown_model=False))
+        replica.start()
         made.append(replica)
         return replica
 
     yield make
     for replica in made:
-        replica.close()
+        replica.stop()
 
 
 class ReplicaPool:
     """Hands each new instance its own fake replica (the instance -> endpoint map)."""
 
-    def __init__(self, make: Callable[[], FakeReplica]) -> None:
+    def __init__(self, make: Callable[[], FakeServer]) -> None:
         self._make = make
-        self.by_instance: dict[str, FakeReplica] = {}
+        self.by_instance: dict[str, FakeServer] = {}
 
     def endpoint(self, info: InstanceInfo) -> str:
         if info.instance_id not in self.by_instance:
@@ -115,7 +118,7 @@ class ReplicaPool:
 
 
 @pytest.fixture
-def replica_pool(replicas: Callable[[], FakeReplica]) -> ReplicaPool:
+def replica_pool(replicas: Callable[[], FakeServer]) -> ReplicaPool:
     return ReplicaPool(replicas)
 
 

@@ -95,3 +95,24 @@ def test_load_following_waits_for_the_delays() -> None:
     # Idle: the target is the minimum, but scaling down waits 600 s.
     idle = follow_load(config, current_slo=1000.0, tokens_total=64000.0, now_s=90.0, state=state)
     assert not idle.changed and idle.state["target_tokens_per_second"] == 100.0
+
+
+def test_the_generated_token_counter_is_read_from_replica_metrics() -> None:
+    import httpx
+
+    from bench.fakeserver import FakeServer, FakeServerConfig
+    from scheduler.jobs.load import scrape_generated_tokens
+
+    with (
+        FakeServer(FakeServerConfig(model="m", ttft_s=0.0, gap_s=0.0)) as one,
+        FakeServer(FakeServerConfig(model="m", ttft_s=0.0, gap_s=0.0)) as two,
+    ):
+        before = scrape_generated_tokens([one.url, two.url, "http://127.0.0.1:9"])
+        for server, tokens in ((one, 5), (two, 7)):
+            httpx.post(
+                f"{server.url}/v1/completions",
+                json={"model": "m", "prompt": "hi", "max_tokens": tokens, "ignore_eos": True},
+                timeout=10,
+            ).raise_for_status()
+        after = scrape_generated_tokens([one.url, two.url, "http://127.0.0.1:9"])
+    assert after - before == 12
