@@ -224,6 +224,7 @@ class BacktestConfig(Section):
     near_on_demand_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.8
     at_on_demand_multiplier: Annotated[float, Field(ge=1)] = 10.0
     unknown_band_index: Annotated[int, Field(ge=0, le=4)] = 2
+    traces: dict[str, str] = {}
 
 
 class Settings(Section):

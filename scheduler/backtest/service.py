@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
@@ -87,6 +88,7 @@ def backtest(
             near_on_demand_fraction=config.near_on_demand_fraction,
             at_on_demand_multiplier=config.at_on_demand_multiplier,
             unknown_band_index=config.unknown_band_index,
+            traces={key: Path(value).expanduser() for key, value in config.traces.items()},
         ),
         planner=settings.planner,
     )

@@ -4,13 +4,18 @@ from the SkyPilot catalog snapshot and instance specs from moto's DescribeInstan
 from __future__ import annotations
 
 import csv
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import Engine
 
 from bench.reference import ensure_goodput_figures
+from oracle.errors import InputError
 from oracle.importers import import_files
+from scheduler.backtest.interruptions import InterruptionModel, sample_interruptions
+from scheduler.backtest.market import MarketHistory
 from scheduler.backtest.service import backtest
 from scheduler.config import BacktestConfig, Settings
 from tests.scheduler.backtest.conftest import MODEL
@@ -83,3 +88,30 @@ def _on_demand_history(catalog: Path, history: Path, directory: Path) -> Path:
                 seen.add(name)
                 writer.writerow(["2021-03-01T00:00:00+00:00", name, row["Price"]])
     return path
+
+
+TRACE = "skypilot-spot-traces/availability/1-node/aws-02-15-2023/us-east-1a_v100_1.json"
+
+
+def test_a_real_availability_trace_drives_its_pool(engine: Engine, shared_data: Path) -> None:
+    import_files(engine, [shared_data / HISTORY])
+    history = MarketHistory.load(engine)
+    start = datetime(2021, 4, 1, tzinfo=UTC).timestamp()
+    end = start + 2 * 86_400.0
+    trace = shared_data / TRACE
+    model = InterruptionModel(traces={"us-east-1a/p3.2xlarge": trace})
+    events = sample_interruptions(history, seed=1, start_s=start, end_s=end, model=model)
+    [pool] = [p for p in history.pools if (p.zone, p.instance_type) == ("us-east-1a", "p3.2xlarge")]
+    payload = json.loads(trace.read_text())
+    gap_s, counts = payload["metadata"]["gap_seconds"], payload["data"]
+    falls = [start + i * gap_s for i in range(1, len(counts)) if counts[i] < counts[i - 1]]
+    expected = [moment for moment in falls if moment < end]
+    assert expected  # the trace loses its instance within the two days
+    assert events[pool.index].tolist() == expected
+    # Other pools keep the seeded process; an unknown pool is refused by name.
+    assert any(index != pool.index for index in events)
+    with pytest.raises(InputError, match=r"us-east-1z/p3\.2xlarge"):
+        sample_interruptions(
+            history, seed=1, start_s=start, end_s=end,
+            model=InterruptionModel(traces={"us-east-1z/p3.2xlarge": trace}),
+        )  # fmt: skip
