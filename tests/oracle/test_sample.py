@@ -255,8 +255,9 @@ def _price_rows(count: int, *, offset_s: int = 0, with_detail: bool = True) -> l
 
 
 def _stored(engine: sa.Engine) -> list[tuple[Any, ...]]:
+    """Every stored row as the database holds it (datetimes as text, as SQL compares them)."""
     table = SpotPriceModel.__table__
-    columns = [c for c in table.columns if c.name != "id"]
+    columns = [sa.cast(c, sa.Text) for c in table.columns if c.name != "id"]
     with engine.connect() as connection:
         return [tuple(r) for r in connection.execute(sa.select(*columns).order_by(*columns))]
 
@@ -302,6 +303,9 @@ def test_bulk_path_applies_defaults_and_rolls_back(engine: sa.Engine) -> None:
         assert store.insert_ignore(session, SpotPriceModel, rows) == len(rows)
     with db.transaction(engine) as session:
         details = set(session.scalars(sa.select(SpotPriceModel.source_detail).distinct()))
-        stamps = session.scalars(sa.select(SpotPriceModel.timestamp).limit(1)).all()
+        stamps = session.scalars(
+            sa.select(SpotPriceModel.timestamp).order_by(SpotPriceModel.timestamp).limit(1)
+        ).all()
     assert details == {""}  # the column's default, as the statement path gives it
     assert stamps[0].tzinfo is not None
+    assert stamps[0] == min(row["timestamp"] for row in rows)
