@@ -638,7 +638,7 @@ def _pools(frame: pd.DataFrame) -> tuple[list[SpotPool], NDArray[np.int64]]:
     )
     offsets = np.r_[starts, len(frame)].astype(np.int64)
     pools = []
-    for index, start in enumerate(starts.tolist()):
+    for index in range(len(starts)):
         # The newest record names the AZ (as oracle.stats does).
         row = frame.iloc[int(offsets[index + 1]) - 1]
         pools.append(
@@ -651,7 +651,6 @@ def _pools(frame: pd.DataFrame) -> tuple[list[SpotPool], NDArray[np.int64]]:
                 instance_type=str(row["instance_type"]),
             )
         )
-        del start
     return pools, offsets
 
 
