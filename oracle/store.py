@@ -11,11 +11,12 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from operator import itemgetter
 from typing import Any
 
+import numpy as np
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
@@ -32,6 +33,8 @@ BATCH_ROWS = 2000
 BULK_MIN_ROWS = 5000
 #: Rows per bulk chunk (bounds the memory of the prepared tuples).
 BULK_CHUNK_ROWS = 50_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def insert_ignore(session: Session, model: type[Base], rows: Iterable[dict[str, Any]]) -> int:
@@ -162,9 +165,10 @@ def _bulk_insert_ignore(
         if processor is None:
             prepared.append(raw)
         elif isinstance(column.type, TypeDecorator):
-            prepared.append(
-                _convert_once(processor, raw, converted.setdefault(type(column.type), {}))
-            )
+            fast = _sqlite_datetime_text(processor, raw) if dialect.name == "sqlite" else None
+            if fast is None:
+                fast = _convert_once(processor, raw, converted.setdefault(type(column.type), {}))
+            prepared.append(fast)
         else:
             prepared.append(list(map(processor, raw)))
     values = list(zip(*prepared, strict=True))
@@ -218,6 +222,29 @@ def _copy_if_no_collision(cursor: Any, target: str, names: str, values: list[Any
         return False
     cursor.execute("RELEASE SAVEPOINT bulk_copy")
     return True
+
+
+def _sqlite_datetime_text(processor: Any, raw: list[Any]) -> list[str] | None:
+    """Aware datetimes as SQLite text, converted for the whole column at once with numpy
+    (~5x faster than the type's processor per value; most of a bulk ingest's Python time).
+
+    Used only when every value is an aware datetime and the result matches the column's own
+    processor on the first, middle and last values; otherwise None (use the processor).
+    """
+    if not raw or any(type(value) is not datetime for value in raw):
+        return None
+    try:
+        micros = np.fromiter(
+            ((value - _EPOCH) // _MICROSECOND for value in raw), dtype=np.int64, count=len(raw)
+        )
+    except TypeError:  # a naive datetime: the processor refuses it with its own message
+        return None
+    text = np.datetime_as_string(micros.astype("datetime64[us]"), unit="us").tolist()
+    converted = [value.replace("T", " ") for value in text]
+    for index in {0, len(raw) // 2, len(raw) - 1}:
+        if processor(raw[index]) != converted[index]:
+            return None
+    return converted
 
 
 def _convert_once(processor: Any, raw: list[Any], known: dict[Any, Any]) -> list[Any]:
