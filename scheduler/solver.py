@@ -69,9 +69,15 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 TIE_BREAK = 1e-6
 MIP_REL_GAP = 1e-9
 MIP_ABS_GAP = 1e-9
+#: From this many pools on, :func:`solve` first narrows the model exactly (see
+#: :func:`_solve_reduced`); on the 869-pool sample universe it halves the solver's CPU time.
+REDUCE_FROM_POOLS = 200
 #: The relative MIP gap HiGHS reported for the last solve (per thread would be overkill: the
 #: figure is informational, read right after :func:`solve` by the benchmark).
 _LAST_GAP = [0.0]
+_LAST_RELAXATION: list[tuple[float, NDArray[np.float64], NDArray[np.float64]]] = [
+    (0.0, np.zeros(0), np.zeros(0))
+]
 #: Tolerance of the after-solve check, in the rows' own units (tok/s, vCPUs, USD/h).
 FEASIBILITY_TOL = 1e-6
 
@@ -166,7 +172,11 @@ def solve(
     _validate(problem)
     started = time.perf_counter()
     model = build_model(problem)
-    result = run_model(model, time_limit_s=time_limit_s, backend=backend)
+    result: NDArray[np.float64] | None
+    if _highspy() is not None and backend != "scipy" and problem.n >= REDUCE_FROM_POOLS:
+        result = _solve_reduced(problem, model, time_limit_s=time_limit_s)
+    else:
+        result = run_model(model, time_limit_s=time_limit_s, backend=backend)
     if result is None:
         infeasibility = diagnose(problem)
         return _infeasible(problem, infeasibility, time.perf_counter() - started)
@@ -367,15 +377,20 @@ def build_model(problem: Problem) -> Model:
 
 
 def run_model(
-    model: Model, *, time_limit_s: float | None = None, backend: Backend = "auto"
+    model: Model,
+    *,
+    time_limit_s: float | None = None,
+    backend: Backend = "auto",
+    start: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64] | None:
-    """The optimal column values, or None when the model is infeasible."""
+    """The optimal column values, or None when the model is infeasible; ``start`` (all columns,
+    highspy only) is a feasible solution HiGHS starts from."""
     highspy = _highspy() if backend != "scipy" else None
     if backend == "highspy" and highspy is None:
         raise SolverError("highspy is not installed: pip install highspy, or use backend scipy")
     if highspy is None:
         return _run_scipy(model, time_limit_s=time_limit_s)
-    return _run_highspy(highspy, model, time_limit_s=time_limit_s)
+    return _run_highspy(highspy, model, time_limit_s=time_limit_s, start=start)
 
 
 def _run_scipy(model: Model, *, time_limit_s: float | None = None) -> NDArray[np.float64] | None:
@@ -398,7 +413,12 @@ def _run_scipy(model: Model, *, time_limit_s: float | None = None) -> NDArray[np
 
 
 def _run_highspy(
-    highspy: Any, model: Model, *, time_limit_s: float | None = None
+    highspy: Any,
+    model: Model,
+    *,
+    time_limit_s: float | None = None,
+    start: NDArray[np.float64] | None = None,
+    relax: bool = False,
 ) -> NDArray[np.float64] | None:
     """The same model through highspy, the HiGHS release newer than scipy's copy (which also
     prints debugging lines on stdout during some MIP solves)."""
@@ -427,14 +447,28 @@ def _run_highspy(
     lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
     lp.a_matrix_.value_ = matrix.data.astype(np.float64)
     kinds = highspy.HighsVarType
-    lp.integrality_ = [kinds.kInteger if i else kinds.kContinuous for i in model.integrality]
+    if not relax:
+        lp.integrality_ = [kinds.kInteger if i else kinds.kContinuous for i in model.integrality]
     highs.passModel(lp)
+    if start is not None:
+        solution = highspy.HighsSolution()
+        solution.col_value = list(start)
+        solution.value_valid = True
+        highs.setSolution(solution)
     highs.run()
     status = highs.getModelStatus()
     if status == highspy.HighsModelStatus.kInfeasible:
         return None
     if status != highspy.HighsModelStatus.kOptimal:
         raise SolverError(f"HiGHS stopped without an optimal solution: {status}")
+    if relax:
+        result = highs.getSolution()
+        _LAST_RELAXATION[0] = (
+            float(highs.getInfo().objective_function_value),
+            np.asarray(result.col_value, dtype=np.float64),
+            np.asarray(result.col_dual, dtype=np.float64),
+        )
+        return _LAST_RELAXATION[0][1]
     _LAST_GAP[0] = float(highs.getInfo().mip_gap)
     return np.asarray(highs.getSolution().col_value, dtype=np.float64)
 
@@ -458,6 +492,102 @@ def _highspy() -> Any:
         os.dup2(saved, 1)
         os.close(saved)
     return highspy
+
+
+# --- exact narrowing of large models -------------------------------------------------------
+
+
+def _solve_reduced(
+    problem: Problem, model: Model, *, time_limit_s: float | None = None
+) -> NDArray[np.float64] | None:
+    """The optimum of ``model``, found on a narrower model that provably holds it.
+
+    1. A feasible plan (the upper bound U): the same MILP restricted to the cheapest pool per
+       tok/s of each hedge group and of each on-demand quota row (small, so fast).
+    2. The LP relaxation of the full model: its optimum z and reduced costs d_p.
+    3. Reduced-cost fixing: any plan with x_p >= 1 for a pool at 0 in the LP costs at least
+       z + d_p (LP duality), so pools with d_p > U - z cannot be in a plan cheaper than U and
+       are dropped. The full MILP is then solved over the pools left, starting from the plan.
+
+    Returns the full model's columns, or None when it is infeasible.
+    """
+    highspy = _highspy()
+    n = problem.n
+    start_counts = _restricted_plan(problem)
+    if start_counts is None:
+        return run_model(model, time_limit_s=time_limit_s, backend="highspy")
+    start = _columns(problem, model, start_counts)
+    upper_bound = float(model.c @ start)
+    if _run_highspy(highspy, model, relax=True) is None:
+        return None
+    bound, values, duals = _LAST_RELAXATION[0]
+    margin = 1e-6 * max(1.0, abs(upper_bound))
+    drop = (values[:n] <= 1e-9) & (duals[:n] > upper_bound - bound + margin)
+    keep = np.flatnonzero(~drop)
+    narrow = _subset(problem, keep)
+    narrow_model = build_model(narrow)
+    result = run_model(
+        narrow_model,
+        time_limit_s=time_limit_s,
+        backend="highspy",
+        start=_columns(narrow, narrow_model, start_counts[keep]),
+    )
+    if result is None:  # cannot happen (the start is feasible there); keep the start
+        return start
+    counts = np.zeros(n, dtype=np.int64)
+    counts[keep] = np.rint(result[: len(keep)]).astype(np.int64)
+    return _columns(problem, model, counts)
+
+
+def _restricted_plan(problem: Problem) -> NDArray[np.int64] | None:
+    """A feasible plan from the cheapest pool per tok/s of each hedge group (spot) and each
+    quota row (the rest), or None when that narrow MILP has none."""
+    per_tps = problem.cost_usd_per_hour / problem.goodput_tokens_per_second
+    quota = problem.quota_row if problem.quota_row is not None else np.full(problem.n, -1)
+    # One key per group: hedge groups 0.., quota rows -1.. (pools in neither share key -1).
+    key = np.where(problem.hedge_group >= 0, problem.hedge_group, -1 - np.maximum(quota, 0))
+    order = np.lexsort((per_tps, key))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = key[order][1:] != key[order][:-1]
+    keep = np.sort(order[first])
+    narrow = _subset(problem, keep)
+    result = run_model(build_model(narrow), backend="highspy")
+    if result is None:
+        return None
+    counts = np.zeros(problem.n, dtype=np.int64)
+    counts[keep] = np.rint(result[: len(keep)]).astype(np.int64)
+    return counts
+
+
+def _subset(problem: Problem, keep: NDArray[np.int64]) -> Problem:
+    def pick(array: NDArray[Any] | None) -> NDArray[Any] | None:
+        return None if array is None else array[keep]
+
+    return dataclasses.replace(
+        problem,
+        cost_usd_per_hour=problem.cost_usd_per_hour[keep],
+        goodput_tokens_per_second=problem.goodput_tokens_per_second[keep],
+        upper=problem.upper[keep],
+        hedge_group=problem.hedge_group[keep],
+        quota_row=pick(problem.quota_row),
+        vcpus_each=pick(problem.vcpus_each),
+        running=pick(problem.running),
+        switch_cost_usd_per_hour=pick(problem.switch_cost_usd_per_hour),
+        risk=pick(problem.risk),
+    )
+
+
+def _columns(problem: Problem, model: Model, counts: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Every column of ``model`` for the plan ``counts``: x, T, and y_p = max(x_p - r_p, 0)."""
+    n = problem.n
+    x = counts.astype(np.float64)
+    columns = np.zeros(len(model.c))
+    columns[:n] = x
+    columns[n] = float(problem.goodput_tokens_per_second @ x)
+    running = _running(problem)
+    has_running = np.flatnonzero(running > 0)
+    columns[n + 1 :] = np.maximum(x[has_running] - running[has_running], 0)
+    return columns
 
 
 # --- describing a solution ----------------------------------------------------------------

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import cast
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from scheduler import solver
 from scheduler.solver import (
     Backend,
     Problem,
@@ -65,6 +69,16 @@ def problems(draw: st.DrawFn) -> Problem:
     )
 
 
+@contextmanager
+def _narrowing_from(pools: int) -> Iterator[None]:
+    saved = solver.REDUCE_FROM_POOLS
+    solver.REDUCE_FROM_POOLS = pools
+    try:
+        yield
+    finally:
+        solver.REDUCE_FROM_POOLS = saved
+
+
 def brute_force(problem: Problem) -> float | None:
     """The least objective over every count vector within the bounds; None if none is valid."""
     best: float | None = None
@@ -79,12 +93,17 @@ def brute_force(problem: Problem) -> float | None:
     return best
 
 
-@pytest.mark.parametrize("backend", ["highspy", "scipy"])
+@pytest.mark.parametrize("backend", ["highspy", "scipy", "highspy-narrowed"])
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problem=problems())
-def test_solver_matches_brute_force(problem: Problem, backend: Backend) -> None:
+def test_solver_matches_brute_force(problem: Problem, backend: str) -> None:
+    """Each backend, and the exact narrowing of large models (forced here on small ones)."""
     expected = brute_force(problem)
-    solution = solve(problem, backend=backend)
+    if backend == "highspy-narrowed":
+        with _narrowing_from(0):
+            solution = solve(problem, backend="highspy")
+    else:
+        solution = solve(problem, backend=cast(Backend, backend))
     if expected is None:
         assert solution.status == "infeasible"
         assert solution.infeasibility is not None
