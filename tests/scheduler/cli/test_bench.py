@@ -157,11 +157,17 @@ def scheduler_command() -> list[str]:
     )
 
 
-def test_unreachable_endpoint_one_line_exit_2(config_file: Path) -> None:
+def test_unreachable_endpoint_one_line_exit_2(tmp_path: Path) -> None:
+    # No database is touched before the probe fails; one backend is enough.
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path}/db.sqlite3"\n'
+        '[bench.workloads.tiny]\nkind = "fixed"\ninput_tokens = 8\noutput_tokens = 8\n'
+    )
     done = subprocess.run(
         [
             *scheduler_command(),
-            *("--config", str(config_file), "bench", "run"),
+            *("--config", str(config), "bench", "run"),
             *("--endpoint", "http://127.0.0.1:9", "--model", MODEL),
             *("--instance-type", "g6.xlarge", "--workload", "tiny", "--connect-timeout-s", "2"),
         ],
