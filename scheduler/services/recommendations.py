@@ -57,28 +57,53 @@ class RecommendationCache:
         self._lock = threading.Lock()
         self._checked_at = -RECHECK_S
         self._entries: dict[tuple[float, str], tuple[float, str, Recommendation]] = {}
+        self._planning: dict[tuple[float, str], threading.Lock] = {}
+
+    def peek(self, slo_tokens_per_second: float, model: str) -> Recommendation | None:
+        """The cached recommendation when it needs no database look (never blocks on I/O)."""
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get((slo_tokens_per_second, model))
+        if entry is None or now - entry[0] >= self._ttl_s or now - self._checked_at >= RECHECK_S:
+            return None
+        return entry[2]
 
     def get(self, slo_tokens_per_second: float, model: str) -> Recommendation:
+        """The cached plan if still good, else a new one; one thread plans per key while the
+        others wait for its answer (no stampede of identical plans on a cold cache)."""
         key = (slo_tokens_per_second, model)
+        fresh = self._fresh(key)
+        if fresh is not None:
+            return fresh
+        with self._lock:
+            key_lock = self._planning.setdefault(key, threading.Lock())
+        with key_lock:
+            fresh = self._fresh(key)
+            if fresh is not None:
+                return fresh
+            fingerprint = self.fingerprint()
+            document = self._recommend(slo_tokens_per_second, model)
+            body = json.dumps(document, sort_keys=True, default=str).encode()
+            etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+            made = Recommendation(document, body, etag)
+            now = time.monotonic()
+            with self._lock:
+                self._entries[key] = (now, fingerprint, made)
+                self._checked_at = now
+            return made
+
+    def _fresh(self, key: tuple[float, str]) -> Recommendation | None:
         now = time.monotonic()
         with self._lock:
             entry = self._entries.get(key)
-        if entry is not None and now - entry[0] < self._ttl_s:
-            if now - self._checked_at < RECHECK_S:
-                return entry[2]
-            fingerprint = self.fingerprint()
-            self._checked_at = now
-            if entry[1] == fingerprint:
-                return entry[2]
+        if entry is None or now - entry[0] >= self._ttl_s:
+            return None
+        if now - self._checked_at < RECHECK_S:
+            return entry[2]
         fingerprint = self.fingerprint()
-        self._checked_at = now
-        document = self._recommend(slo_tokens_per_second, model)
-        body = json.dumps(document, sort_keys=True, default=str).encode()
-        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-        made = Recommendation(document, body, etag)
         with self._lock:
-            self._entries[key] = (now, fingerprint, made)
-        return made
+            self._checked_at = now
+        return entry[2] if entry[1] == fingerprint else None
 
     def fingerprint(self) -> str:
         """The newest row id of each watched table: any insert changes it."""

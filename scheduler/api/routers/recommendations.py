@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
+from starlette.concurrency import run_in_threadpool
 
 from scheduler.api.auth import ContextDep, ReadAuth
 from scheduler.slo import parse_slo
@@ -18,7 +19,7 @@ router = APIRouter(tags=["plans"])
     dependencies=[ReadAuth],
     responses={200: {"description": "The plan document"}, 304: {"description": "Unchanged"}},
 )
-def get_recommendations(
+async def get_recommendations(
     context: ContextDep,
     slo: Annotated[str, Query(description="Throughput SLO, e.g. 500tok/s", max_length=64)],
     model: Annotated[str | None, Query(max_length=256)] = None,
@@ -26,7 +27,10 @@ def get_recommendations(
 ) -> Response:
     tokens_per_second = parse_slo(slo)
     chosen = model or context.settings.service.spec.model or context.settings.planner.model
-    recommendation = context.recommendations.get(tokens_per_second, chosen)
+    cache = context.recommendations
+    recommendation = cache.peek(tokens_per_second, chosen)
+    if recommendation is None:  # planning and the oracle look block: off the event loop
+        recommendation = await run_in_threadpool(cache.get, tokens_per_second, chosen)
     headers = {"ETag": recommendation.etag, "Cache-Control": "no-cache"}
     if if_none_match == recommendation.etag:
         return Response(status_code=304, headers=headers)

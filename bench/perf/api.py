@@ -1,0 +1,200 @@
+"""Benchmark: GET /recommendations under concurrent load, beside a bare FastAPI route.
+
+    python -m bench.perf.api [--concurrency 32] [--duration-s 10] [--slo 500tok/s]
+
+Starts `scheduler serve` (uvicorn, one process) on a fresh SQLite database holding the embedded
+sample market and reference goodput figures (loaded by one `scheduler plan` first), warms the
+recommendation cache, then drives GET /recommendations with ``--concurrency`` keep-alive
+clients for ``--duration-s`` seconds. The baseline is a bare FastAPI route on uvicorn returning
+the same JSON bytes, driven the same way in the same run, in interleaved rounds so that load
+from elsewhere on the machine hits both alike. Prints requests per second and p50 / p99 latency
+of each, and the ratio scheduler / bare (goal: >= 0.7). Figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+TOKEN = "bench-token"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--duration-s", type=float, default=10.0)
+    parser.add_argument("--slo", default="500tok/s")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per side")
+    parser.add_argument(
+        "--bare-server", nargs=2, metavar=("PORT", "BODY_FILE"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+    if args.bare_server:
+        _serve_bare(int(args.bare_server[0]), Path(args.bare_server[1]))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            **os.environ,
+            "SCHEDULER_DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
+            "SCHEDULER_API_TOKEN": TOKEN,
+        }
+        env.pop("SCHEDULER_CONFIG", None)
+        subprocess.run(
+            [
+                _scheduler(),
+                "plan",
+                "--slo",
+                args.slo,
+                "--format",
+                "json",
+            ],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            cwd=tmp,
+        )
+        path = f"/recommendations?slo={args.slo}"
+        with _server(_serve_command(), env, tmp) as url:
+            first = httpx.get(url + path, timeout=300)  # warms the cache
+            if first.status_code != 200:
+                raise RuntimeError(f"GET {path}: {first.status_code} {first.text}")
+            body = first.content
+            body_file = Path(tmp) / "body.json"
+            body_file.write_bytes(body)
+            bare_command = [sys.executable, "-m", "bench.perf.api", "--bare-server", "{port}"]
+            with _server([*bare_command, str(body_file)], env, tmp) as bare_url:
+                # Interleaved rounds, so that load from elsewhere on the machine hits both alike.
+                rounds: dict[str, list[dict[str, Any]]] = {"scheduler": [], "bare": []}
+                each_s = args.duration_s / args.rounds
+                for _ in range(args.rounds):
+                    for name, base in (("scheduler", url), ("bare", bare_url)):
+                        figures = asyncio.run(_load(base + path, args.concurrency, each_s))
+                        rounds[name].append(figures)
+        scheduler, bare = _combine(rounds["scheduler"]), _combine(rounds["bare"])
+    print(
+        f"GET /recommendations, {args.concurrency} concurrent clients, {args.duration_s:.0f} s "
+        f"per side in {args.rounds} interleaved rounds, response {len(body)} bytes"
+    )
+    print(f"{'':24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    for name, figures in (("scheduler serve", scheduler), ("bare FastAPI route", bare)):
+        print(
+            f"{name:24}{figures['rps']:>10.0f}{figures['p50_ms']:>10.1f}"
+            f"{figures['p99_ms']:>10.1f}{figures['errors']:>8}"
+        )
+    ratio = scheduler["rps"] / bare["rps"] if bare["rps"] else float("nan")
+    print(f"ratio scheduler / bare (req/s): {ratio:.2f} (goal >= 0.7)")
+
+
+def _serve_command() -> list[str]:
+    return [_scheduler(), "serve", "--port", "{port}", "--no-jobs"]
+
+
+def _scheduler() -> str:
+    """The `scheduler` command installed beside this Python."""
+    return str(Path(sys.executable).parent / "scheduler")
+
+
+@contextmanager
+def _server(command: list[str], env: dict[str, str], cwd: str) -> Iterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [part.replace("{port}", str(port)) for part in command],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).is_success:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"server did not start: {' '.join(command)}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _combine(rounds: list[dict[str, Any]]) -> dict[str, float]:
+    latencies = np.concatenate([r["latencies_ms"] for r in rounds])
+    elapsed = sum(r["elapsed_s"] for r in rounds)
+    if not len(latencies):
+        return {"rps": 0.0, "p50_ms": float("nan"), "p99_ms": float("nan"), "errors": 0}
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": float(np.percentile(latencies, 50)),
+        "p99_ms": float(np.percentile(latencies, 99)),
+        "errors": sum(r["errors"] for r in rounds),
+    }
+
+
+async def _load(url: str, concurrency: int, duration_s: float) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        stop_at = time.perf_counter() + duration_s
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < stop_at:
+                started = time.perf_counter()
+                try:
+                    response = await client.get(url)
+                    ok = response.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    return {"latencies_ms": np.array(latencies) * 1000, "elapsed_s": elapsed, "errors": errors}
+
+
+def _serve_bare(port: int, body_file: Path) -> None:
+    """The baseline: the same JSON bytes from a bare route, same server, same settings."""
+    import uvicorn
+    from fastapi import FastAPI, Response
+
+    body = body_file.read_bytes()
+    app = FastAPI()
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/recommendations")
+    def recommendations(slo: str) -> Response:
+        return Response(body, media_type="application/json")
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
