@@ -1,7 +1,7 @@
 """A deterministic generator of a realistic spot market over the sample catalog.
 
-The market is a function of absolute time: each pool's changes on UTC day ``d`` are drawn from a
-random generator seeded by (seed, pool, d) alone. So any window of any length yields the same
+The market is a function of absolute time: every random draw for a pool's changes on UTC day
+``d`` is a hash of (seed, pool, d, ...) alone. So any window of any length yields the same
 records where windows overlap, and re-ingesting a later window adds only what is new.
 
 Per pool the price is a step function with a few changes a day or fewer, around a level that is
@@ -11,11 +11,13 @@ on-demand for 1-12 hours. It never exceeds the on-demand price in effect (after 
 P-family cut every affected pool re-prices at midnight of the cut). Like DescribeSpotPriceHistory,
 a window also holds the last change before its start, so every pool has a price at every moment.
 
-The family parameters below are modelling choices, not facts; they were set against public data:
-the Spot Instance Advisor feed (GPU savings of 55-90% against on-demand), the SkyPilot catalog's
-per-AZ spot snapshot (spot at 25-45% of on-demand for most GPU pools, and AZ-to-AZ spreads of
-10-30%), and the 2021 DescribeSpotPriceHistory dumps (flat g4dn pools with about one record a
-day; 2-3.5 records a day for p3dn and p3.16xlarge).
+The family parameters below are modelling choices, not facts, set against public data: the
+SkyPilot catalog's per-AZ spot snapshot (spot at 22-47% of on-demand for 80% of its GPU pools,
+median 33%; by family g4dn-g6e 33-36%, p3 28%, p4d and p5 29% of their pre-cut prices; AZ-to-AZ
+spreads of 4-23% between quartiles), the Spot Instance Advisor feed (GPU savings of 54-87%
+between deciles) and the 2021 DescribeSpotPriceHistory dumps (flat g4dn pools with about one
+record a day; 2-3.5 records a day for p3dn and p3.16xlarge). Levels are kept to the 25-45%
+band (discounts of 55-75%); the P-family levels are fractions of the post-cut price.
 """
 
 from __future__ import annotations
@@ -69,20 +71,20 @@ class FamilyMarket:
 
 
 FAMILY_MARKETS: dict[str, FamilyMarket] = {
-    "g4dn": FamilyMarket(0.30, 0.6, 0.04, 0.005, 0, 0.10),
-    "g5": FamilyMarket(0.36, 1.0, 0.06, 0.010, 1, 0.30),
-    "g6": FamilyMarket(0.40, 1.0, 0.06, 0.010, 1, 0.30),
-    "g6e": FamilyMarket(0.42, 1.5, 0.08, 0.015, 2, 0.45),
-    "gr6": FamilyMarket(0.40, 0.7, 0.05, 0.010, 1, 0.35),
-    "p3": FamilyMarket(0.32, 0.8, 0.06, 0.010, 2, 0.40),
-    "p3dn": FamilyMarket(0.30, 2.0, 0.08, 0.020, 2, 0.50),
-    "p4d": FamilyMarket(0.40, 2.0, 0.10, 0.030, 3, 0.70),
-    "p4de": FamilyMarket(0.42, 2.0, 0.10, 0.030, 3, 0.75),
+    "g4dn": FamilyMarket(0.33, 0.6, 0.04, 0.005, 0, 0.10),
+    "g5": FamilyMarket(0.35, 1.0, 0.06, 0.010, 1, 0.30),
+    "g6": FamilyMarket(0.36, 1.0, 0.06, 0.010, 1, 0.30),
+    "g6e": FamilyMarket(0.37, 1.5, 0.08, 0.015, 2, 0.45),
+    "gr6": FamilyMarket(0.34, 0.7, 0.05, 0.010, 1, 0.35),
+    "p3": FamilyMarket(0.30, 0.8, 0.06, 0.010, 2, 0.40),
+    "p3dn": FamilyMarket(0.31, 2.0, 0.08, 0.020, 2, 0.50),
+    "p4d": FamilyMarket(0.42, 2.0, 0.10, 0.030, 3, 0.70),
+    "p4de": FamilyMarket(0.30, 2.0, 0.10, 0.030, 3, 0.75),
     "p5": FamilyMarket(0.45, 3.0, 0.12, 0.040, 4, 0.85),
-    "p5en": FamilyMarket(0.44, 3.0, 0.12, 0.040, 4, 0.85),
-    "inf2": FamilyMarket(0.35, 0.5, 0.05, 0.005, 0, 0.20),
-    "trn1": FamilyMarket(0.38, 0.7, 0.06, 0.010, 1, 0.40),
-    "trn1n": FamilyMarket(0.38, 0.7, 0.06, 0.010, 1, 0.45),
+    "p5en": FamilyMarket(0.30, 3.0, 0.12, 0.040, 4, 0.85),
+    "inf2": FamilyMarket(0.27, 0.5, 0.05, 0.005, 0, 0.20),
+    "trn1": FamilyMarket(0.30, 0.7, 0.06, 0.010, 1, 0.40),
+    "trn1n": FamilyMarket(0.30, 0.7, 0.06, 0.010, 1, 0.45),
 }
 
 
