@@ -171,8 +171,8 @@ def _price_paths(
             spot.setdefault(key, []).append((_seconds(row.timestamp), row.price_usd_per_hour))
         table = OnDemandPriceModel.__table__
         for row in connection.execute(sa.select(table).order_by(table.c.effective_date)):
-            key = (row.region, row.instance_type)
-            on_demand.setdefault(key, []).append(
+            od_key = (row.region, row.instance_type)
+            on_demand.setdefault(od_key, []).append(
                 (_seconds(row.effective_date), row.price_usd_per_hour)
             )
     return spot, on_demand
