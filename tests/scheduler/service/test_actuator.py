@@ -179,3 +179,30 @@ def test_capacity_and_quota_errors_fall_back_to_on_demand(
         marks = session.scalars(sa.select(CapacityErrorModel)).all()
         assert {(m.zone, m.market, m.error_code) for m in marks} == {(zones[0][1], "spot", code)}
         assert all(m.expires_at > m.observed_at for m in marks)
+
+
+def test_create_fleet_instant_launches_tagged_instances(
+    engine: Engine,
+    aws: Callable[..., Any],
+    network: dict[str, Any],
+    settings: Settings,
+    make_actuator: Callable[..., Actuator],
+) -> None:
+    ec2 = aws("ec2")
+    template = ec2.create_launch_template(
+        LaunchTemplateName="llm", LaunchTemplateData={"ImageId": network["image"]}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    spec = settings.service.spec.model_copy(update={"launch_template_id": template})
+    service = settings.service.model_copy(update={"launch_api": "create-fleet", "spec": spec})
+    fleet_settings = settings.model_copy(update={"service": service})
+    zones = network["zones"]
+    plan = [allocation(zones[1], 1), allocation(zones[2], 1, market="on-demand")]
+    result = make_actuator(engine, settings=fleet_settings).apply(hand_plan(engine, plan))
+
+    assert len(result.ready) == 2
+    assert running_by_pool(aws) == wanted_by_pool(plan)  # found by their tags
+    instances = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+    assert {i["SubnetId"] for i in instances} == {
+        network["subnets"][zones[1][1]],
+        network["subnets"][zones[2][1]],
+    }
