@@ -190,6 +190,7 @@ def test_unknown_workload_is_refused(config_file: Path, server: FakeServer) -> N
         )
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # recording on both: tests/bench/test_record
 def test_ctrl_c_keeps_partial_results(config_file: Path, database_url: str, tmp_path: Path) -> None:
     # Slow requests (20 tokens, 10 ms apart) so that Ctrl-C lands mid-sweep.
     config = FakeServerConfig(model=MODEL, ttft_s=0.02, gap_s=0.01, batch_limit=64)
