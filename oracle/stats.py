@@ -490,7 +490,8 @@ def _epoch_seconds(column: Any, dialect: str) -> Any:
     if dialect == "sqlite":
         # julianday() is a double of days: about 40 microseconds of resolution, so round to ms.
         return sa.func.round((sa.func.julianday(column) - 2440587.5) * 86400.0, 3)
-    return sa.extract("epoch", column)
+    # date_part returns a double; EXTRACT returns numeric (Decimal objects) since PostgreSQL 14.
+    return sa.func.date_part("epoch", column)
 
 
 def _placement_scores(
