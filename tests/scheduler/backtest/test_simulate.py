@@ -16,10 +16,11 @@ from sqlalchemy.engine import Engine
 
 from oracle.goodput import GoodputFact
 from oracle.models import OnDemandPriceModel, SpotPriceModel
-from scheduler.backtest.interruptions import NOTICE_S, InterruptionModel
+from scheduler.backtest.interruptions import NOTICE_S, InterruptionModel, rate_path
 from scheduler.backtest.market import MarketHistory
 from scheduler.backtest.policies import POLICY_NAMES
 from scheduler.backtest.simulate import BacktestOptions, BacktestResult, run_backtest
+from scheduler.planning.candidates import BAND_MONTHLY_RATE
 from tests.scheduler.backtest.conftest import MODEL, SAMPLE_END
 
 Market = tuple[MarketHistory, dict[str, GoodputFact], Engine]
@@ -191,3 +192,43 @@ def _integral(path: list[tuple[float, float]], start: float, end: float) -> floa
 
 def _seconds(moment: datetime) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def test_the_planner_policy_keeps_its_hedge(stormy: BacktestResult) -> None:
+    """Every fleet the planner asks for still carries the SLO after losing its worst AZ."""
+    goodput = {
+        pool.instance_type: instance.tokens_per_second
+        for result in stormy.policies.values()
+        for instance in result.instances
+        for pool in [instance.pool]
+    }
+    slo = stormy.options.slo_tokens_per_second
+    decisions = stormy.policies["planner"].decisions
+    assert decisions
+    for _, target in decisions:
+        total = sum(goodput[pool.instance_type] * count for pool, count in target)
+        by_zone: dict[str, float] = {}
+        for pool, count in target:
+            if pool.market == "spot":
+                by_zone[pool.zone] = (
+                    by_zone.get(pool.zone, 0.0) + goodput[pool.instance_type] * count
+                )
+        assert total >= slo
+        assert total - max(by_zone.values(), default=0.0) >= slo * (1 - 1e-9)
+
+
+def test_the_interruption_rate_rises_as_spot_nears_on_demand(sample_market: Market) -> None:
+    history, _, _ = sample_market
+    pool = history.pools[0]
+    on_demand = history.on_demand_price_at(pool.region, pool.instance_type, START.timestamp())
+    assert on_demand is not None
+    model = InterruptionModel()
+    window = {"start_s": START.timestamp(), "end_s": SAMPLE_END.timestamp(), "model": model}
+    cheap = history.with_spot_prices(np.full(history.times_s.size, 0.1 * on_demand))
+    dear = history.with_spot_prices(np.full(history.times_s.size, on_demand))
+    _, cheap_rates = rate_path(cheap, pool.index, **window)  # type: ignore[arg-type]
+    _, dear_rates = rate_path(dear, pool.index, **window)  # type: ignore[arg-type]
+    assert np.allclose(dear_rates, cheap_rates * model.at_on_demand_multiplier)
+    band = history.band_at(pool.region, pool.instance_type, START.timestamp())
+    expected = BAND_MONTHLY_RATE[model.unknown_band_index if band is None else band] / 730.0
+    assert cheap_rates[0] == pytest.approx(expected)
