@@ -69,15 +69,21 @@ def run(
         float | None, typer.Option(help="SLO: p95 time per output token, ms.", min=0.001)
     ] = None,
     max_concurrency: Annotated[
-        int | None, typer.Option(help="Largest concurrency the sweep tries.", min=1)
+        int | None,
+        typer.Option(
+            help="Largest concurrency the sweep tries (with --open-loop: the largest request "
+            "rate, per second).",
+            min=1,
+        ),
     ] = None,
     requests_per_point: Annotated[
         int | None, typer.Option(help="Requests sent at each sweep point.", min=1)
     ] = None,
-    request_rate: Annotated[
+    open_loop: Annotated[
         bool,
         typer.Option(
-            "--open-loop", help="Sweep Poisson request rates instead of concurrency levels."
+            "--open-loop",
+            help="Sweep Poisson request rates (from 0.5/s, doubling) instead of concurrency.",
         ),
     ] = False,
     gpu_count: Annotated[
@@ -118,7 +124,7 @@ def run(
             max_error_rate=bench_config.max_error_rate,
         ),
         options=SweepOptions(
-            mode="rate" if request_rate else "concurrency",
+            mode="rate" if open_loop else "concurrency",
             max_concurrency=max_concurrency or bench_config.max_concurrency,
             max_rate=float(max_concurrency or bench_config.max_concurrency),
             requests_per_point=requests_per_point or bench_config.requests_per_point,
