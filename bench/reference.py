@@ -2,8 +2,9 @@
 
 Reference figures are published throughput results for the default model on common GPUs, each
 with its source below. They are stored with ``source = "reference"`` on every instance type of
-the oracle's catalog whose GPU and GPU count match. They are maximum-throughput runs, not
-SLO-bounded sweeps, so they are optimistic; the planner prefers any measured figure.
+the oracle's catalog whose GPU and GPU count match. Most are maximum-throughput runs, not
+SLO-bounded sweeps, so they are optimistic; the planner prefers any measured figure, and among
+references the newest.
 
 Estimates: for every other catalog type whose GPU memory holds the model, a figure scaled from
 an anchor (a measured, imported or reference figure) by GPU memory bandwidth and GPU count:
@@ -93,7 +94,7 @@ class ReferenceFigure:
     anchor: bool = True
 
 
-#: Published results. All three: arc53/llm-price-compass (MIT), benchmarks/
+#: Published results. The llm-price-compass ones: arc53/llm-price-compass (MIT), benchmarks/
 #: Meta-Llama-3.1-8B-Instruct/<GPU>/*.json and gpu-benchmarks.csv, commit 67f3c59 (2024-08-20);
 #: 1000 ShareGPT-like prompts (215,196 input tokens), request rate inf (maximum throughput).
 REFERENCE_FIGURES = (
@@ -120,6 +121,22 @@ REFERENCE_FIGURES = (
         datetime(2024, 8, 14, 15, 58, 12, tzinfo=UTC),
         "llm-price-compass H100 2024-08-14 (SGLang, 1x H100, 1000 prompts, 200 req/s, "
         "output_throughput 5595.1 tok/s)",
+    ),
+    # H100 80GB HBM3: vLLM 0.21.0, fp16, a concurrency sweep (1, 4, 16, 64) of short chat
+    # requests; 1,384.2 output tok/s at concurrency 16 with TTFT p99 64.7 ms and TPOT p50
+    # 10.9 ms, so within the default SLO (concurrency 64 gave fewer tokens). InferenceBench
+    # recipe "concurrency sweep", yobitelcomm.github.io/bench/recipes/concurrency-sweep/,
+    # captured 2026-05-16. An SLO-bounded vLLM figure, newer than the SGLang one: preferred.
+    ReferenceFigure(
+        DEFAULT_MODEL,
+        "H100",
+        1,
+        1,
+        1384.2,
+        "vllm",
+        datetime(2026, 5, 16, tzinfo=UTC),
+        "InferenceBench concurrency sweep 2026-05-16 (vLLM 0.21.0, 1x H100 80GB, short chat, "
+        "concurrency 16, 1384.2 tok/s, TTFT p99 64.7 ms, TPOT p50 10.9 ms)",
     ),
     # A10G on AWS: vLLM, 2x A10G with TP=2, but only 43 output tokens per request on average,
     # so prefill-bound and not comparable: kept as a record, never an anchor. AWS sells no
