@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -44,6 +45,9 @@ class CapacityPoint:
     measured_gap_ms_median: float
     errors: int
     kept_up: bool
+    #: CPU time of this (client) process per token consumed: what a dedicated core allows
+    #: (1e6 / this tok/s) even where other load shares the core.
+    client_cpu_us_per_token: float
 
 
 @dataclass(frozen=True)
@@ -169,14 +173,25 @@ def main(argv: list[str] | None = None) -> None:
         max_concurrency=args.max_concurrency,
     )
     print(f"server gap {args.gap_ms:g} ms, {args.output_tokens} tokens per request, cpus {_cpus()}")
-    print("concurrency  offered tok/s  consumed tok/s  server gap ms  mean gap ms  median  kept up")
+    print(
+        "concurrency  offered tok/s  consumed tok/s  server gap ms  mean gap ms  median  "
+        "kept up  client CPU us/token"
+    )
     for p in sorted(result.points, key=lambda p: p.concurrency):
         print(
             f"{p.concurrency:>11}  {p.offered_tokens_per_second:>13.0f}  "
             f"{p.consumed_tokens_per_second:>14.0f}  {p.server_gap_ms:>13.2f}  "
-            f"{p.measured_gap_ms_mean:>11.2f}  {p.measured_gap_ms_median:>6.2f}  {p.kept_up}"
+            f"{p.measured_gap_ms_mean:>11.2f}  {p.measured_gap_ms_median:>6.2f}  "
+            f"{p.kept_up!s:>7}  {p.client_cpu_us_per_token:>19.1f}"
         )
     print(f"harness capacity: {result.tokens_per_second:.0f} tok/s on one core")
+    cpu = [p.client_cpu_us_per_token for p in result.points if p.errors == 0]
+    if cpu:
+        per_token = statistics.median(cpu)
+        print(
+            f"client CPU per token: {per_token:.1f} us (median over points), so a dedicated "
+            f"core would allow about {1e6 / per_token:.0f} tok/s"
+        )
     if args.peer_tokens_per_second:
         ratio = result.tokens_per_second / args.peer_tokens_per_second
         print(
@@ -194,10 +209,14 @@ def _capacity_point(
 ) -> CapacityPoint:
     before = len(httpx.get(url + "/fake/stats").json()["streams"])
 
+    cpu_s = 0.0
+
     async def run() -> tuple[list[RequestResult], float]:
+        nonlocal cpu_s
         results: list[RequestResult] = []
         async with make_client(concurrency) as client:
             await warm_connections(client, url, concurrency)
+            cpu_started = time.process_time()
             duration = await run_closed_loop(
                 client,
                 Target(url, "perf", 600.0),
@@ -207,6 +226,7 @@ def _capacity_point(
                 concurrency=concurrency,
                 results=results,
             )
+            cpu_s = time.process_time() - cpu_started
         return results, duration
 
     results, duration = asyncio.run(run())
@@ -230,6 +250,7 @@ def _capacity_point(
         measured_gap_ms_median=median_gap * 1000,
         errors=point.errors,
         kept_up=kept_up,
+        client_cpu_us_per_token=cpu_s / max(point.output_tokens, 1) * 1e6,
     )
 
 
