@@ -77,7 +77,8 @@ class _Counters:
 
 
 class FakeServer:
-    """The server; ``config`` may be replaced while it runs (new requests see the new one)."""
+    """The server; ``config`` may be replaced while it runs (new requests see the new one),
+    except ``batch_limit``, which is fixed when it starts."""
 
     def __init__(self, config: FakeServerConfig | None = None, *, port: int = 0) -> None:
         self.config = config or FakeServerConfig()

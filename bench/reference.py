@@ -335,7 +335,7 @@ def _anchors(
         if anchor_size is None:
             continue
         scale = anchor_size.weights_gib / size.weights_gib
-        found: list[tuple[int, _Anchor]] = []
+        found: list[tuple[tuple[int, int, int], _Anchor]] = []
         for instance_type, fact in best_goodput(session, model=anchor_model).items():
             row = by_type.get(instance_type)
             if fact.source == "estimated" or row is None:
@@ -354,10 +354,11 @@ def _anchors(
                 fact.source,
                 scale,
             )
-            found.append((GOODPUT_PREFERENCE.index(fact.source), anchor))
+            rank = (GOODPUT_PREFERENCE.index(fact.source), fact.gpu_count, row.vcpus)
+            found.append((rank, anchor))
         if found:
-            # Provenance first; among equals the smallest instance (the least multi-GPU overhead).
-            found.sort(key=lambda item: (item[0], item[1].gpu_count, item[1].instance_type))
+            # Provenance first; among equals the smallest instance (fewest GPUs, then vCPUs).
+            found.sort(key=lambda item: (item[0], item[1].instance_type))
             return [anchor for _rank, anchor in found]
     return []
 

@@ -252,8 +252,9 @@ def list_(
         if runs
         else ("instance_type", "goodput_tokens_per_second", "source", "age_s", "run_id")
     )
+    headers = {"goodput_tokens_per_second": "goodput tok/s", "age_s": "age", "run_id": "run"}
     for column in (*columns, "detail"):
-        table.add_column(column.replace("goodput_tokens_per_second", "goodput tok/s"))
+        table.add_column(headers.get(column, column))
     for row in rows:
         cells = [_cell(column, row[column]) for column in columns]
         table.add_row(*cells, str(row.get("source_detail", "")))

@@ -110,7 +110,7 @@ def test_references_and_estimates_for_the_default_model(engine: Engine, shared_d
     assert facts["g5.xlarge"].goodput_tokens_per_second == pytest.approx(513.2 * 600 / 300)
     assert facts["g6e.xlarge"].goodput_tokens_per_second == pytest.approx(513.2 * 864 / 300)
     assert facts["p4de.24xlarge"].goodput_tokens_per_second == pytest.approx(513.2 * 2039 / 300 * 8)
-    assert "scaled from reference g6" in facts["g5.xlarge"].source_detail
+    assert "scaled from reference g6.xlarge " in facts["g5.xlarge"].source_detail
     # Too small for the model: a single T4 gets nothing; four T4s do.
     assert "g4dn.xlarge" not in facts
     assert "g4dn.12xlarge" in facts
