@@ -93,7 +93,8 @@ def test_open_loop_rates(fake_server: FakeServer) -> None:
 def test_cancellation_keeps_finished_points_and_the_partial_point(
     fake_server: FakeServer,
 ) -> None:
-    fake_server.reconfigure(gap_s=0.004)
+    # Requests of about 0.1 s, so that the cancellation lands inside the third point.
+    fake_server.reconfigure(gap_s=0.015)
     state = SweepState()
     done: list[PointMetrics] = []
     results: list[RequestResult] = []
