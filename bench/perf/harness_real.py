@@ -3,11 +3,10 @@
     python -m bench.perf.harness_real                 # starts the CPU server from the cache
     python -m bench.perf.harness_real --endpoint URL --model NAME --tokenizer DIR
 
-Both clients run the same workload on the same server, interleaved (harness, peer, peer,
-harness, ...), and the table gives, for output tok/s, mean TTFT and mean TPOT, each side's
-fastest run (other work on the machine only slows runs down), the ratio harness / peer (goal:
-within 10% of 1.0), the ratio of the means, and every run. Needs the cache that
-scripts/build-vllm-cpu-env.sh builds (the peer runs from it).
+Both clients run the same workload against the same server at the same time (see
+bench.side_by_side: a busy machine then slows both alike), and the table gives each side's mean
+output tok/s, mean TTFT and mean TPOT over the rounds and the ratio harness / peer (goal: within
+10% of 1.0). Needs the cache that scripts/build-vllm-cpu-env.sh builds (the peer runs from it).
 """
 
 from __future__ import annotations
@@ -19,7 +18,8 @@ import time
 from pathlib import Path
 
 from bench.local import local_server
-from bench.peer import PeerWorkload, SideBySide, side_by_side
+from bench.peer import PeerWorkload
+from bench.side_by_side import SideBySide, side_by_side
 from bench.vllm_env import locate_vllm_cpu_env
 
 FIGURES = (
@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-tokens", type=int, default=64)
     parser.add_argument("--output-tokens", type=int, default=32)
     parser.add_argument("--num-prompts", type=int, default=16)
-    parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=3, help="runs per side")
+    parser.add_argument("--concurrency", type=int, default=2, help="per client")
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument(
         "--nice",
         type=int,
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                     tokenizer=server.tokenizer,
                     workload=workload,
                     result_dir=Path(scratch),
-                    repeats=args.repeats,
+                    rounds=args.rounds,
                     env={"VLLM_TARGET_DEVICE": "cpu"},
                     nice=args.nice,
                 )
@@ -81,27 +81,16 @@ def print_report(result: SideBySide, *, startup_s: float | None, total_s: float)
     workload = result.workload
     print(
         f"workload: {workload.input_tokens} in / {workload.output_tokens} out, "
-        f"{workload.num_prompts} prompts at concurrency {workload.max_concurrency}, "
-        f"/v1/completions; {len(result.harness)} run(s) per side, interleaved"
+        f"{workload.num_prompts} prompts per client at concurrency {workload.max_concurrency} "
+        f"each, both clients at once, /v1/completions; {len(result.harness)} round(s)"
     )
-    print(
-        f"prompt tokens per request (server's count): harness "
-        f"{result.harness_prompt_tokens_mean:.1f}, peer {result.peer_prompt_tokens_mean:.1f}"
-    )
-    best_h, best_p = result.best("harness"), result.best("peer")
-    print(
-        f"{'figure':<14}{'harness':>10}{'vllm bench':>12}{'ratio':>8}"
-        f"{'mean ratio':>12}  runs (harness | peer)"
-    )
+    print(result.report())
+    print(f"{'figure':<14}{'harness':>10}{'vllm bench':>12}{'ratio':>8}")
     for name, label in FIGURES:
-        runs_h = ", ".join(f"{getattr(run, name):.1f}" for run in result.harness)
-        runs_p = ", ".join(f"{getattr(run, name):.1f}" for run in result.peer)
         print(
-            f"{label:<14}{getattr(best_h, name):>10.1f}{getattr(best_p, name):>12.1f}"
-            f"{result.ratio(name):>8.3f}{result.ratio(name, how='mean'):>12.3f}"
-            f"  {runs_h} | {runs_p}"
+            f"{label:<14}{result.mean('harness', name):>10.1f}{result.mean('peer', name):>12.1f}"
+            f"{result.ratio(name):>8.3f}"
         )
-    print("(harness and vllm bench: each side's fastest run; ratio = harness / vllm bench)")
     if startup_s is not None:
         print(f"server start: {startup_s:.0f} s")
     print(f"total: {total_s:.0f} s")
@@ -123,7 +112,7 @@ def _run(
             tokenizer=tokenizer,
             workload=workload,
             result_dir=Path(result_dir),
-            repeats=args.repeats,
+            rounds=args.rounds,
             env={"VLLM_TARGET_DEVICE": "cpu"},
             nice=args.nice,
         )
