@@ -245,7 +245,7 @@ def diagnose(problem: Problem) -> Infeasibility:
     if most < required - FEASIBILITY_TOL:
         binding = _tight_quotas(problem, counts) if counts is not None else ()
         return Infeasibility("quota", most, required, binding)
-    if problem.hedge:
+    if problem.hedge and problem.hedge_group_names:
         after, groups, best = _max_after_loss(base)
         if after < problem.slo_tokens_per_second - FEASIBILITY_TOL:
             tight = _tight_quotas(problem, best) if best is not None else ()

@@ -91,6 +91,17 @@ def test_hedge_none_concentrates_and_region_hedge_needs_another_region() -> None
     assert regional.tokens_per_second - spot_share >= 1000
 
 
+def test_headroom_and_pool_share() -> None:
+    roomy = _plan(PlannerConfig(headroom_fraction=0.5))
+    assert roomy.required_tokens_per_second == 1500
+    assert roomy.tokens_per_second >= 1500
+    spread = _plan(PlannerConfig(max_pool_share=0.3))
+    for allocation in spread.allocations:
+        share = allocation.count * allocation.tokens_per_second_each / spread.tokens_per_second
+        assert share <= 0.3 + 1e-9
+    assert len(spread.allocations) >= 4
+
+
 def test_spot_estimate_is_the_larger_of_current_and_mean_and_never_above_on_demand() -> None:
     pool = spot("use1-az1", "g5.xlarge", 0.40, mean_7d=0.55)
     assert spot_price_estimate(pool, "max-current-mean-7d") == 0.55

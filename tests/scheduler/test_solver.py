@@ -263,3 +263,20 @@ def test_check_solution_rejects_a_plan_that_breaks_a_row() -> None:
         check_solution(problem, np.array([3, 0, 0]))
     assert violated(problem, np.array([3, 3, 0])) == []
     assert violated(problem, np.array([11, 3, 0])) == ["bounds"]
+
+
+def test_infeasible_without_any_hedge_group_is_diagnosed() -> None:
+    # On-demand only (no hedge groups), and no pool may hold more than 30%: two pools can't.
+    problem = Problem(
+        cost_usd_per_hour=np.array([1.0, 2.0]),
+        goodput_tokens_per_second=np.array([100.0, 100.0]),
+        upper=np.array([np.inf, np.inf]),
+        hedge_group=np.array([-1, -1]),
+        hedge_group_names=(),
+        slo_tokens_per_second=300.0,
+        required_tokens_per_second=300.0,
+        max_pool_share=0.3,
+    )
+    solution = solve(problem)
+    assert solution.infeasibility is not None
+    assert solution.infeasibility.family == "pool_share"
