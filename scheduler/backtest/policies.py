@@ -232,13 +232,39 @@ class SpotHedgePolicy(Policy):
             least = min(target.get(zone, 0) for zone in zones)
             zone = next(zone for zone in zones if target.get(zone, 0) == least)
             target[zone] = target.get(zone, 0) + 1
-        ready_spot = sum(
-            count for pool, count in fleet.ready_counts.items() if pool.market == "spot"
+        ready_tps = sum(
+            count * self.context.tokens_per_second(pool.instance_type)
+            for pool, count in fleet.ready_counts.items()
+            if pool.market == "spot"
         )
-        fallback = max(0, needed - ready_spot)
-        if fallback:
-            target[PoolKey(self.region, "", self.instance_type, "on-demand")] = fallback
+        short_tps = self.context.slo_tokens_per_second - ready_tps
+        if short_tps > 1e-9:
+            fallback = self._fallback(view, short_tps)
+            if fallback is not None:
+                target[fallback[0]] = fallback[1]
         return target
+
+    def _fallback(self, view: MarketView, short_tps: float) -> tuple[PoolKey, int] | None:
+        """On-demand replicas covering ``short_tps``: of the service's type where the region
+        offers it on demand, else of the region's cheapest type that does."""
+        offers = [
+            o
+            for o in view.on_demand_offers
+            if o.region == self.region and o.instance_type in self.context.goodput
+        ]
+        same = [o for o in offers if o.instance_type == self.instance_type]
+        best: tuple[float, str, int] | None = None
+        for offer in same or offers:
+            count = math.ceil(
+                short_tps / self.context.tokens_per_second(offer.instance_type) - 1e-9
+            )
+            rank = (offer.price_usd_per_hour * count, offer.instance_type, count)
+            if best is None or rank < best:
+                best = rank
+        if best is None:
+            return None
+        assert self.region is not None
+        return PoolKey(self.region, "", best[1], "on-demand"), best[2]
 
     def _zones(self, view: MarketView, avoid: frozenset[PoolKey]) -> list[PoolKey]:
         """Spot pools of the chosen type in the chosen region, cheapest first; the avoided

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy.engine import Engine
 
 from oracle import db
@@ -36,7 +37,8 @@ def backtest(
     seed: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> BacktestResult:
-    """Replay the oracle's history (default: its last ``backtest.days`` days) for ``policies``."""
+    """Replay the oracle's history for ``policies``; the default window is the last
+    ``backtest.days`` days the oracle holds, from when 95% of its pools have a price."""
     config = settings.backtest
     chosen = tuple(policies) if policies else tuple(config.policies)
     unknown = [name for name in chosen if name not in POLICY_NAMES]
@@ -63,9 +65,7 @@ def backtest(
             "reference figures (`scheduler plan` does on first use)"
         )
     window_end = end or _datetime(history.last_s)
-    window_start = start or max(
-        window_end - timedelta(days=config.days), _datetime(history.first_s)
-    )
+    window_start = start or max(window_end - timedelta(days=config.days), _priced_from(history))
     if window_start >= window_end:
         raise InputError(
             f"--from {window_start.isoformat()} is not before --to {window_end.isoformat()}; "
@@ -115,6 +115,14 @@ def parse_moment(text: str | None, *, option: str) -> datetime | None:
             f"{option} {text!r} is not a time: use ISO 8601, e.g. 2026-03-01T00:00:00Z"
         ) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _priced_from(history: MarketHistory) -> datetime:
+    """When 95% of the pools have a price: a history that opens with no price in force (one
+    without DescribeSpotPriceHistory's opening records) shows each pool only from its first
+    change, and a replay starting earlier would choose among the few pools priced so far."""
+    first_s = history.times_s[history.offsets[:-1]]
+    return _datetime(float(np.quantile(first_s, 0.95, method="lower")))
 
 
 def _datetime(seconds: float) -> datetime:

@@ -46,7 +46,11 @@ def backtest(
     ] = None,
     start: Annotated[
         str | None,
-        typer.Option("--from", help="Start (ISO 8601; default: backtest.days before --to)."),
+        typer.Option(
+            "--from",
+            help="Start (ISO 8601; default: backtest.days before --to, or when 95% of the "
+            "pools have a price if that is later).",
+        ),
     ] = None,
     end: Annotated[
         str | None,
