@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from oracle.db import default_url
 from oracle.errors import InputError
@@ -100,6 +100,13 @@ class BenchConfig(Section):
     requests_per_point: PositiveInt = 64
     request_timeout_s: PositiveFloat = 120.0
     workloads: dict[str, WorkloadConfig] = DEFAULT_WORKLOADS
+
+    @field_validator("workloads", mode="after")
+    @classmethod
+    def _keep_default_workloads(cls, value: dict[str, WorkloadConfig]) -> dict[str, WorkloadConfig]:
+        # Tables in config.toml add to the built-in workloads (a same-named table replaces
+        # one), so default_workload stays valid when a user adds a workload of their own.
+        return {**DEFAULT_WORKLOADS, **value}
 
 
 class QuotaConfig(Section):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from bench.workloads import Workload, make_requests, synthetic_prompt
 from oracle.errors import InputError
-from scheduler.config import DEFAULT_WORKLOADS
+from scheduler.config import DEFAULT_WORKLOADS, Settings
 from tests.bench.conftest import FIXTURES
 
 
@@ -93,3 +93,10 @@ def test_missing_sharegpt_file(tmp_path: Path) -> None:
     workload = Workload.from_mapping("sg", {"kind": "sharegpt", "path": str(tmp_path / "x")})
     with pytest.raises(InputError, match="not found"):
         make_requests(workload, 1)
+
+
+def test_configured_workloads_join_the_built_in_ones() -> None:
+    raw = {"kind": "fixed", "input_tokens": 8, "output_tokens": 8}
+    settings = Settings.model_validate({"bench": {"workloads": {"tiny": raw}}})
+    assert set(settings.bench.workloads) == {*DEFAULT_WORKLOADS, "tiny"}
+    assert settings.bench.default_workload in settings.bench.workloads
