@@ -192,8 +192,9 @@ def _html(result: BacktestResult) -> str:
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}img{{max-width:100%}}</style>
 </head><body><h1>{html.escape(title)}</h1>
 <p>Tick {options.tick_s:g} s, seed {options.seed}, {result.interruption_events} interruption
-events sampled. Hindsight: the cheapest way to carry the SLO at every instant at the prices
-then in force (no interruptions, no start-up, fractional instances): a lower bound.</p>
+events sampled. Hindsight: the cheapest fleet carrying the SLO knowing every price, with no
+interruptions and no start-up (whole instances at each type's lowest price in a tick, or the
+fractional cost if higher): a lower bound.</p>
 <table><tr>{head}</tr>{"".join(body)}</table>{charts}</body></html>
 """
 

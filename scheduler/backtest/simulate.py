@@ -11,17 +11,14 @@ launch to end), the capacity over time (ready instances x goodput), SLO attainme
 of time capacity is at or above the SLO), the deficit (output tokens short of the SLO rate),
 and the cost per million output tokens served (up to the SLO rate).
 
-The ``hindsight`` bound: at every instant, the cheapest cost of carrying the SLO at the prices
-then in force, with no interruptions, no start-up and fractional instances allowed:
-``SLO x min over pools of price / goodput``, integrated exactly over the price steps. Every
-fleet that carries the SLO costs at least that at every instant, so no policy that keeps the
-SLO carried can cost less; an integer fleet costs at most one instance more.
+The ``hindsight`` bound (:mod:`scheduler.backtest.hindsight`): what the cheapest fleet carrying
+the SLO would cost knowing every price, with no interruptions and no start-up; no policy that
+keeps the SLO carried can cost less.
 """
 
 from __future__ import annotations
 
 import heapq
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +29,7 @@ from numpy.typing import NDArray
 
 from oracle.goodput import GoodputFact
 from scheduler.backtest.fleet import Fleet, Instance
+from scheduler.backtest.hindsight import hindsight_cost
 from scheduler.backtest.interruptions import InterruptionModel, sample_interruptions
 from scheduler.backtest.market import MarketHistory, MarketView
 from scheduler.backtest.policies import FleetState, PolicyContext, make_policies
@@ -157,9 +155,13 @@ def run_backtest(
         run.fleet.close(end_s)
         results[policy.name] = _measure(history, run, options, ticks, decide_s=policy.decide_s)
     hindsight, hindsight_curve = hindsight_cost(
-        history, goodput=rates, slo_tokens_per_second=options.slo_tokens_per_second,
-        start_s=start_s, end_s=end_s, ticks=ticks,
-    )  # fmt: skip
+        history,
+        goodput=rates,
+        slo_tokens_per_second=options.slo_tokens_per_second,
+        start_s=start_s,
+        end_s=end_s,
+        ticks=ticks,
+    )
     finished = time.perf_counter()
     return BacktestResult(
         options=options,
@@ -177,58 +179,6 @@ def run_backtest(
             "total": finished - started,
         },
     )
-
-
-def hindsight_cost(
-    history: MarketHistory,
-    *,
-    goodput: Mapping[str, float],
-    slo_tokens_per_second: float,
-    start_s: float,
-    end_s: float,
-    ticks: NDArray[np.float64] | None = None,
-) -> tuple[float, NDArray[np.float64]]:
-    """The hindsight bound in USD over ``[start_s, end_s]`` (see the module's docstring), and
-    its cumulative value at each of ``ticks``."""
-    spot = [p for p in history.pools if p.instance_type in goodput]
-    on_demand = [key for key in history.on_demand if key[1] in goodput]
-    # Change points: every spot price change and on-demand price change inside the window.
-    changes: list[tuple[float, int, float]] = []  # (moment, column, USD/h per tok/s)
-    for column, pool in enumerate(spot):
-        times, prices = history.pool_rows(pool.index)
-        rate = goodput[pool.instance_type]
-        for moment, price in zip(times.tolist(), prices.tolist(), strict=True):
-            changes.append((moment, column, price / rate))
-    for offset, (region, instance_type) in enumerate(on_demand):
-        timeline = history.on_demand[(region, instance_type)]
-        rate = goodput[instance_type]
-        for moment, price in zip(timeline.times_s, timeline.values, strict=True):
-            changes.append((moment, len(spot) + offset, price.price_usd_per_hour / rate))
-    changes.sort()
-    per_tps = np.full(len(spot) + len(on_demand), np.inf)
-    index = 0
-    while index < len(changes) and changes[index][0] <= start_s:
-        per_tps[changes[index][1]] = changes[index][2]
-        index += 1
-    moments = [start_s]
-    rates = [float(per_tps.min()) if per_tps.size else math.inf]
-    while index < len(changes) and changes[index][0] < end_s:
-        moment = changes[index][0]
-        while index < len(changes) and changes[index][0] == moment:
-            per_tps[changes[index][1]] = changes[index][2]
-            index += 1
-        moments.append(moment)
-        rates.append(float(per_tps.min()))
-    edges = np.r_[np.asarray(moments), end_s]
-    usd_per_hour = np.asarray(rates) * slo_tokens_per_second
-    pieces = usd_per_hour * np.diff(edges) / 3600.0
-    total = float(pieces.sum())
-    if ticks is None:
-        return total, np.zeros(0)
-    cumulative = np.r_[0.0, np.cumsum(pieces)]
-    piece = np.clip(np.searchsorted(edges, ticks, side="right") - 1, 0, len(pieces) - 1)
-    curve = cumulative[piece] + usd_per_hour[piece] * (ticks - edges[piece]) / 3600.0
-    return total, curve
 
 
 # --- helpers ------------------------------------------------------------------------------

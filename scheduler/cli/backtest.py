@@ -135,7 +135,8 @@ def print_result(result: BacktestResult) -> None:
     console.print(table)
     console.print(
         f"{result.interruption_events} interruption events sampled (seed {options.seed}); "
-        f"tick {options.tick_s:g} s; hindsight is a lower bound (fractional, no interruptions)."
+        f"tick {options.tick_s:g} s; hindsight is a lower bound (it knows every price and "
+        "pays for no interruption and no start-up)."
     )
 
 
