@@ -139,3 +139,41 @@ def test_rebalancer_moves_only_past_its_thresholds(
             )
         )
     assert ready is not None and ready >= SLO
+
+
+def test_spot_capacity_errors_replan_to_on_demand_with_the_real_planner(
+    engine: Engine,
+    aws: Callable[..., Any],
+    network: dict[str, Any],
+    market_settings: Settings,
+    make_actuator: Callable[..., Actuator],
+) -> None:
+    from scheduler.actuator.ec2 import Ec2Adapter
+    from tests.scheduler.service.test_actuator import _SpotRefused
+
+    zones = network["zones"]
+    seed_market(
+        engine,
+        zones,
+        {
+            (zones[0][1], "g5.xlarge"): 0.3,
+            (zones[1][1], "g5.xlarge"): 0.3,
+            (zones[2][1], "g6.xlarge"): 0.25,
+        },
+    )
+    client = _SpotRefused(aws("ec2"), "InsufficientInstanceCapacity", "no capacity")
+    ec2 = Ec2Adapter(lambda _region: client, market_settings.service, model=MODEL)
+    actuator = make_actuator(
+        engine, settings=market_settings, ec2=ec2, replan=planner_replanner(engine, market_settings)
+    )
+    plan_id, plan = plan_and_store(
+        engine, market_settings, slo_tokens_per_second=SLO, origin="test"
+    )
+    assert {a.pool.market for a in plan.allocations} == {"spot"}
+    result = actuator.apply(plan_id)
+
+    assert client.refused == sum(a.count for a in plan.allocations)
+    assert result.replans and not result.failed
+    final = _wanted(actuator, result.replans[-1])
+    assert final and all(pool.endswith("/on-demand") for pool in final)
+    assert running_by_pool(aws) == final == live_by_pool(engine)
