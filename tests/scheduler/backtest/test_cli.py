@@ -46,7 +46,8 @@ def test_json_holds_every_policy_and_the_report_is_written(sample_env: str, tmp_
             assert key in policy, (name, key)
         assert 0.0 <= policy["slo_attainment"] <= 1.0
         assert policy["cost_usd_per_million_tokens"] > 0
-        assert policy["cost_usd"] >= payload["policies"]["hindsight"]["cost_usd"]
+        # Equal where the best fleet never changes: only float rounding may separate them.
+        assert policy["cost_usd"] >= payload["policies"]["hindsight"]["cost_usd"] * (1 - 1e-9)
     assert payload["policies"]["on-demand"]["saving_vs_on_demand_pct"] == 0.0
     for name in ("capacity.png", "cumulative_cost.png", "fleet_mix.png"):
         assert (report / name).read_bytes().startswith(b"\x89PNG"), name

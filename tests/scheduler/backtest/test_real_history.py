@@ -49,7 +49,8 @@ def test_replays_the_2021_us_east_1_history(
     on_demand_cost = result.policies["on-demand"].cost_usd
     for name, policy in result.policies.items():
         assert policy.cost_usd > 0, name
-        assert result.hindsight_cost_usd <= policy.cost_usd, name
+        # Equal where the best fleet never changes: only float rounding may separate them.
+        assert result.hindsight_cost_usd <= policy.cost_usd * (1 + 1e-9), name
         assert all(i.pool.region == "us-east-1" for i in policy.instances), name
     cheapest = result.policies["cheapest-zone"]
     assert {i.pool.market for i in cheapest.instances} == {"spot"}

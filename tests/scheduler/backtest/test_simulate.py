@@ -93,7 +93,7 @@ def test_every_policy_cost_reconciles_with_the_price_path(
 def test_hindsight_is_never_above_any_policy(stormy: BacktestResult) -> None:
     assert stormy.hindsight_cost_usd > 0
     for name, result in stormy.policies.items():
-        assert stormy.hindsight_cost_usd <= result.cost_usd, name
+        assert stormy.hindsight_cost_usd <= result.cost_usd * (1 + 1e-9), name
     assert sum(result.interruptions for result in stormy.policies.values()) > 0
 
 
