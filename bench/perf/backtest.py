@@ -138,7 +138,7 @@ def main() -> None:
     print(
         f"\nall policies, estimated: {estimate:,.0f} s; ratio to the goal ({GOAL_S:.0f} s): "
         f"{estimate / GOAL_S:.2f}; share of time in planning: "
-        f"{(estimate - total + timing['planning']) / estimate:.0%}"
+        f"{(estimate - total + timing['planning']) / estimate:.1%}"
     )
 
 
