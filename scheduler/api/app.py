@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from fastapi import FastAPI
@@ -36,7 +37,8 @@ def build_context(engine: Engine, settings: Settings) -> ApiContext:
     return ApiContext(
         engine=engine,
         settings=settings,
-        actuator_factory=lambda: build_actuator(engine, settings),
+        # One actuator (and one set of AWS clients) for the process's lifetime.
+        actuator_factory=functools.cache(lambda: build_actuator(engine, settings)),
         recommendations=RecommendationCache(
             engine,
             lambda slo, model: recommend(engine, settings, slo, model),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,8 +24,9 @@ class ApiContext:
     #: Builds the actuator (EC2, ALB, probe); tests pass one that talks to moto.
     actuator_factory: Callable[[], Actuator]
     recommendations: RecommendationCache
-    #: Runs work after the response (an apply); default: FastAPI's background tasks.
     extras: dict[str, Any] = field(default_factory=dict)
+    #: Held while an apply runs: one apply at a time per process (others get 409).
+    apply_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def api_token(self) -> str:

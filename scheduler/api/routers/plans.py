@@ -6,7 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Body, Path
 
+from scheduler.actuator.executor import Actuator
 from scheduler.api.auth import ContextDep, ReadAuth, WriteAuth
+from scheduler.api.context import ApiContext
 from scheduler.api.errors import ApiError
 from scheduler.api.schemas import (
     ApplyPlanRequest,
@@ -59,7 +61,7 @@ def get_plan(context: ContextDep, plan_id: PlanId) -> PlanResponse:
     "/plans/{plan_id}/apply",
     summary="Make the fleet match a plan (make-before-break); dry_run only lists the actions",
     dependencies=[WriteAuth],
-    responses={**ERRORS, 202: {"model": ApplyResponse}},
+    responses={**ERRORS, 409: {"model": ErrorResponse}},
 )
 def apply_plan(
     context: ContextDep,
@@ -72,13 +74,22 @@ def apply_plan(
     actuator = context.actuator_factory()
     actions = [PlannedAction(**a.to_dict()) for a in actuator.plan_actions(plan_id)]
     if not dry_run:
-        background.add_task(actuator.apply, plan_id)
+        if not context.apply_lock.acquire(blocking=False):
+            raise ApiError(409, "apply_in_progress", "another apply is running; retry when done")
+        background.add_task(_apply_then_release, context, actuator, plan_id)
     return ApplyResponse(
         plan_id=plan_id,
         dry_run=dry_run,
         status="planned" if dry_run else "accepted",
         actions=actions,
     )
+
+
+def _apply_then_release(context: ApiContext, actuator: Actuator, plan_id: int) -> None:
+    try:
+        actuator.apply(plan_id)
+    finally:
+        context.apply_lock.release()
 
 
 def _plan(context: ContextDep, plan_id: int) -> PlanResponse:

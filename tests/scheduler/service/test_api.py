@@ -252,3 +252,17 @@ def test_private_reads_need_the_token(light_client: TestClient) -> None:
     assert client.get("/fleet").status_code == 401
     assert client.get("/fleet", headers=AUTH).status_code == 200
     assert client.get("/healthz").status_code == 200
+
+
+def test_one_apply_at_a_time(
+    client: TestClient, engine: Engine, aws: Callable[..., Any], network: dict[str, Any]
+) -> None:
+    plan = client.post("/plans", json=_plan_body(network), headers=AUTH).json()
+    context = client.app.state.context  # type: ignore[attr-defined]
+    with context.apply_lock:
+        busy = client.post(f"/plans/{plan['id']}/apply", headers=AUTH)
+    assert busy.status_code == 409 and busy.json()["code"] == "apply_in_progress"
+    assert running_by_pool(aws) == {}
+    assert client.post(f"/plans/{plan['id']}/apply", headers=AUTH).status_code == 200
+    assert not context.apply_lock.locked()
+    assert sum(running_by_pool(aws).values()) == 2
