@@ -1,7 +1,7 @@
 """Benchmark of the backtest (not a test).
 
     python -m bench.perf.backtest [--days 90] [--tick-s 900] [--slo 5000]
-                                  [--planner-samples 12] [--full]
+                                  [--planner-samples 12] [--full] [--regions R1,R2]
 
 The embedded sample market over its full GPU universe (every type of the catalog in every region
 and AZ) is ingested into a fresh SQLite oracle (the replay's days plus 10 days of lead-in, so the
@@ -16,7 +16,8 @@ model. Then:
 3. The planner policies: the seconds one replan takes (view statistics + plan_from_data), as a
    median over ``--planner-samples`` moments spread over the window, and what the full replay
    would take at the configured replan interval (``backtest.planner_interval_s``) and at one
-   replan per tick. ``--full`` replays them for real instead (slow).
+   replan per tick. ``--full`` replays them for real instead (slow); ``--regions`` narrows the replay (the market every
+policy sees) to some regions, as a user would (`scheduler backtest --region`).
 
 Figures are wall-clock on this machine; the load average is printed beside them: on a shared
 machine read the ratios rather than the absolute figures.
@@ -59,6 +60,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--planner-samples", type=int, default=12)
     parser.add_argument("--full", action="store_true", help="replay the planner policies too")
+    parser.add_argument(
+        "--regions", default="", help="comma-separated regions to replay (default: all)"
+    )
     args = parser.parse_args()
     settings = Settings()
     with tempfile.TemporaryDirectory() as directory:
@@ -72,7 +76,8 @@ def main() -> None:
             f"{counts['offerings']} pools, ingested in {time.perf_counter() - started:.1f} s"
         )
         started = time.perf_counter()
-        history = MarketHistory.load(engine)
+        regions = [name for name in args.regions.split(",") if name] or None
+        history = MarketHistory.load(engine, regions=regions)
         load_s = time.perf_counter() - started
         with db.session_factory(engine)() as session:
             goodput = best_goodput(session, model=DEFAULT_MODEL)

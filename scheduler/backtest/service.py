@@ -35,10 +35,13 @@ def backtest(
     tick_s: float | None = None,
     policies: Sequence[str] | None = None,
     seed: int | None = None,
+    regions: Sequence[str] | None = None,
+    instance_types: Sequence[str] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> BacktestResult:
     """Replay the oracle's history for ``policies``; the default window is the last
-    ``backtest.days`` days the oracle holds, from when 95% of its pools have a price."""
+    ``backtest.days`` days the oracle holds, from when 95% of its pools have a price.
+    ``regions`` and ``instance_types`` narrow the market every policy sees (default: all)."""
     config = settings.backtest
     chosen = tuple(policies) if policies else tuple(config.policies)
     unknown = [name for name in chosen if name not in POLICY_NAMES]
@@ -49,10 +52,18 @@ def backtest(
     model_name = model or settings.planner.model
     history = MarketHistory.load(
         engine,
+        regions=regions,
+        instance_types=instance_types,
         product_description=settings.oracle.product_description,
         operating_system=settings.oracle.operating_system,
     )
     if history.last_s is None or history.first_s is None:
+        if regions or instance_types:
+            raise InputError(
+                "the oracle holds no spot price history for --region "
+                f"{','.join(regions or ['any'])} and --instance-type "
+                f"{','.join(instance_types or ['any'])}; widen them or fill the oracle first"
+            )
         raise InputError(
             "the oracle holds no spot price history to replay; fill it first with "
             "`scheduler oracle sync` (or `--source sample`) or `scheduler oracle import FILE`"

@@ -68,6 +68,14 @@ def backtest(
         int | None,
         typer.Option("--seed", help="Seed of the interruptions (default: backtest.seed)."),
     ] = None,
+    regions: Annotated[
+        list[str] | None,
+        typer.Option("--region", help="Replay only this region's pools (repeatable)."),
+    ] = None,
+    instance_types: Annotated[
+        list[str] | None,
+        typer.Option("--instance-type", help="Replay only this instance type (repeatable)."),
+    ] = None,
     output_format: FormatOption = OutputFormat.table,
     report_dir: Annotated[
         Path | None,
@@ -97,6 +105,8 @@ def backtest(
             tick_s=tick_s,
             policies=names,
             seed=seed,
+            regions=regions,
+            instance_types=instance_types,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     if report_dir is not None:

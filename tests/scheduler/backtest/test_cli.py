@@ -6,13 +6,17 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from oracle import db
+from oracle.errors import InputError
+from scheduler.backtest.service import backtest
 from scheduler.cli.main import app
+from scheduler.config import Settings
 from tests.scheduler.backtest.conftest import fill_sample
 
 WINDOW = ["--from", "2026-02-27T00:00:00Z", "--to", "2026-02-28T00:00:00Z", "--tick", "1h"]
@@ -110,3 +114,26 @@ def _run(arguments: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         command, env={**os.environ, "COLUMNS": "200"}, capture_output=True, text=True, check=False
     )
+
+
+def test_region_and_type_narrow_the_market(sample_env: str) -> None:
+    engine = db.make_engine(sample_env)
+    try:
+        result = backtest(
+            engine,
+            settings=Settings(),
+            slo_tokens_per_second=2500.0,
+            start=datetime(2026, 2, 27, tzinfo=UTC),
+            end=datetime(2026, 2, 28, tzinfo=UTC),
+            tick_s=3600.0,
+            policies=["on-demand", "cheapest-zone", "spot-hedge"],
+            regions=["us-west-2"],
+            instance_types=["g6.xlarge", "g5.xlarge"],
+        )
+        with pytest.raises(InputError, match="--region eu-north-9"):
+            backtest(engine, settings=Settings(), slo_tokens_per_second=1.0, regions=["eu-north-9"])
+    finally:
+        engine.dispose()
+    pools = {i.pool for policy in result.policies.values() for i in policy.instances}
+    assert pools and {p.region for p in pools} == {"us-west-2"}
+    assert {p.instance_type for p in pools} <= {"g6.xlarge", "g5.xlarge"}
