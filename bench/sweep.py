@@ -16,17 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-import httpx
-
 from bench.client import RequestResult
 from bench.loadgen import (
     PointMetrics,
     Target,
-    make_client,
+    closed_loop_pool,
+    open_loop_pool,
     run_closed_loop,
     run_open_loop,
     summarize,
-    warm_connections,
 )
 from bench.workloads import Workload, make_requests
 
@@ -110,44 +108,41 @@ async def run_sweep(
     integer = options.mode == "concurrency"
     start = float(options.start_concurrency if integer else options.start_rate)
     top = float(options.max_concurrency if integer else options.max_rate)
-    connections = options.max_concurrency if integer else max(64, options.max_concurrency)
-    async with make_client(connections) as client:
 
-        async def measure(level: float) -> bool:
-            point = await _run_point(client, target, workload, options, level, state, progress)
-            point.passed = slo.passes(point)
-            state.points.append(point)
-            if progress.on_point_done:
-                progress.on_point_done(point)
-            return point.passed
+    async def measure(level: float) -> bool:
+        point = await _run_point(target, workload, options, level, state, progress)
+        point.passed = slo.passes(point)
+        state.points.append(point)
+        if progress.on_point_done:
+            progress.on_point_done(point)
+        return point.passed
 
-        passing: float | None = None
-        failing: float | None = None
-        level = start
-        while True:
-            if await measure(level):
-                passing = level
-                if level >= top:
-                    break
-                level = min(top, level * 2)
-            else:
-                failing = level
+    passing: float | None = None
+    failing: float | None = None
+    level = start
+    while True:
+        if await measure(level):
+            passing = level
+            if level >= top:
                 break
-        if passing is not None and failing is not None:
-            while True:
-                step = _midpoint(passing, failing, integer)
-                if step is None or failing <= passing * (1 + options.resolution):
-                    break
-                if await measure(step):
-                    passing = step
-                else:
-                    failing = step
+            level = min(top, level * 2)
+        else:
+            failing = level
+            break
+    if passing is not None and failing is not None:
+        while True:
+            step = _midpoint(passing, failing, integer)
+            if step is None or failing <= passing * (1 + options.resolution):
+                break
+            if await measure(step):
+                passing = step
+            else:
+                failing = step
     state.complete = True
     return state
 
 
 async def _run_point(
-    client: httpx.AsyncClient,
     target: Target,
     workload: Workload,
     options: SweepOptions,
@@ -169,27 +164,29 @@ async def _run_point(
     started = loop.time()
     try:
         if concurrency is not None:
-            await warm_connections(client, target.base_url, concurrency)
-            started = loop.time()
-            duration = await run_closed_loop(
-                client,
-                target,
-                specs,
-                concurrency=concurrency,
-                results=results,
-                on_result=progress.on_result,
-            )
+            async with closed_loop_pool(concurrency) as pool:
+                await pool.warm(target.base_url, concurrency)
+                started = loop.time()
+                duration = await run_closed_loop(
+                    pool,
+                    target,
+                    specs,
+                    concurrency=concurrency,
+                    results=results,
+                    on_result=progress.on_result,
+                )
         else:
             assert rate is not None
-            duration = await run_open_loop(
-                client,
-                target,
-                specs,
-                request_rate=rate,
-                results=results,
-                seed=options.seed,
-                on_result=progress.on_result,
-            )
+            async with open_loop_pool() as pool:
+                duration = await run_open_loop(
+                    pool,
+                    target,
+                    specs,
+                    request_rate=rate,
+                    results=results,
+                    seed=options.seed,
+                    on_result=progress.on_result,
+                )
     except asyncio.CancelledError:
         if results:
             partial = summarize(

@@ -28,7 +28,7 @@ import httpx
 
 from bench.client import Api, RequestResult
 from bench.fakeserver import FakeServerConfig, fake_server_process
-from bench.loadgen import Target, make_client, run_closed_loop, summarize, warm_connections
+from bench.loadgen import Target, closed_loop_pool, run_closed_loop, summarize
 from bench.workloads import fixed_workload, make_requests
 
 #: A measured gap may differ from the server's by at most this much (the issue's criterion).
@@ -123,10 +123,10 @@ def harness_point(
 
     async def run() -> tuple[list[RequestResult], float]:
         results: list[RequestResult] = []
-        async with make_client(concurrency) as client:
-            await warm_connections(client, endpoint, concurrency)
+        async with closed_loop_pool(concurrency) as pool:
+            await pool.warm(endpoint, concurrency)
             duration = await run_closed_loop(
-                client,
+                pool,
                 Target(endpoint.rstrip("/"), model, timeout_s),
                 make_requests(
                     fixed_workload(input_tokens, output_tokens, api=api), num_requests, seed=seed
@@ -214,11 +214,11 @@ def _capacity_point(
     async def run() -> tuple[list[RequestResult], float]:
         nonlocal cpu_s
         results: list[RequestResult] = []
-        async with make_client(concurrency) as client:
-            await warm_connections(client, url, concurrency)
+        async with closed_loop_pool(concurrency) as pool:
+            await pool.warm(url, concurrency)
             cpu_started = time.process_time()
             duration = await run_closed_loop(
-                client,
+                pool,
                 Target(url, "perf", 600.0),
                 make_requests(
                     fixed_workload(8, output_tokens, api="completions"), concurrency * waves

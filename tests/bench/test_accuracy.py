@@ -28,10 +28,9 @@ from bench.fakeserver import FakeServerConfig, fake_server_process
 from bench.loadgen import (
     PointMetrics,
     Target,
-    make_client,
+    closed_loop_pool,
     run_closed_loop,
     summarize,
-    warm_connections,
 )
 from bench.sweep import Slo, SweepOptions, SweepState, run_sweep
 from bench.workloads import fixed_workload, make_requests
@@ -61,10 +60,10 @@ def points(server_url: str) -> dict[int, tuple[PointMetrics, list[dict[str, Any]
         results: list[RequestResult] = []
 
         async def run(c: int = concurrency, into: list[RequestResult] = results) -> float:
-            async with make_client(c) as client:
-                await warm_connections(client, server_url, c)
+            async with closed_loop_pool(c) as pool:
+                await pool.warm(server_url, c)
                 return await run_closed_loop(
-                    client,
+                    pool,
                     Target(server_url, MODEL),
                     make_requests(WORKLOAD, 2 * c),
                     concurrency=c,
