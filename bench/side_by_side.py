@@ -4,11 +4,12 @@ Both clients run the same workload against the same server *at once*, each at th
 concurrency, so that the server batches their requests together and every step it takes is
 shared: whatever else the machine is doing slows both sides alike, and their figures stay
 comparable even on a busy machine (run one after the other on a shared 2-core machine, the
-same client's output tok/s varied by up to 2.5x between runs; at once, they agree).
+same client's output tok/s varied by up to 2.5x between runs).
 
-The peer starts first (its imports take seconds); the harness starts the moment the peer prints
-that its main run has begun. Each round draws fresh prompts for both (their own seeds), so the
-server's prefix cache never serves one round's prompts to the next.
+The peer starts first (its imports take seconds); the harness starts half a request after the
+peer's main run has begun (see _wait_for_generated_tokens). Each round draws fresh prompts for
+both (their own seeds), so the server's prefix cache never serves one round's prompts to the
+next.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from bench.loadgen import Target
 from bench.peer import PeerFigures, PeerWorkload, peer_figures, start_vllm_bench_serve
@@ -112,6 +116,9 @@ def side_by_side(
         )
         try:
             run.wait_until_sending()
+            _wait_for_generated_tokens(
+                base_url, workload.max_concurrency * workload.output_tokens // 2
+            )
             with _priority(nice):
                 figures, prompt_mean = _harness_point(
                     base_url, model, workload, seed=1000 + round_index
@@ -165,6 +172,40 @@ def _harness_point(
         failed=point.errors,
     )
     return figures, point.input_tokens / max(completed, 1)
+
+
+def _wait_for_generated_tokens(base_url: str, tokens: int, *, timeout_s: float = 300.0) -> None:
+    """Wait until the server has generated ``tokens`` more output tokens (its /metrics counter).
+
+    Started half a request after the peer, the harness's requests finish while the peer's are
+    mid-way and the other way round, so neither client's new requests win the race for the
+    next engine step: started together, the client quicker to react after a finished request
+    (the harness) saw a time to first token about 30% shorter than the peer's.
+    """
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=10.0) as client:
+        start = _generated_tokens(client, base_url)
+        if start is None:
+            return
+        while time.monotonic() < deadline:
+            now = _generated_tokens(client, base_url)
+            if now is None or now - start >= tokens:
+                return
+            time.sleep(0.02)
+
+
+def _generated_tokens(client: httpx.Client, base_url: str) -> float | None:
+    try:
+        text = client.get(base_url.rstrip("/") + "/metrics").text
+    except httpx.HTTPError:
+        return None
+    total = 0.0
+    found = False
+    for line in text.splitlines():
+        if line.startswith("vllm:generation_tokens_total"):
+            total += float(line.rsplit(" ", 1)[1])
+            found = True
+    return total if found else None
 
 
 def _warm_up(workload: PeerWorkload) -> PeerWorkload:
