@@ -16,8 +16,10 @@ model. Then:
 3. The planner policies: the seconds one replan takes (view statistics + plan_from_data), as a
    median over ``--planner-samples`` moments spread over the window, and what the full replay
    would take at the configured replan interval (``backtest.planner_interval_s``) and at one
-   replan per tick. ``--full`` replays them for real instead (slow); ``--regions`` narrows the replay (the market every
-policy sees) to some regions, as a user would (`scheduler backtest --region`).
+   replan per tick. ``--full`` replays them for real instead (slow).
+
+``--regions`` narrows the replay (the market every policy sees) to some regions, as a user
+would (``scheduler backtest --region``).
 
 Figures are wall-clock on this machine; the load average is printed beside them: on a shared
 machine read the ratios rather than the absolute figures.
@@ -115,7 +117,8 @@ def main() -> None:
     for name, policy in result.policies.items():
         print(
             f"  {name:<16} deciding {policy.decide_s:7.2f} s  cost ${policy.cost_usd:,.0f}  "
-            f"SLO met {policy.slo_attainment:.2%}  interruptions {policy.interruptions}"
+            f"SLO met {policy.slo_attainment:.2%}  interruptions {policy.interruptions}  "
+            f"launches {policy.launches}"
         )
     print(f"  hindsight bound ${result.hindsight_cost_usd:,.0f}")
 
