@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,21 +33,12 @@ from scheduler.actuator.ec2 import (
     InstanceInfo,
     LaunchRequest,
 )
-from scheduler.actuator.types import Action, FleetReplica, Pool, TargetAllocation
+from scheduler.actuator.fallback import ReplanRequest, on_demand_fallback
+from scheduler.actuator.types import Action, Pool, TargetAllocation
 from scheduler.config import Settings
 from scheduler.models import PlanModel, ReplicaModel
 
 MAX_REPLANS = 3
-
-
-@dataclass(frozen=True)
-class ReplanRequest:
-    """Ask for a new target: leave out ``exclude_pools``; ``running`` is the live fleet."""
-
-    plan_id: int
-    exclude_pools: frozenset[Pool]
-    running: tuple[FleetReplica, ...]
-    reason: str
 
 
 #: Returns the id of a new stored plan, or None when no plan can be made.
@@ -420,53 +410,9 @@ class Actuator:
         )
 
     def _on_demand_fallback(self, request: ReplanRequest) -> int | None:
-        """Without a planner: the same plan, with what an excluded spot pool no longer runs
-        moved to on-demand (region level, the AZ kept as the subnet hint)."""
         if not self.settings.service.on_demand_fallback:
             return None
-        running = Counter(replica.pool for replica in request.running)
-        with transaction(self.engine) as session:
-            plan = session.get_one(PlanModel, request.plan_id)
-            rows: list[dict[str, object]] = []
-            for row in plan.allocations:
-                allocation = TargetAllocation.from_dict(row)
-                if allocation.pool not in request.exclude_pools:
-                    rows.append(row)
-                    continue
-                if allocation.pool.market != "spot":
-                    return None
-                kept = min(running[allocation.pool], allocation.count)
-                if kept:
-                    rows.append({**row, "count": kept})
-                if allocation.count > kept:
-                    rows.append(
-                        {**row, "market": "on-demand", "zone": "", "count": allocation.count - kept}
-                    )
-            new = PlanModel(
-                created_at=self.clock(),
-                service=plan.service,
-                model=plan.model,
-                slo_tokens_per_second=plan.slo_tokens_per_second,
-                origin="fallback",
-                cost_usd_per_hour=plan.cost_usd_per_hour,
-                allocations=_merge(rows),
-                document={"fallback_of": plan.id, "reason": request.reason},
-            )
-            session.add(new)
-            session.flush()
-            return new.id
-
-
-def _merge(rows: list[dict[str, object]]) -> list[dict[str, object]]:
-    """One row per pool (counts added), so a plan never names a pool twice."""
-    merged: dict[tuple[object, ...], dict[str, object]] = {}
-    for row in rows:
-        key = (row["region"], row["zone"], row["instance_type"], row["market"])
-        if key in merged:
-            merged[key]["count"] = int(str(merged[key]["count"])) + int(str(row["count"]))
-        else:
-            merged[key] = dict(row)
-    return list(merged.values())
+        return on_demand_fallback(self.engine, request, now=self.clock())
 
 
 def _next_state(state: str, ready: bool) -> str:
