@@ -98,6 +98,8 @@ def main() -> None:
         model=DEFAULT_MODEL,
         seed=args.seed,
         planner_interval_s=settings.backtest.planner_interval_s,
+        rebalance_min_saving_pct=settings.jobs.rebalance_min_saving_pct,
+        rebalance_min_saving_usd_per_hour=settings.jobs.rebalance_min_saving_usd_per_hour,
         planner=settings.planner,
     )
     result = run_backtest(history, goodput=goodput, options=options)

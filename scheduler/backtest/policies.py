@@ -2,8 +2,11 @@
 it runs, into a target fleet (instances per pool), or ``None`` to keep what runs.
 
 - ``planner``: ours, through :func:`scheduler.planner.plan_from_data` with its hedge and its
-  switching cost against the running fleet; replans every ``planner_interval_s`` and at once
-  on an interruption (``planner-nohedge``: the same without the hedge).
+  switching cost against the running fleet; replans every ``planner_interval_s`` and, like the
+  cron rebalancer, moves a whole fleet only when the saving clears both thresholds
+  (``jobs.rebalance_min_saving_pct`` and ``..._usd_per_hour``; the dwell time and the cap on
+  actions per run are not modelled); replans and acts at once on an interruption or when the
+  fleet falls short of its plan (``planner-nohedge``: the same without the hedge).
 - ``on-demand``: the cheapest all-on-demand fleet of one instance type, replanned each tick.
 - ``cheapest-zone``: what a catalog optimiser does: the single spot pool whose fleet carrying
   the SLO costs least now; it stays there, and fails over to the next cheapest pool when
@@ -35,7 +38,7 @@ from oracle.stats import OnDemandOffer
 from scheduler.backtest.market import MarketHistory, MarketView
 from scheduler.config import PlannerConfig
 from scheduler.planner import InfeasiblePlanError, RunningInstance, plan_from_data
-from scheduler.planning.candidates import PlanningData
+from scheduler.planning.candidates import PlanningData, build_candidates
 from scheduler.planning.model import PoolKey
 
 Reason = Literal["tick", "interruption"]
@@ -63,6 +66,9 @@ class PolicyContext:
     goodput: Mapping[str, GoodputFact]
     planner_config: PlannerConfig
     planner_interval_s: float
+    #: The cron rebalancer's thresholds (a whole fleet moves only when both are cleared).
+    min_saving_pct: float = 0.0
+    min_saving_usd_per_hour: float = 0.0
 
     def tokens_per_second(self, instance_type: str) -> float:
         return self.goodput[instance_type].goodput_tokens_per_second
@@ -141,8 +147,46 @@ class PlannerPolicy(Policy):
         except InfeasiblePlanError:
             return None
         self.last_plan_s = view.as_of_s
-        self.last_target = {a.pool: a.count for a in plan.allocations if a.count > 0}
-        return dict(self.last_target)
+        target = {a.pool: a.count for a in plan.allocations if a.count > 0}
+        if reason == "tick" and not short and target != dict(fleet.counts):
+            current = self._current_cost_usd_per_hour(data, fleet)
+            if current is not None and not self._worth_moving(current, plan.cost_usd_per_hour):
+                return None
+        self.last_target = target
+        return dict(target)
+
+    def _worth_moving(self, current_usd_per_hour: float, planned_usd_per_hour: float) -> bool:
+        saving = current_usd_per_hour - planned_usd_per_hour
+        pct = 100.0 * saving / current_usd_per_hour if current_usd_per_hour > 0 else 0.0
+        return saving >= self.context.min_saving_usd_per_hour and pct >= self.context.min_saving_pct
+
+    def _current_cost_usd_per_hour(self, data: PlanningData, fleet: FleetState) -> float | None:
+        """The running fleet's expected cost priced as the planner prices pools, or ``None``
+        when it no longer carries the SLO (with the hedge) or runs in a pool the planner would
+        not use (then the plan is applied whatever it saves)."""
+        candidates = {
+            c.pool: c
+            for c in build_candidates(data, self.config, exclude_pools=fleet.avoid).candidates
+        }
+        cost = total = 0.0
+        groups: dict[str, float] = {}
+        for pool, count in fleet.counts.items():
+            candidate = candidates.get(pool)
+            if candidate is None:
+                return None
+            cost += count * candidate.expected_cost_usd_per_hour
+            total += count * candidate.tokens_per_second
+            if pool.market == "spot":
+                group = pool.region if self.config.hedge == "region" else pool.zone
+                groups[group] = groups.get(group, 0.0) + count * candidate.tokens_per_second
+        slo = self.context.slo_tokens_per_second
+        if total < slo * (1 + self.config.headroom_fraction) * (1 - 1e-9):
+            return None
+        if self.config.hedge != "none" and total - max(groups.values(), default=0.0) < slo * (
+            1 - 1e-9
+        ):
+            return None
+        return cost
 
 
 class OnDemandPolicy(Policy):

@@ -94,6 +94,8 @@ def backtest(
         drain_s=config.drain_s,
         planner_interval_s=config.planner_interval_s,
         avoid_after_interruption_s=config.avoid_after_interruption_s,
+        rebalance_min_saving_pct=settings.jobs.rebalance_min_saving_pct,
+        rebalance_min_saving_usd_per_hour=settings.jobs.rebalance_min_saving_usd_per_hour,
         interruptions=InterruptionModel(
             rate_scale=config.interruption_rate_scale,
             near_on_demand_fraction=config.near_on_demand_fraction,

@@ -52,6 +52,9 @@ class BacktestOptions:
     drain_s: float = 30.0
     planner_interval_s: float = 3600.0
     avoid_after_interruption_s: float = 3600.0
+    #: The cron rebalancer's thresholds the planner policies honour (jobs.rebalance_min_*).
+    rebalance_min_saving_pct: float = 10.0
+    rebalance_min_saving_usd_per_hour: float = 0.5
     interruptions: InterruptionModel = field(default_factory=InterruptionModel)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
 
@@ -121,6 +124,8 @@ def run_backtest(
         goodput=goodput,
         planner_config=options.planner,
         planner_interval_s=options.planner_interval_s,
+        min_saving_pct=options.rebalance_min_saving_pct,
+        min_saving_usd_per_hour=options.rebalance_min_saving_usd_per_hour,
     )
     policies = make_policies(options.policies, context)
     rates = {name: fact.goodput_tokens_per_second for name, fact in goodput.items()}

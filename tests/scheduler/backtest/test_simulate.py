@@ -232,3 +232,27 @@ def test_the_interruption_rate_rises_as_spot_nears_on_demand(sample_market: Mark
     band = history.band_at(pool.region, pool.instance_type, START.timestamp())
     expected = BAND_MONTHLY_RATE[model.unknown_band_index if band is None else band] / 730.0
     assert cheap_rates[0] == pytest.approx(expected)
+
+
+def test_the_planner_moves_a_whole_fleet_only_for_a_real_saving(sample_market: Market) -> None:
+    history, goodput, _ = sample_market
+    calm = options(
+        policies=("planner-nohedge",),
+        interruptions=InterruptionModel(rate_scale=0.0),
+        planner_interval_s=3600.0,
+    )
+    eager = run_backtest(
+        history,
+        goodput=goodput,
+        options=replace(calm, rebalance_min_saving_pct=0.0, rebalance_min_saving_usd_per_hour=0.0),
+    ).policies["planner-nohedge"]
+    reluctant = run_backtest(
+        history,
+        goodput=goodput,
+        options=replace(calm, rebalance_min_saving_pct=99.0, rebalance_min_saving_usd_per_hour=1e6),
+    ).policies["planner-nohedge"]
+    # The first plan is applied; no later one saves 99%, so the fleet never moves after it.
+    assert {target for _, target in reluctant.decisions} == {reluctant.decisions[0][1]}
+    assert reluctant.launches == sum(count for _, count in reluctant.decisions[0][1])
+    assert eager.decisions[0] == reluctant.decisions[0]
+    assert eager.launches >= reluctant.launches
