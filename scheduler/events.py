@@ -24,7 +24,8 @@ from oracle.errors import InputError
 from oracle.models import InterruptionEventModel
 from scheduler.actuator import journal
 from scheduler.actuator.diff import diff
-from scheduler.actuator.executor import Actuator, ReplanRequest
+from scheduler.actuator.ec2 import CapacityError
+from scheduler.actuator.executor import MAX_REPLANS, Actuator, ReplanRequest
 from scheduler.actuator.types import Pool
 from scheduler.models import EventModel, PlanModel, ReplicaModel
 
@@ -240,35 +241,54 @@ def _interruption(
 
 
 def _replace(actuator: Actuator, replica: _Replica, reason: str, received: float) -> dict[str, Any]:
-    """Replan without the interrupted pool and launch what the new plan lacks."""
+    """Replan without the interrupted pool and launch what the new plan lacks; a launch refused
+    for capacity adds its pool to those left out and replans again (as apply does)."""
     current = _current_plan(actuator)
     if current is None:
         return {"launched": [], "note": "no applied plan to keep"}
-    fleet = [
-        r
-        for r in journal.live_fleet(actuator.engine, actuator.service)
-        if r.replica_id != replica.id
-    ]
-    new_plan = actuator.replan(
-        ReplanRequest(current, frozenset({replica.pool}), tuple(fleet), reason=reason)
-    )
-    if new_plan is None:
-        return {"launched": [], "note": "no plan without the interrupted pool"}
-    with transaction(actuator.engine) as session:
-        session.get_one(PlanModel, new_plan).applied_at = actuator.clock()
-    allocations = actuator.plan_allocations(new_plan)
+    excluded = {replica.pool}
     launched: list[int] = []
     event_to_launch_s: float | None = None
-    for action in diff(fleet, allocations):
-        if action.kind != "launch" or action.allocation is None:
-            continue
-        try:
-            launched.append(actuator.launch(action.allocation, plan_id=new_plan, reason=reason))
-        except Exception as error:  # a failed replacement must not lose the event record
-            return {"launched": launched, "plan_id": new_plan, "error": str(error)}
-        if event_to_launch_s is None:
-            event_to_launch_s = time.perf_counter() - received
-    return {"launched": launched, "plan_id": new_plan, "event_to_launch_s": event_to_launch_s}
+    errors: list[str] = []
+    for _ in range(MAX_REPLANS + 1):
+        fleet = [
+            r
+            for r in journal.live_fleet(actuator.engine, actuator.service)
+            if r.replica_id != replica.id
+        ]
+        new_plan = actuator.replan(
+            ReplanRequest(current, frozenset(excluded), tuple(fleet), reason=reason)
+        )
+        if new_plan is None:
+            return {
+                "launched": launched,
+                "note": "no plan without the failed pools",
+                "errors": errors,
+            }
+        with transaction(actuator.engine) as session:
+            session.get_one(PlanModel, new_plan).applied_at = actuator.clock()
+        refused = False
+        for action in diff(fleet, actuator.plan_allocations(new_plan)):
+            if action.kind != "launch" or action.allocation is None:
+                continue
+            try:
+                launched.append(actuator.launch(action.allocation, plan_id=new_plan, reason=reason))
+            except CapacityError as error:
+                errors.append(str(error))
+                excluded.add(error.pool)
+                refused = True
+                continue
+            if event_to_launch_s is None:
+                event_to_launch_s = time.perf_counter() - received
+        current = new_plan
+        if not refused:
+            break
+    return {
+        "launched": launched,
+        "plan_id": current,
+        "event_to_launch_s": event_to_launch_s,
+        "errors": errors,
+    }
 
 
 def _current_plan(actuator: Actuator) -> int | None:

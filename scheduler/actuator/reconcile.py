@@ -49,7 +49,7 @@ def reconcile(actuator: Actuator, *, grace_s: float = 120.0) -> ReconcileReport:
             )
         )
         rows = [
-            (r.id, r.instance_id, r.client_token, r.state, r.created_at)
+            (r.id, r.instance_id, r.client_token, r.state, r.created_at, r.state_reason)
             for r in session.scalars(
                 sa.select(ReplicaModel).where(
                     ReplicaModel.service == service, ReplicaModel.state.not_in(FINAL_STATES)
@@ -62,7 +62,7 @@ def reconcile(actuator: Actuator, *, grace_s: float = 120.0) -> ReconcileReport:
     by_id = {i.instance_id: i for i in instances}
     now = actuator.clock()
     owned: set[str] = set()
-    for replica_id, instance_id, token, state, created_at in rows:
+    for replica_id, instance_id, token, state, created_at, reason in rows:
         if instance_id is None:
             found = by_token.get(token)
             if found is not None:
@@ -85,8 +85,9 @@ def reconcile(actuator: Actuator, *, grace_s: float = 120.0) -> ReconcileReport:
             report.gone.append(replica_id)
             continue
         owned.add(instance_id)
-        if state == "TERMINATING":  # a retire was cut short: finish it
-            actuator.retire(replica_id, reason="finishing an interrupted termination")
+        if state == "TERMINATING":  # a retire (or an interrupted spot replica) to finish
+            final = "PREEMPTED" if "interruption" in reason else "TERMINATED"
+            actuator.retire(replica_id, reason=f"finishing: {reason}", final=final)
     orphans = [i for i in alive if i.instance_id not in owned]
     for info in orphans:
         action_id = journal.begin_action(

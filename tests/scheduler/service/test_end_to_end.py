@@ -177,3 +177,48 @@ def test_spot_capacity_errors_replan_to_on_demand_with_the_real_planner(
     final = _wanted(actuator, result.replans[-1])
     assert final and all(pool.endswith("/on-demand") for pool in final)
     assert running_by_pool(aws) == final == live_by_pool(engine)
+
+
+def test_a_replacement_refused_for_capacity_is_replanned(
+    engine: Engine,
+    aws: Callable[..., Any],
+    seeded: list[tuple[str, str]],
+    market_settings: Settings,
+    make_actuator: Callable[..., Actuator],
+) -> None:
+    from scheduler.actuator.ec2 import Ec2Adapter
+    from tests.scheduler.service.test_actuator import _SpotRefused
+
+    client = _SpotRefused(aws("ec2"), "InsufficientInstanceCapacity", "no capacity")
+    refusing = {"on": False}
+    real_run = client.run_instances
+
+    def run_instances(**params: Any) -> Any:
+        if refusing["on"]:
+            return real_run(**params)
+        return client._real.run_instances(**params)
+
+    client.run_instances = run_instances  # type: ignore[method-assign]
+    ec2 = Ec2Adapter(lambda _region: client, market_settings.service, model=MODEL)
+    actuator = make_actuator(
+        engine, settings=market_settings, ec2=ec2, replan=planner_replanner(engine, market_settings)
+    )
+    plan_id, _ = plan_and_store(engine, market_settings, slo_tokens_per_second=SLO, origin="test")
+    actuator.apply(plan_id)
+    victim = next(iter(replica_rows(engine)))
+    refusing["on"] = True  # from now on, spot has no capacity anywhere
+    outcome = handle_event(actuator, parse_event(interruption(victim)), channel="api")
+
+    assert outcome["launched"] and outcome["errors"]
+    after = replica_rows(engine)
+    replacements = [after[i] for i in outcome_instances(engine, outcome["launched"])]
+    assert replacements and all(row[2].endswith("/on-demand") for row in replacements)
+
+
+def outcome_instances(engine: Engine, replica_ids: list[int]) -> list[str]:
+    with transaction(engine) as session:
+        return list(
+            session.scalars(
+                sa.select(ReplicaModel.instance_id).where(ReplicaModel.id.in_(replica_ids))
+            )
+        )

@@ -14,6 +14,7 @@ from oracle.db import transaction
 from oracle.errors import InputError
 from oracle.models import InterruptionEventModel
 from scheduler.actuator.executor import Actuator
+from scheduler.actuator.reconcile import reconcile
 from scheduler.config import Settings
 from scheduler.events import handle_event, parse_event, poll_sqs
 from scheduler.models import EventModel
@@ -112,6 +113,10 @@ def test_events_are_read_from_sqs(
 
     assert poll_sqs(actuator, sqs, queue) == 1
     assert replica_rows(engine)[victim][1] == "TERMINATING"
+    # The next reconcile finishes the interrupted replica: terminated, and counted as PREEMPTED.
+    reconcile(actuator, grace_s=0)
+    assert replica_rows(engine)[victim][1] == "PREEMPTED"
+    assert sum(running_by_pool(aws).values()) == 3
     assert sqs.receive_message(QueueUrl=queue).get("Messages", []) == []
     with transaction(engine) as session:
         kinds = sorted(session.scalars(sa.select(EventModel.kind)))
