@@ -1,7 +1,8 @@
 """The oracle's history in memory, loaded once, and views of it as known at a moment.
 
 :meth:`MarketHistory.load` reads every spot price change, on-demand price, Spot Advisor entry,
-placement score, offering and instance spec in a handful of queries. Per spot pool the price
+placement score, offering and instance spec in a handful of queries
+(:mod:`scheduler.backtest.load`). Per spot pool the price
 step function is a pair of numpy arrays (change times in epoch seconds, prices) inside one
 concatenated array with per-pool offsets, and a running integral of price over time, so that
 the cost of any interval is two lookups.
@@ -11,7 +12,8 @@ moment and nothing later (no look-ahead), with the same :class:`~oracle.stats.Po
 :class:`~oracle.stats.OnDemandOffer` objects that :mod:`oracle.stats` computes from the
 database, and under the same rules of when a fact counts as observed. Its statistics are the
 figures of :func:`oracle.stats.step_statistics`, computed over the whole arrays at once with
-the rows outside each window weighing zero (:func:`window_statistics`), without a query.
+the rows outside each window weighing zero (:mod:`scheduler.backtest.window`), without a
+query.
 
 The world's truth (prices in force, what an instance-hour cost) is also here, for billing:
 :meth:`MarketHistory.spot_cost` and :meth:`MarketHistory.on_demand_cost`. Only the simulator
@@ -26,83 +28,19 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
 
 import numpy as np
-import pandas as pd
-import sqlalchemy as sa
 from numpy.typing import NDArray
 from sqlalchemy.engine import Engine
 
-from oracle import db
-from oracle.models import (
-    InstanceTypeModel,
-    InterruptionFrequencyModel,
-    OfferingModel,
-    OnDemandPriceModel,
-    PlacementScoreModel,
-    SpotPriceModel,
-)
-from oracle.stats import NEAR_ON_DEMAND_FRACTION, WINDOW_DAYS, OnDemandOffer, PoolStats
+from oracle.stats import OnDemandOffer, PoolStats
+from scheduler.backtest.facts import SpotPool, Timeline
+from scheduler.backtest.load import read_history
+from scheduler.backtest.window import FIGURES, window_statistics
 from scheduler.planning.candidates import InstanceSpec
 from scheduler.planning.model import PoolKey
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_WINDOW_S = max(WINDOW_DAYS) * 86_400.0
-
-
-@dataclass(frozen=True)
-class SpotPool:
-    """A spot pool of the history; ``index`` is its position in :attr:`MarketHistory.pools`."""
-
-    index: int
-    region: str
-    zone: str
-    availability_zone: str | None
-    availability_zone_id: str | None
-    instance_type: str
-
-    @property
-    def key(self) -> PoolKey:
-        return PoolKey(self.region, self.zone, self.instance_type, "spot")
-
-
-@dataclass(frozen=True)
-class _Timeline:
-    """Facts of one key, sorted by the moment each counts as observed."""
-
-    times_s: list[float]
-    values: list[Any]
-
-    def at(self, t_s: float) -> Any | None:
-        index = bisect.bisect_right(self.times_s, t_s) - 1
-        return self.values[index] if index >= 0 else None
-
-    def first(self) -> Any | None:
-        return self.values[0] if self.values else None
-
-
-@dataclass(frozen=True)
-class _OnDemandPrice:
-    price_usd_per_hour: float
-    source: str
-    effective: datetime
-
-
-@dataclass(frozen=True)
-class _Advice:
-    band_index: int
-    band_label: str
-    savings_pct: float
-    source: str
-    observed_at: datetime
-
-
-@dataclass(frozen=True)
-class _Placement:
-    scores: dict[int, int]
-    source: str | None
-    observed_at: datetime | None
 
 
 @dataclass
@@ -115,9 +53,9 @@ class MarketHistory:
     times_s: NDArray[np.float64]
     prices_usd_per_hour: NDArray[np.float64]
     price_sources: list[str]
-    on_demand: dict[tuple[str, str], _Timeline]
-    advisor: dict[tuple[str, str], _Timeline]
-    placement: dict[int, _Timeline]
+    on_demand: dict[tuple[str, str], Timeline]
+    advisor: dict[tuple[str, str], Timeline]
+    placement: dict[int, Timeline]
     zones_offered: dict[tuple[str, str], tuple[str, ...]]
     instance_specs: dict[str, InstanceSpec]
     #: Running integral of price over time at each record (USD x hours), per pool from 0.
@@ -167,29 +105,25 @@ class MarketHistory:
         operating_system: str = "Linux",
     ) -> MarketHistory:
         """Read the oracle's history of the selected pools (default: all) in one session."""
-        with db.session_factory(engine)() as session:
-            connection = session.connection()
-            spot = _spot_frame(connection, regions, instance_types, product_description)
-            on_demand = _on_demand(connection, regions, instance_types, operating_system)
-            advisor = _advisor(connection, regions, instance_types, operating_system)
-            placements = _placement_rows(connection, regions)
-            offered = _offered_zones(connection, regions, instance_types)
-            specs = _instance_specs(connection)
-        pools, offsets = _pools(spot)
-        history = cls(
-            pools=pools,
-            offsets=offsets,
-            times_s=spot["time_s"].to_numpy(dtype=np.float64),
-            prices_usd_per_hour=spot["price"].to_numpy(dtype=np.float64),
-            price_sources=spot["source"].tolist(),
-            on_demand=on_demand,
-            advisor=advisor,
-            placement={},
-            zones_offered=offered,
-            instance_specs=specs,
+        loaded = read_history(
+            engine,
+            regions=regions,
+            instance_types=instance_types,
+            product_description=product_description,
+            operating_system=operating_system,
         )
-        history.placement = _placement_timelines(pools, placements)
-        return history
+        return cls(
+            pools=loaded.pools,
+            offsets=loaded.offsets,
+            times_s=loaded.times_s,
+            prices_usd_per_hour=loaded.prices_usd_per_hour,
+            price_sources=loaded.price_sources,
+            on_demand=loaded.on_demand,
+            advisor=loaded.advisor,
+            placement=loaded.placement,
+            zones_offered=loaded.zones_offered,
+            instance_specs=loaded.instance_specs,
+        )
 
     # --- time span ------------------------------------------------------------------------
 
@@ -440,7 +374,7 @@ class MarketView:
         )
         columns = {
             name: [None if value != value else value for value in figures[name][known].tolist()]
-            for name in _FIGURES
+            for name in FIGURES
         }
         changes = figures["changes_90d"][known].tolist()
         return [
@@ -494,315 +428,7 @@ class MarketView:
         )
 
 
-_FIGURES = (
-    "current",
-    "mean_7d",
-    "mean_30d",
-    "mean_90d",
-    "p95_90d",
-    "max_90d",
-    "volatility_90d",
-    "share_near_on_demand",
-)
-
-
-def window_statistics(
-    history: MarketHistory,
-    *,
-    as_of_s: float,
-    selected: NDArray[np.bool_],
-    on_demand_usd_per_hour: NDArray[np.float64],
-) -> dict[str, NDArray[Any]]:
-    """The figures of :func:`oracle.stats.step_statistics` for the ``selected`` pools (indexed
-    by pool; others NaN), over the whole history's arrays at once.
-
-    Rows after ``as_of_s``, rows of pools not selected and rows wholly before a window weigh
-    zero, and adding zeros leaves every sum as the sliced computation makes it; the price
-    order for the quantile is computed once per history instead of sorted per moment. A test
-    holds these figures equal to :func:`oracle.stats.pool_stats`.
-    """
-    times, prices = history.times_s, history.prices_usd_per_hour
-    pool = history.pool_of_row
-    count = len(history.pools)
-    ends = history.rows_through(as_of_s)
-    current_row = ends - 1
-    live = selected & (current_row >= history.offsets[:-1])
-    in_time = times <= as_of_s
-    use = in_time & live[pool]
-    next_time = np.r_[times[1:], as_of_s]
-    is_current = np.zeros(times.size, dtype=bool)
-    is_current[current_row[live]] = True
-    segment_end = np.where(is_current, as_of_s, np.minimum(next_time, as_of_s))
-    segment_end = np.where(use, segment_end, -np.inf)
-    current = np.full(count, np.nan)
-    current[live] = prices[current_row[live]]
-    figures: dict[str, NDArray[Any]] = {"current": current}
-    for days in WINDOW_DAYS:
-        duration = _durations(times, segment_end, as_of_s - days * 86_400.0)
-        total = np.bincount(pool, weights=duration, minlength=count)
-        integral = np.bincount(pool, weights=duration * prices, minlength=count)
-        figures[f"mean_{days}d"] = _ratio(integral, total, current)
-    start_s = as_of_s - _WINDOW_S
-    duration = _durations(times, segment_end, start_s)
-    total = np.bincount(pool, weights=duration, minlength=count)
-    mean = figures[f"mean_{max(WINDOW_DAYS)}d"]
-    covered = duration > 0
-    maximum = current.copy()
-    np.fmax.at(maximum, pool[covered], prices[covered])
-    figures["max_90d"] = maximum
-    figures["p95_90d"] = _quantile(history, duration, total, 0.95, current)
-    with np.errstate(invalid="ignore"):
-        squares = np.bincount(pool, weights=duration * (prices - mean[pool]) ** 2, minlength=count)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        spread = np.sqrt(_ratio(squares, total, np.zeros(count)))
-        figures["volatility_90d"] = np.where(mean > 0, spread / mean, np.nan)
-    with np.errstate(invalid="ignore"):
-        near = prices > NEAR_ON_DEMAND_FRACTION * on_demand_usd_per_hour[pool]
-        share = _ratio(
-            np.bincount(pool, weights=duration * near, minlength=count),
-            total,
-            (current > NEAR_ON_DEMAND_FRACTION * on_demand_usd_per_hour).astype(float),
-        )
-    figures["share_near_on_demand"] = np.where(np.isnan(on_demand_usd_per_hour), np.nan, share)
-    first_of_pool = np.zeros(times.size, dtype=bool)
-    first_of_pool[history.offsets[:-1][history.offsets[:-1] < times.size]] = True
-    previous = np.r_[np.nan, prices[:-1]]
-    changed = use & ~first_of_pool & (prices != previous) & (times > start_s)
-    figures["changes_90d"] = np.bincount(pool, weights=changed, minlength=count).astype(int)
-    return figures
-
-
-# --- loading --------------------------------------------------------------------------------
-
-
-def _narrow(
-    table: Any, regions: Collection[str] | None, instance_types: Collection[str] | None
-) -> list[sa.ColumnElement[bool]]:
-    conditions: list[sa.ColumnElement[bool]] = []
-    if regions:
-        conditions.append(table.c.region.in_(list(regions)))
-    if instance_types:
-        conditions.append(table.c.instance_type.in_(list(instance_types)))
-    return conditions
-
-
-def _spot_frame(
-    connection: sa.Connection,
-    regions: Collection[str] | None,
-    instance_types: Collection[str] | None,
-    product_description: str,
-) -> pd.DataFrame:
-    table = SpotPriceModel.__table__
-    query = sa.select(
-        table.c.region,
-        table.c.zone,
-        table.c.availability_zone,
-        table.c.availability_zone_id,
-        table.c.instance_type,
-        table.c.timestamp,
-        table.c.price_usd_per_hour,
-        table.c.source,
-    ).where(
-        table.c.product_description == product_description,
-        *_narrow(table, regions, instance_types),
-    )
-    rows = connection.execute(query).all()
-    frame = pd.DataFrame(
-        rows,
-        columns=[
-            "region",
-            "zone",
-            "availability_zone",
-            "availability_zone_id",
-            "instance_type",
-            "timestamp",
-            "price",
-            "source",
-        ],
-    )
-    if frame.empty:
-        frame["time_s"] = pd.Series(dtype=float)
-        return frame
-    frame["time_s"] = [_aware(row.timestamp).timestamp() for row in rows]
-    frame["price"] = frame["price"].astype(float)
-    frame = frame.sort_values(["region", "zone", "instance_type", "time_s"], kind="stable")
-    return frame.reset_index(drop=True)
-
-
-def _pools(frame: pd.DataFrame) -> tuple[list[SpotPool], NDArray[np.int64]]:
-    if frame.empty:
-        return [], np.zeros(1, dtype=np.int64)
-    keys = frame[["region", "zone", "instance_type"]]
-    starts = np.flatnonzero(
-        np.r_[True, (keys.iloc[1:].to_numpy() != keys.iloc[:-1].to_numpy()).any(axis=1)]
-    )
-    offsets = np.r_[starts, len(frame)].astype(np.int64)
-    pools = []
-    for index in range(len(starts)):
-        # The newest record names the AZ (as oracle.stats does).
-        row = frame.iloc[int(offsets[index + 1]) - 1]
-        pools.append(
-            SpotPool(
-                index=index,
-                region=str(row["region"]),
-                zone=str(row["zone"]),
-                availability_zone=row["availability_zone"],
-                availability_zone_id=row["availability_zone_id"],
-                instance_type=str(row["instance_type"]),
-            )
-        )
-    return pools, offsets
-
-
-def _on_demand(
-    connection: sa.Connection,
-    regions: Collection[str] | None,
-    instance_types: Collection[str] | None,
-    operating_system: str,
-) -> dict[tuple[str, str], _Timeline]:
-    table = OnDemandPriceModel.__table__
-    query = (
-        sa.select(table)
-        .where(
-            table.c.operating_system == operating_system, *_narrow(table, regions, instance_types)
-        )
-        .order_by(
-            table.c.region, table.c.instance_type, table.c.effective_date, table.c.observed_at
-        )
-    )
-    grouped: dict[tuple[str, str], dict[float, _OnDemandPrice]] = {}
-    for row in connection.execute(query):
-        effective = _aware(row.effective_date)
-        # Among rows of one effective date, the newest observation wins (as oracle.stats).
-        grouped.setdefault((row.region, row.instance_type), {})[effective.timestamp()] = (
-            _OnDemandPrice(float(row.price_usd_per_hour), row.source, effective)
-        )
-    return {key: _timeline(values) for key, values in grouped.items()}
-
-
-def _advisor(
-    connection: sa.Connection,
-    regions: Collection[str] | None,
-    instance_types: Collection[str] | None,
-    operating_system: str,
-) -> dict[tuple[str, str], _Timeline]:
-    table = InterruptionFrequencyModel.__table__
-    query = (
-        sa.select(table)
-        .where(
-            table.c.operating_system == operating_system, *_narrow(table, regions, instance_types)
-        )
-        .order_by(table.c.observed_at)
-    )
-    grouped: dict[tuple[str, str], dict[float, _Advice]] = {}
-    for row in connection.execute(query):
-        observed = _aware(row.observed_at)
-        grouped.setdefault((row.region, row.instance_type), {})[observed.timestamp()] = _Advice(
-            int(row.band_index), row.band_label, float(row.savings_pct), row.source, observed
-        )
-    return {key: _timeline(values) for key, values in grouped.items()}
-
-
-def _placement_rows(connection: sa.Connection, regions: Collection[str] | None) -> list[Any]:
-    table = PlacementScoreModel.__table__
-    query = sa.select(table).order_by(table.c.observed_at)
-    if regions:
-        query = query.where(table.c.region.in_(list(regions)))
-    return list(connection.execute(query))
-
-
-def _placement_timelines(pools: list[SpotPool], rows: list[Any]) -> dict[int, _Timeline]:
-    """Per pool, its scores as :func:`oracle.stats.pool_stats` would answer after each moment a
-    placement answer arrived that concerns it: the AZ-level answers for its AZ ID, else the
-    region-level ones; among answers that asked about the type the narrowest question wins,
-    then the newest; the latest answer per (scope, types asked, capacity) counts."""
-    pools_by_scope: dict[tuple[str, str, str], list[SpotPool]] = {}
-    for pool in pools:
-        for scope in (pool.availability_zone_id, "region"):
-            if scope is not None:
-                key = (pool.region, scope, pool.instance_type)
-                pools_by_scope.setdefault(key, []).append(pool)
-    # (region, scope, type) -> {(types asked, capacity): latest row}
-    latest: dict[tuple[str, str, str], dict[tuple[str, int], Any]] = {}
-    moments: dict[float, list[Any]] = {}
-    for row in rows:
-        moments.setdefault(_aware(row.observed_at).timestamp(), []).append(row)
-    series: dict[int, dict[float, _Placement]] = {}
-    for moment in sorted(moments):
-        touched: set[int] = set()
-        for row in moments[moment]:
-            for instance_type in row.instance_types.split(","):
-                key = (row.region, row.scope, instance_type)
-                latest.setdefault(key, {})[(row.instance_types, row.target_capacity)] = row
-                touched.update(pool.index for pool in pools_by_scope.get(key, ()))
-        for index in sorted(touched):
-            placement = _pool_placement(latest, pools[index])
-            if placement is not None:
-                series.setdefault(index, {})[moment] = placement
-    return {index: _timeline(values) for index, values in series.items()}
-
-
-def _pool_placement(
-    latest: Mapping[tuple[str, str, str], Mapping[tuple[str, int], Any]], pool: SpotPool
-) -> _Placement | None:
-    for scope in (pool.availability_zone_id, "region"):
-        if scope is None:
-            continue
-        best: dict[int, Any] = {}
-        for (asked_text, capacity), row in latest.get(
-            (pool.region, scope, pool.instance_type), {}
-        ).items():
-            rank = (-len(asked_text.split(",")), _aware(row.observed_at))
-            held = best.get(capacity)
-            if held is None or rank > (
-                -len(held.instance_types.split(",")),
-                _aware(held.observed_at),
-            ):
-                best[capacity] = row
-        if best:
-            newest = max(best.values(), key=lambda row: _aware(row.observed_at))
-            scores = {capacity: int(row.score) for capacity, row in sorted(best.items())}
-            return _Placement(scores, newest.source, _aware(newest.observed_at))
-    return None
-
-
-def _offered_zones(
-    connection: sa.Connection,
-    regions: Collection[str] | None,
-    instance_types: Collection[str] | None,
-) -> dict[tuple[str, str], tuple[str, ...]]:
-    table = OfferingModel.__table__
-    query = (
-        sa.select(table.c.region, table.c.instance_type, table.c.zone)
-        .where(*_narrow(table, regions, instance_types))
-        .order_by(table.c.region, table.c.instance_type, table.c.zone)
-    )
-    zones: dict[tuple[str, str], list[str]] = {}
-    for row in connection.execute(query):
-        zones.setdefault((row.region, row.instance_type), []).append(row.zone)
-    return {key: tuple(value) for key, value in zones.items()}
-
-
-def _instance_specs(connection: sa.Connection) -> dict[str, InstanceSpec]:
-    table = InstanceTypeModel.__table__
-    return {
-        row.instance_type: InstanceSpec(
-            instance_type=row.instance_type,
-            vcpus=int(row.vcpus),
-            accelerator_name=row.accelerator_name,
-            accelerator_count=int(row.accelerator_count),
-            accelerator_memory_mib_each=int(row.accelerator_memory_mib_each),
-        )
-        for row in connection.execute(sa.select(table))
-    }
-
-
 # --- helpers ------------------------------------------------------------------------------
-
-
-def _timeline(values: Mapping[float, Any]) -> _Timeline:
-    moments = sorted(values)
-    return _Timeline(moments, [values[moment] for moment in moments])
 
 
 def _running_integral(
@@ -822,46 +448,5 @@ def _running_integral(
     return running - base
 
 
-def _durations(
-    times_s: NDArray[np.float64], segment_end: NDArray[np.float64], start_s: float
-) -> NDArray[np.float64]:
-    return np.clip(segment_end - np.maximum(times_s, start_s), 0.0, None)
-
-
-def _ratio(numerator: NDArray[Any], total: NDArray[Any], fallback: NDArray[Any]) -> NDArray[Any]:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, numerator / np.where(total > 0, total, 1.0), fallback)
-
-
-def _quantile(
-    history: MarketHistory,
-    duration: NDArray[Any],
-    total: NDArray[Any],
-    quantile: float,
-    fallback: NDArray[np.float64],
-) -> NDArray[np.float64]:
-    """Per pool, the smallest price held for at least ``quantile`` of the covered time (the
-    rule of oracle.stats, over the history's precomputed price order)."""
-    order = history.price_order
-    pools = history.pool_of_row[order]
-    prices = history.prices_usd_per_hour[order]
-    weights = duration[order]
-    cumulative = np.cumsum(weights)
-    group_start = np.r_[True, pools[1:] != pools[:-1]]
-    offset = np.maximum.accumulate(np.where(group_start, cumulative - weights, 0.0))
-    within = cumulative - offset
-    reached = (within >= quantile * total[pools] * (1 - 1e-12)) & (weights > 0)
-    first = np.full(total.size, prices.size, dtype=np.int64)
-    np.minimum.at(first, pools[reached], np.flatnonzero(reached))
-    found = first < prices.size
-    result = fallback.copy()
-    result[found] = prices[first[found]]
-    return result
-
-
 def _datetime(seconds: float) -> datetime:
     return _EPOCH + timedelta(seconds=seconds)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -1,0 +1,135 @@
+"""The figures of :func:`oracle.stats.step_statistics` over a whole in-memory history at once.
+
+Rows after the moment, rows of pools not selected and rows wholly before a window weigh zero;
+adding zeros leaves every sum as the oracle's sliced computation makes it, and the price order
+for the quantile is computed once per history instead of sorted per moment. A test holds the
+figures equal to :func:`oracle.stats.pool_stats`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from oracle.stats import NEAR_ON_DEMAND_FRACTION, WINDOW_DAYS
+
+if TYPE_CHECKING:
+    from scheduler.backtest.market import MarketHistory
+
+_WINDOW_S = max(WINDOW_DAYS) * 86_400.0
+
+FIGURES = (
+    "current",
+    "mean_7d",
+    "mean_30d",
+    "mean_90d",
+    "p95_90d",
+    "max_90d",
+    "volatility_90d",
+    "share_near_on_demand",
+)
+
+
+def window_statistics(
+    history: MarketHistory,
+    *,
+    as_of_s: float,
+    selected: NDArray[np.bool_],
+    on_demand_usd_per_hour: NDArray[np.float64],
+) -> dict[str, NDArray[Any]]:
+    """The figures of :func:`oracle.stats.step_statistics` for the ``selected`` pools (indexed
+    by pool; others NaN), over the whole history's arrays at once.
+
+    Rows after ``as_of_s``, rows of pools not selected and rows wholly before a window weigh
+    zero, and adding zeros leaves every sum as the sliced computation makes it; the price
+    order for the quantile is computed once per history instead of sorted per moment. A test
+    holds these figures equal to :func:`oracle.stats.pool_stats`.
+    """
+    times, prices = history.times_s, history.prices_usd_per_hour
+    pool = history.pool_of_row
+    count = len(history.pools)
+    ends = history.rows_through(as_of_s)
+    current_row = ends - 1
+    live = selected & (current_row >= history.offsets[:-1])
+    in_time = times <= as_of_s
+    use = in_time & live[pool]
+    next_time = np.r_[times[1:], as_of_s]
+    is_current = np.zeros(times.size, dtype=bool)
+    is_current[current_row[live]] = True
+    segment_end = np.where(is_current, as_of_s, np.minimum(next_time, as_of_s))
+    segment_end = np.where(use, segment_end, -np.inf)
+    current = np.full(count, np.nan)
+    current[live] = prices[current_row[live]]
+    figures: dict[str, NDArray[Any]] = {"current": current}
+    for days in WINDOW_DAYS:
+        duration = _durations(times, segment_end, as_of_s - days * 86_400.0)
+        total = np.bincount(pool, weights=duration, minlength=count)
+        integral = np.bincount(pool, weights=duration * prices, minlength=count)
+        figures[f"mean_{days}d"] = _ratio(integral, total, current)
+    start_s = as_of_s - _WINDOW_S
+    duration = _durations(times, segment_end, start_s)
+    total = np.bincount(pool, weights=duration, minlength=count)
+    mean = figures[f"mean_{max(WINDOW_DAYS)}d"]
+    covered = duration > 0
+    maximum = current.copy()
+    np.fmax.at(maximum, pool[covered], prices[covered])
+    figures["max_90d"] = maximum
+    figures["p95_90d"] = _quantile(history, duration, total, 0.95, current)
+    with np.errstate(invalid="ignore"):
+        squares = np.bincount(pool, weights=duration * (prices - mean[pool]) ** 2, minlength=count)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread = np.sqrt(_ratio(squares, total, np.zeros(count)))
+        figures["volatility_90d"] = np.where(mean > 0, spread / mean, np.nan)
+    with np.errstate(invalid="ignore"):
+        near = prices > NEAR_ON_DEMAND_FRACTION * on_demand_usd_per_hour[pool]
+        share = _ratio(
+            np.bincount(pool, weights=duration * near, minlength=count),
+            total,
+            (current > NEAR_ON_DEMAND_FRACTION * on_demand_usd_per_hour).astype(float),
+        )
+    figures["share_near_on_demand"] = np.where(np.isnan(on_demand_usd_per_hour), np.nan, share)
+    first_of_pool = np.zeros(times.size, dtype=bool)
+    first_of_pool[history.offsets[:-1][history.offsets[:-1] < times.size]] = True
+    previous = np.r_[np.nan, prices[:-1]]
+    changed = use & ~first_of_pool & (prices != previous) & (times > start_s)
+    figures["changes_90d"] = np.bincount(pool, weights=changed, minlength=count).astype(int)
+    return figures
+
+
+def _durations(
+    times_s: NDArray[np.float64], segment_end: NDArray[np.float64], start_s: float
+) -> NDArray[np.float64]:
+    return np.clip(segment_end - np.maximum(times_s, start_s), 0.0, None)
+
+
+def _ratio(numerator: NDArray[Any], total: NDArray[Any], fallback: NDArray[Any]) -> NDArray[Any]:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, numerator / np.where(total > 0, total, 1.0), fallback)
+
+
+def _quantile(
+    history: MarketHistory,
+    duration: NDArray[Any],
+    total: NDArray[Any],
+    quantile: float,
+    fallback: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """Per pool, the smallest price held for at least ``quantile`` of the covered time (the
+    rule of oracle.stats, over the history's precomputed price order)."""
+    order = history.price_order
+    pools = history.pool_of_row[order]
+    prices = history.prices_usd_per_hour[order]
+    weights = duration[order]
+    cumulative = np.cumsum(weights)
+    group_start = np.r_[True, pools[1:] != pools[:-1]]
+    offset = np.maximum.accumulate(np.where(group_start, cumulative - weights, 0.0))
+    within = cumulative - offset
+    reached = (within >= quantile * total[pools] * (1 - 1e-12)) & (weights > 0)
+    first = np.full(total.size, prices.size, dtype=np.int64)
+    np.minimum.at(first, pools[reached], np.flatnonzero(reached))
+    found = first < prices.size
+    result = fallback.copy()
+    result[found] = prices[first[found]]
+    return result
