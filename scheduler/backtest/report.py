@@ -2,7 +2,8 @@
 
 ``to_dict(result)["policies"]`` is keyed by policy name (and ``hindsight``), each with
 ``cost_usd``, ``cost_usd_per_million_tokens``, ``saving_vs_on_demand_pct`` (null without the
-on-demand policy), ``slo_attainment`` (0 to 1), ``deficit_tokens``, ``interruptions``,
+on-demand policy), ``slo_attainment`` (0 to 1), ``deficit_tokens`` (output tokens short of
+the SLO rate) and ``deficit_token_hours`` (the same in tok/s x hours), ``interruptions``,
 ``launches``, ``cost_to_hindsight`` and ``planning_s``.
 """
 
@@ -38,6 +39,7 @@ def policy_rows(result: BacktestResult) -> list[dict[str, Any]]:
                 "saving_vs_on_demand_pct": _saving(policy.cost_usd, on_demand),
                 "slo_attainment": policy.slo_attainment,
                 "deficit_tokens": policy.deficit_tokens,
+                "deficit_token_hours": policy.deficit_tokens / 3600.0,
                 "interruptions": policy.interruptions,
                 "launches": policy.launches,
                 "cost_to_hindsight": policy.cost_usd / hindsight if hindsight > 0 else None,
@@ -53,6 +55,7 @@ def policy_rows(result: BacktestResult) -> list[dict[str, Any]]:
             "saving_vs_on_demand_pct": _saving(hindsight, on_demand),
             "slo_attainment": 1.0,
             "deficit_tokens": 0.0,
+            "deficit_token_hours": 0.0,
             "interruptions": 0,
             "launches": 0,
             "cost_to_hindsight": 1.0 if hindsight > 0 else None,

@@ -49,6 +49,7 @@ def test_json_holds_every_policy_and_the_report_is_written(sample_env: str, tmp_
         for key in ("cost_usd", "slo_attainment", "interruptions", "launches"):
             assert key in policy, (name, key)
         assert 0.0 <= policy["slo_attainment"] <= 1.0
+        assert policy["deficit_token_hours"] * 3600.0 == pytest.approx(policy["deficit_tokens"])
         assert policy["cost_usd_per_million_tokens"] > 0
         # Equal where the best fleet never changes: only float rounding may separate them.
         assert policy["cost_usd"] >= payload["policies"]["hindsight"]["cost_usd"] * (1 - 1e-9)
