@@ -179,7 +179,12 @@ def print_plan(plan: Plan) -> None:
     if plan.data:
         console.print("\n[bold]Data[/bold]")
         for age in plan.data:
-            hours = "-" if age.age_hours is None else f"{age.age_hours:,.1f} h old"
+            if age.age_hours is None:
+                hours = "age unknown"
+            elif age.age_hours < 0:
+                hours = "recorded after the --as-of time"
+            else:
+                hours = f"{age.age_hours:,.1f} h old"
             console.print(
                 f"  - {age.kind}: {', '.join(age.sources) or 'unknown'}, {hours}",
                 markup=False,
@@ -193,11 +198,13 @@ def _baseline_line(baseline: Any) -> str:
     if baseline.cost_usd_per_hour is None:
         return f"{baseline.description}: no such plan on this data"
     line = f"{baseline.description}: ${baseline.cost_usd_per_hour:,.2f}/h"
+    if baseline.saving_usd_per_hour is not None and abs(baseline.saving_usd_per_hour) < 0.005:
+        return line + "; the same cost as this plan"
     if baseline.saving_usd_per_hour is not None:
         verb = "saves" if baseline.saving_usd_per_hour >= 0 else "costs"
         line += (
             f"; this plan {verb} ${abs(baseline.saving_usd_per_hour):,.2f}/h "
-            f"({abs(baseline.saving_pct or 0):.1f}%)"
+            f"({abs(baseline.saving_pct or 0):.1f}%){'' if verb == 'saves' else ' more'}"
         )
     return line
 

@@ -21,6 +21,9 @@ def bindings(planning: PlanningProblem, solution: Solution) -> list[Binding]:
     """Each constraint that holds with equality at the optimum, in words."""
     rows = {row.name: row for row in planning.quota_rows}
     problem = planning.problem
+    goodput = problem.goodput_tokens_per_second * solution.counts
+    totals = _group_totals(planning, goodput)
+    lost_by_group = dict(zip(problem.hedge_group_names, totals, strict=True))
     out: list[Binding] = []
     for name in solution.binding:
         kind, _, detail = name.partition(":")
@@ -28,8 +31,8 @@ def bindings(planning: PlanningProblem, solution: Solution) -> list[Binding]:
             out.append(
                 Binding(
                     "throughput",
-                    f"capacity meets the required {problem.required_tokens_per_second:,.0f} tok/s "
-                    "with no whole instance to spare",
+                    f"capacity of {solution.tokens_per_second:,.0f} tok/s is within one instance "
+                    f"of the required {problem.required_tokens_per_second:,.0f} tok/s",
                 )
             )
         elif kind == "hedge":
@@ -37,7 +40,8 @@ def bindings(planning: PlanningProblem, solution: Solution) -> list[Binding]:
                 Binding(
                     name,
                     f"{planning.group_kind} hedge: losing every spot instance in {detail} leaves "
-                    f"exactly the SLO of {problem.slo_tokens_per_second:,.0f} tok/s",
+                    f"{solution.tokens_per_second - lost_by_group[detail]:,.0f} tok/s, within one "
+                    f"instance of the SLO of {problem.slo_tokens_per_second:,.0f} tok/s",
                 )
             )
         elif kind == "quota":
@@ -223,6 +227,15 @@ def _age(
     # not stale when its neighbours' prices changed an hour ago.
     age = (as_of - newest).total_seconds() / 3600.0 if newest is not None else None
     return DataAge(kind, sources, oldest, newest, age)
+
+
+def _group_totals(planning: PlanningProblem, values: np.ndarray) -> list[float]:
+    problem = planning.problem
+    totals = [0.0] * len(problem.hedge_group_names)
+    for group, value in zip(problem.hedge_group.tolist(), values.tolist(), strict=True):
+        if group >= 0:
+            totals[group] += value
+    return totals
 
 
 def _hours(hours: float) -> str:
