@@ -59,20 +59,27 @@ class RecommendationCache:
         self._entries: dict[tuple[float, str], tuple[float, str, Recommendation]] = {}
         self._planning: dict[tuple[float, str], threading.Lock] = {}
 
-    def peek(self, slo_tokens_per_second: float, model: str) -> Recommendation | None:
-        """The cached recommendation when it needs no database look (never blocks on I/O)."""
+    def peek(self, slo_tokens_per_second: float, model: str) -> tuple[Recommendation | None, bool]:
+        """The cached recommendation when it needs no database look (never blocks on I/O), and
+        whether the caller must look: once a second one caller is told to (``get(...,
+        check=True)``) while the others keep getting the cached plan."""
         now = time.monotonic()
         with self._lock:
             entry = self._entries.get((slo_tokens_per_second, model))
-        if entry is None or now - entry[0] >= self._ttl_s or now - self._checked_at >= RECHECK_S:
-            return None
-        return entry[2]
+            if entry is None or now - entry[0] >= self._ttl_s:
+                return None, False
+            if now - self._checked_at < RECHECK_S:
+                return entry[2], False
+            self._checked_at = now
+            return None, True
 
-    def get(self, slo_tokens_per_second: float, model: str) -> Recommendation:
+    def get(
+        self, slo_tokens_per_second: float, model: str, *, check: bool = False
+    ) -> Recommendation:
         """The cached plan if still good, else a new one; one thread plans per key while the
         others wait for its answer (no stampede of identical plans on a cold cache)."""
         key = (slo_tokens_per_second, model)
-        fresh = self._fresh(key)
+        fresh = self._fresh(key, check=check)
         if fresh is not None:
             return fresh
         with self._lock:
@@ -92,13 +99,13 @@ class RecommendationCache:
                 self._checked_at = now
             return made
 
-    def _fresh(self, key: tuple[float, str]) -> Recommendation | None:
+    def _fresh(self, key: tuple[float, str], *, check: bool = False) -> Recommendation | None:
         now = time.monotonic()
         with self._lock:
             entry = self._entries.get(key)
         if entry is None or now - entry[0] >= self._ttl_s:
             return None
-        if now - self._checked_at < RECHECK_S:
+        if not check and now - self._checked_at < RECHECK_S:
             return entry[2]
         fingerprint = self.fingerprint()
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
@@ -28,9 +29,11 @@ async def get_recommendations(
     tokens_per_second = parse_slo(slo)
     chosen = model or context.settings.service.spec.model or context.settings.planner.model
     cache = context.recommendations
-    recommendation = cache.peek(tokens_per_second, chosen)
+    recommendation, check = cache.peek(tokens_per_second, chosen)
     if recommendation is None:  # planning and the oracle look block: off the event loop
-        recommendation = await run_in_threadpool(cache.get, tokens_per_second, chosen)
+        recommendation = await run_in_threadpool(
+            functools.partial(cache.get, tokens_per_second, chosen, check=check)
+        )
     headers = {"ETag": recommendation.etag, "Cache-Control": "no-cache"}
     if if_none_match == recommendation.etag:
         return Response(status_code=304, headers=headers)

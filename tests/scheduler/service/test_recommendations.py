@@ -39,7 +39,7 @@ def test_concurrent_misses_plan_once_and_new_data_replans(
     for thread in threads:
         thread.join(10)
     assert len(calls) == 1 and len({r.etag for r in results}) == 1
-    assert cache.peek(500.0, "m") is results[0]
+    assert cache.peek(500.0, "m") == (results[0], False)
 
     monkeypatch.setattr(recommendations, "RECHECK_S", 0.0)
     assert cache.get(500.0, "m") is results[0]  # data unchanged: still cached
@@ -59,3 +59,14 @@ def test_concurrent_misses_plan_once_and_new_data_replans(
         )
     fresh = cache.get(500.0, "m")
     assert len(calls) == 2 and fresh.etag != results[0].etag
+
+
+def test_once_a_second_one_caller_looks_and_the_others_are_served(engine: Engine) -> None:
+    cache = RecommendationCache(engine, lambda slo, model: {"slo": slo}, ttl_s=3600)
+    made = cache.get(1.0, "m")
+    assert cache.peek(1.0, "m") == (made, False)
+    cache._checked_at -= 2 * recommendations.RECHECK_S  # a second has passed
+    assert cache.peek(1.0, "m") == (None, True)  # this caller looks at the database
+    assert cache.peek(1.0, "m") == (made, False)  # the others are served meanwhile
+    assert cache.get(1.0, "m", check=True) is made  # nothing changed
+    assert cache.peek(2.0, "m") == (None, False)  # unknown key: plan it
