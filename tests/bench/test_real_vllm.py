@@ -39,8 +39,8 @@ from oracle.db import transaction
 from oracle.goodput import best_goodput
 from oracle.models import BenchmarkPointModel, BenchmarkRunModel
 
-# One xdist group: with `--dist loadgroup` (pyproject's addopts) these tests share one worker,
-# hence one server, instead of two servers competing for the same cores.
+# Under -n, pyproject's --dist loadfile keeps this file on one worker, hence one server; the
+# xdist_group mark does the same under --dist loadgroup once pytest-xdist supports pytest 9.2.
 pytestmark = [pytest.mark.real_vllm, pytest.mark.xdist_group("real_vllm")]
 
 SERVED_NAME = "smollm2"
