@@ -211,6 +211,7 @@ def test_a_model_the_server_does_not_serve_is_refused_before_any_load(
 
 def test_harness_agrees_with_vllm_bench_serve_within_10_percent(agreement: SideBySide) -> None:
     report = agreement.report()
+    print(report)  # the figures, for `pytest -rP` and CI logs
     for run in [*agreement.harness, *agreement.peer]:
         assert run.failed == 0, report
         assert run.completed == AGREEMENT.num_prompts, report
