@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from oracle.errors import InputError
 from scheduler.actuator.types import Pool
 from scheduler.config import ServiceConfig
 
@@ -41,6 +42,21 @@ QUOTA_ERROR_CODES = frozenset(
 )
 
 ClientFor = Callable[[str], Any]
+
+
+def check_launch_config(service: ServiceConfig) -> None:
+    """Refuse, before anything is launched, a spec that EC2 could not launch from."""
+    spec = service.spec
+    if service.launch_api == "create-fleet" and not spec.launch_template_id:
+        raise InputError(
+            "service.launch_api = 'create-fleet' needs service.spec.launch_template_id; set it "
+            "in config.toml or use launch_api = 'run-instances'"
+        )
+    if not spec.image_id and not spec.launch_template_id:
+        raise InputError(
+            "no AMI to launch: set service.spec.image_id or service.spec.launch_template_id "
+            "in config.toml"
+        )
 
 
 class CapacityError(Exception):

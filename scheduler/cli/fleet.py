@@ -31,7 +31,8 @@ APPLY_HELP = (
     "missing, wait until the new replicas pass the readiness probe (a one-token chat "
     "completion), then drain and terminate the surplus. Reconciles with EC2 by tag first. "
     "Capacity and quota errors mark the pool unavailable and replan (falling back to on-demand). "
-    "--dry-run prints the actions and changes nothing."
+    "--dry-run prints the actions and launches or terminates nothing (the plan is stored, so "
+    "that `--plan-id N` applies exactly it)."
 )
 STATUS_HELP = "The service and its replicas: endpoint, pool, market, state, uptime, price."
 DOWN_HELP = "Drain and terminate every replica the service owns (then sweep orphans by tag)."
@@ -53,6 +54,7 @@ def apply(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the actions only.")] = False,
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
+    from scheduler.actuator.ec2 import check_launch_config
     from scheduler.actuator.reconcile import reconcile
     from scheduler.services.plans import create_plan
     from scheduler.services.wiring import build_actuator
@@ -68,6 +70,7 @@ def apply(
         )
     actuator = build_actuator(runtime.engine, settings)
     if not dry_run:
+        check_launch_config(settings.service)
         reconcile(actuator)
     with err_console.status("applying plan (waiting for readiness probes)", spinner="dots"):
         result = actuator.apply(plan_id, dry_run=dry_run)

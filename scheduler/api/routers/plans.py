@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Body, Path
 
+from scheduler.actuator.ec2 import check_launch_config
 from scheduler.actuator.executor import Actuator
 from scheduler.api.auth import ContextDep, ReadAuth, WriteAuth
 from scheduler.api.context import ApiContext
@@ -71,6 +72,8 @@ def apply_plan(
 ) -> ApplyResponse:
     dry_run = request.dry_run if request else False
     _plan(context, plan_id)  # 404 before anything happens
+    if not dry_run:
+        check_launch_config(context.settings.service)  # 422 before anything happens
     actuator = context.actuator_factory()
     actions = [PlannedAction(**a.to_dict()) for a in actuator.plan_actions(plan_id)]
     if not dry_run:

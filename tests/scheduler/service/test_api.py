@@ -266,3 +266,16 @@ def test_one_apply_at_a_time(
     assert client.post(f"/plans/{plan['id']}/apply", headers=AUTH).status_code == 200
     assert not context.apply_lock.locked()
     assert sum(running_by_pool(aws).values()) == 2
+
+
+def test_apply_without_an_ami_is_refused_before_anything_happens(
+    light_client: TestClient, engine: Engine
+) -> None:
+    plan = light_client.post(
+        "/plans", json={"slo": "1tok/s", "allocations": []}, headers=AUTH
+    ).json()
+    before = _counts(engine)
+    response = light_client.post(f"/plans/{plan['id']}/apply", headers=AUTH)
+    assert response.status_code == 422
+    assert "service.spec.image_id" in response.json()["message"]
+    assert _counts(engine) == before
