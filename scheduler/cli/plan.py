@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import enum
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from oracle.errors import InputError
-from scheduler.cli.output import console, emit_json, err_console
+from scheduler.cli.output import console, emit_json, err_console, format_age
 from scheduler.config import PlannerConfig
 from scheduler.planner import Plan, make_plan
 from scheduler.planning.formats import fleet_requests, skypilot_yaml
@@ -130,27 +131,25 @@ def plan(
 def print_plan(plan: Plan) -> None:
     """The plan for people: allocations, totals, why, baselines, data and warnings."""
     table = Table(
-        title=f"{plan.model} at {plan.slo_tokens_per_second:,.0f} tok/s (hedge: {plan.hedge})"
+        title=f"{plan.model} at {plan.slo_tokens_per_second:,.0f} tok/s (hedge: {plan.hedge})",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
     )
-    for column in ("region", "AZ", "instance type", "market"):
-        table.add_column(column)
-    for column in ("count", "tok/s each", "$/h each", "$/h total", "$/h per 1k tok/s"):
-        table.add_column(column, justify="right")
-    table.add_column("band")
-    table.add_column("score", justify="right")
+    # Two-line headers keep the table within 80 columns.
+    # The AZ names its region; on-demand pools are regional and show the region.
+    for column in ("AZ or\nregion", "instance\ntype", "market"):
+        table.add_column(column, no_wrap=True)
+    for column in ("count", "tok/s\neach", "$/h\neach", "$/h\ntotal"):
+        table.add_column(column, justify="right", no_wrap=True)
     for a in plan.allocations:
         table.add_row(
-            a.pool.region,
-            a.availability_zone or a.pool.zone or "any",
+            _zone(a),
             a.pool.instance_type,
             a.pool.market,
             str(a.count),
             f"{a.tokens_per_second_each:,.0f}",
             f"{a.price_usd_per_hour_each:.4f}",
             f"{a.count * a.expected_cost_usd_per_hour_each:,.2f}",
-            f"{a.usd_per_hour_per_tokens_per_second * 1000:.3f}",
-            a.interruption_band or "-",
-            "-" if a.placement_score is None else str(a.placement_score),
         )
     console.print(table)
     console.print(
@@ -168,8 +167,18 @@ def print_plan(plan: Plan) -> None:
         console.print(
             f"Switching from the running fleet: ${plan.switching_usd_per_hour:,.4f}/h amortised."
         )
+    console.print("\n[bold]Why these pools[/bold]")
+    for a in plan.allocations:
+        score = "none (capped by default)" if a.placement_score is None else a.placement_score
+        console.print(
+            f"  - {a.pool.instance_type} {a.pool.market} in {_zone(a)}: "
+            f"${a.usd_per_hour_per_tokens_per_second * 1000:.3f}/h per 1k tok/s, "
+            f"interruptions {a.interruption_band or 'n/a'}, placement score {score}",
+            markup=False,
+            highlight=False,
+        )
     if plan.binding:
-        console.print("\n[bold]Why: binding constraints[/bold]")
+        console.print("\n[bold]Binding constraints[/bold]")
         for binding in plan.binding:
             console.print(f"  - {binding.explanation}", markup=False, highlight=False)
     if plan.baselines:
@@ -184,7 +193,7 @@ def print_plan(plan: Plan) -> None:
             elif age.age_hours < 0:
                 hours = "recorded after the --as-of time"
             else:
-                hours = f"{age.age_hours:,.1f} h old"
+                hours = f"{format_age(timedelta(hours=age.age_hours))} old"
             console.print(
                 f"  - {age.kind}: {', '.join(age.sources) or 'unknown'}, {hours}",
                 markup=False,
@@ -192,6 +201,10 @@ def print_plan(plan: Plan) -> None:
             )
     for warning in plan.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+
+
+def _zone(allocation: Any) -> str:
+    return allocation.availability_zone or allocation.pool.zone or allocation.pool.region
 
 
 def _baseline_line(baseline: Any) -> str:

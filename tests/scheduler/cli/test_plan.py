@@ -79,7 +79,9 @@ def test_table_shows_plan_why_baselines_data_and_warnings(snapshot_env: dict[str
     result = run_plan(snapshot_env, "--slo", "500tok/s", "--as-of", AS_OF)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "tok/s each" in out and "$/h total" in out
+    header = [line.split() for line in out.splitlines()[2:4]]
+    assert header[0][-3:] == ["tok/s", "$/h", "$/h"] and header[1][-3:] == ["each", "each", "total"]
+    assert "Why these pools" in out and "per 1k tok/s" in out and "placement score" in out
     assert "After the worst loss" in out
     assert "Baselines on the same data" in out
     assert "cheapest plan with on-demand instances only" in out
