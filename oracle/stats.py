@@ -208,7 +208,7 @@ def on_demand_offers(
     conditions = [
         table.c.operating_system == operating_system,
         table.c.effective_date <= as_of,
-        *_narrowing(table, regions, instance_types),
+        *narrowing(table, regions, instance_types),
     ]
     latest = (
         sa.select(
@@ -243,7 +243,7 @@ def on_demand_offers(
     chosen: dict[tuple[str, str], Any] = {}
     for row in session.execute(query):
         chosen[(row.region, row.instance_type)] = row  # the newest observation wins
-    zones = _offered_zones(session, regions=regions, instance_types=instance_types)
+    zones = offered_zones(session, regions=regions, instance_types=instance_types)
     return [
         OnDemandOffer(
             region=region,
@@ -283,23 +283,28 @@ def step_statistics(
     last_time[pool[last]] = time_s[last]
     figures: dict[str, np.ndarray] = {"current": current, "last_time_s": last_time}
     for days in WINDOW_DAYS:
-        duration, total = _window(pool, time_s, segment_end, as_of_s - days * 86_400.0, count)
+        duration, total = window_durations(
+            pool, time_s, segment_end, as_of_s - days * 86_400.0, count
+        )
         integral = np.bincount(pool, weights=duration * price, minlength=count)
-        figures[f"mean_{days}d"] = _ratio(integral, total, current)
+        figures[f"mean_{days}d"] = ratio(integral, total, current)
     start_s = as_of_s - max(WINDOW_DAYS) * 86_400.0
-    duration, total = _window(pool, time_s, segment_end, start_s, count)
+    duration, total = window_durations(pool, time_s, segment_end, start_s, count)
     mean = figures[f"mean_{max(WINDOW_DAYS)}d"]
     covered = duration > 0
     maximum = current.copy()
     np.fmax.at(maximum, pool[covered], price[covered])
     figures["max_90d"] = maximum
-    figures["p95_90d"] = _weighted_quantile(pool, price, duration, total, 0.95, current)
+    order = np.lexsort((price, pool))
+    figures["p95_90d"] = weighted_quantile(
+        pool[order], price[order], duration[order], total, 0.95, current
+    )
     squares = np.bincount(pool, weights=duration * (price - mean[pool]) ** 2, minlength=count)
     with np.errstate(invalid="ignore", divide="ignore"):
-        spread = np.sqrt(_ratio(squares, total, np.zeros(count)))
+        spread = np.sqrt(ratio(squares, total, np.zeros(count)))
         figures["volatility_90d"] = np.where(mean > 0, spread / mean, np.nan)
     near = price > NEAR_ON_DEMAND_FRACTION * on_demand_usd_per_hour[pool]
-    share = _ratio(
+    share = ratio(
         np.bincount(pool, weights=duration * near, minlength=count),
         total,
         (current > NEAR_ON_DEMAND_FRACTION * on_demand_usd_per_hour).astype(float),
@@ -361,7 +366,7 @@ def pool_stats_to_dict(stats: PoolStats) -> dict[str, Any]:
     return payload
 
 
-def _window(
+def window_durations(
     pool: np.ndarray, time_s: np.ndarray, segment_end: np.ndarray, start_s: float, count: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each segment's seconds inside ``[start_s, end]``, and their total per pool."""
@@ -369,33 +374,32 @@ def _window(
     return duration, np.bincount(pool, weights=duration, minlength=count)
 
 
-def _ratio(numerator: np.ndarray, total: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+def ratio(numerator: np.ndarray, total: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     """numerator / total, or ``fallback`` where a pool covers no time (its only price starts
     exactly at ``as_of``)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, numerator / np.where(total > 0, total, 1.0), fallback)
 
 
-def _weighted_quantile(
-    pool: np.ndarray,
-    price: np.ndarray,
-    duration: np.ndarray,
+def weighted_quantile(
+    pools: np.ndarray,
+    prices: np.ndarray,
+    weights: np.ndarray,
     total: np.ndarray,
     quantile: float,
     fallback: np.ndarray,
 ) -> np.ndarray:
-    """Per pool, the smallest price held for at least ``quantile`` of the covered time."""
-    order = np.lexsort((price, pool))
-    pools, prices, weights = pool[order], price[order], duration[order]
+    """Per pool, the smallest price held for at least ``quantile`` of the covered time, over
+    rows ordered by (pool, price)."""
     cumulative = np.cumsum(weights)
     group_start = np.r_[True, pools[1:] != pools[:-1]]
     offset = np.maximum.accumulate(np.where(group_start, cumulative - weights, 0.0))
     within = cumulative - offset
     # A relative tolerance keeps float rounding from skipping the exact quantile.
     reached = (within >= quantile * total[pools] * (1 - 1e-12)) & (weights > 0)
-    first = np.full(total.size, price.size, dtype=np.int64)
+    first = np.full(total.size, prices.size, dtype=np.int64)
     np.minimum.at(first, pools[reached], np.flatnonzero(reached))
-    found = first < price.size
+    found = first < prices.size
     result = fallback.copy()
     result[found] = prices[first[found]]
     return result
@@ -416,7 +420,7 @@ def _price_rows(
     start = as_of - timedelta(days=max(WINDOW_DAYS))
     conditions = [
         table.c.product_description == product_description,
-        *_narrowing(table, regions, instance_types),
+        *narrowing(table, regions, instance_types),
     ]
     pool_columns = (table.c.region, table.c.zone, table.c.instance_type)
     opening = (
@@ -599,8 +603,8 @@ def _advisor(
     return {(row.region, row.instance_type): row for row in session.execute(query)}
 
 
-def _offered_zones(
-    session: Session,
+def offered_zones(
+    session: Session | sa.Connection,
     *,
     regions: Collection[str] | None,
     instance_types: Collection[str] | None,
@@ -608,7 +612,7 @@ def _offered_zones(
     table = OfferingModel.__table__
     query = (
         sa.select(table.c.region, table.c.instance_type, table.c.zone)
-        .where(*_narrowing(table, regions, instance_types))
+        .where(*narrowing(table, regions, instance_types))
         .order_by(table.c.region, table.c.instance_type, table.c.zone)
     )
     zones: dict[tuple[str, str], list[str]] = {}
@@ -617,7 +621,7 @@ def _offered_zones(
     return {key: tuple(value) for key, value in zones.items()}
 
 
-def _narrowing(
+def narrowing(
     table: Any,
     regions: Collection[str] | None,
     instance_types: Collection[str] | None,

@@ -16,11 +16,11 @@ from oracle import db
 from oracle.models import (
     InstanceTypeModel,
     InterruptionFrequencyModel,
-    OfferingModel,
     OnDemandPriceModel,
     PlacementScoreModel,
     SpotPriceModel,
 )
+from oracle.stats import narrowing, offered_zones
 from scheduler.backtest.facts import (
     Advice,
     OnDemandPrice,
@@ -63,7 +63,7 @@ def read_history(
         on_demand = _on_demand(connection, regions, instance_types, operating_system)
         advisor = _advisor(connection, regions, instance_types, operating_system)
         placements = _placement_rows(connection, regions)
-        offered = _offered_zones(connection, regions, instance_types)
+        offered = offered_zones(connection, regions=regions, instance_types=instance_types)
         specs = _instance_specs(connection)
     pools, offsets = _pools(spot)
     return LoadedHistory(
@@ -78,17 +78,6 @@ def read_history(
         zones_offered=offered,
         instance_specs=specs,
     )
-
-
-def _narrow(
-    table: Any, regions: Collection[str] | None, instance_types: Collection[str] | None
-) -> list[sa.ColumnElement[bool]]:
-    conditions: list[sa.ColumnElement[bool]] = []
-    if regions:
-        conditions.append(table.c.region.in_(list(regions)))
-    if instance_types:
-        conditions.append(table.c.instance_type.in_(list(instance_types)))
-    return conditions
 
 
 def _spot_frame(
@@ -109,7 +98,7 @@ def _spot_frame(
         table.c.source,
     ).where(
         table.c.product_description == product_description,
-        *_narrow(table, regions, instance_types),
+        *narrowing(table, regions, instance_types),
     )
     rows = connection.execute(query).all()
     frame = pd.DataFrame(
@@ -169,7 +158,7 @@ def _on_demand(
     query = (
         sa.select(table)
         .where(
-            table.c.operating_system == operating_system, *_narrow(table, regions, instance_types)
+            table.c.operating_system == operating_system, *narrowing(table, regions, instance_types)
         )
         .order_by(
             table.c.region, table.c.instance_type, table.c.effective_date, table.c.observed_at
@@ -195,7 +184,7 @@ def _advisor(
     query = (
         sa.select(table)
         .where(
-            table.c.operating_system == operating_system, *_narrow(table, regions, instance_types)
+            table.c.operating_system == operating_system, *narrowing(table, regions, instance_types)
         )
         .order_by(table.c.observed_at)
     )
@@ -269,23 +258,6 @@ def _pool_placement(
             scores = {capacity: int(row.score) for capacity, row in sorted(best.items())}
             return Placement(scores, newest.source, aware(newest.observed_at))
     return None
-
-
-def _offered_zones(
-    connection: sa.Connection,
-    regions: Collection[str] | None,
-    instance_types: Collection[str] | None,
-) -> dict[tuple[str, str], tuple[str, ...]]:
-    table = OfferingModel.__table__
-    query = (
-        sa.select(table.c.region, table.c.instance_type, table.c.zone)
-        .where(*_narrow(table, regions, instance_types))
-        .order_by(table.c.region, table.c.instance_type, table.c.zone)
-    )
-    zones: dict[tuple[str, str], list[str]] = {}
-    for row in connection.execute(query):
-        zones.setdefault((row.region, row.instance_type), []).append(row.zone)
-    return {key: tuple(value) for key, value in zones.items()}
 
 
 def _instance_specs(connection: sa.Connection) -> dict[str, InstanceSpec]:

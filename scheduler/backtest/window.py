@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from oracle.stats import NEAR_ON_DEMAND_FRACTION, WINDOW_DAYS
+from oracle.stats import (
+    NEAR_ON_DEMAND_FRACTION,
+    WINDOW_DAYS,
+    ratio,
+    weighted_quantile,
+    window_durations,
+)
 
 if TYPE_CHECKING:
     from scheduler.backtest.market import MarketHistory
@@ -64,27 +70,31 @@ def window_statistics(
     current[live] = prices[current_row[live]]
     figures: dict[str, NDArray[Any]] = {"current": current}
     for days in WINDOW_DAYS:
-        duration = _durations(times, segment_end, as_of_s - days * 86_400.0)
-        total = np.bincount(pool, weights=duration, minlength=count)
+        duration, total = window_durations(
+            pool, times, segment_end, as_of_s - days * 86_400.0, count
+        )
         integral = np.bincount(pool, weights=duration * prices, minlength=count)
-        figures[f"mean_{days}d"] = _ratio(integral, total, current)
+        figures[f"mean_{days}d"] = ratio(integral, total, current)
     start_s = as_of_s - _WINDOW_S
-    duration = _durations(times, segment_end, start_s)
-    total = np.bincount(pool, weights=duration, minlength=count)
+    duration, total = window_durations(pool, times, segment_end, start_s, count)
     mean = figures[f"mean_{max(WINDOW_DAYS)}d"]
     covered = duration > 0
     maximum = current.copy()
     np.fmax.at(maximum, pool[covered], prices[covered])
     figures["max_90d"] = maximum
-    figures["p95_90d"] = _quantile(history, duration, total, 0.95, current)
+    # The price order is the history's, computed once rather than sorted per moment.
+    order = history.price_order
+    figures["p95_90d"] = weighted_quantile(
+        pool[order], prices[order], duration[order], total, 0.95, current
+    )
     with np.errstate(invalid="ignore"):
         squares = np.bincount(pool, weights=duration * (prices - mean[pool]) ** 2, minlength=count)
     with np.errstate(invalid="ignore", divide="ignore"):
-        spread = np.sqrt(_ratio(squares, total, np.zeros(count)))
+        spread = np.sqrt(ratio(squares, total, np.zeros(count)))
         figures["volatility_90d"] = np.where(mean > 0, spread / mean, np.nan)
     with np.errstate(invalid="ignore"):
         near = prices > NEAR_ON_DEMAND_FRACTION * on_demand_usd_per_hour[pool]
-        share = _ratio(
+        share = ratio(
             np.bincount(pool, weights=duration * near, minlength=count),
             total,
             (current > NEAR_ON_DEMAND_FRACTION * on_demand_usd_per_hour).astype(float),
@@ -96,40 +106,3 @@ def window_statistics(
     changed = use & ~first_of_pool & (prices != previous) & (times > start_s)
     figures["changes_90d"] = np.bincount(pool, weights=changed, minlength=count).astype(int)
     return figures
-
-
-def _durations(
-    times_s: NDArray[np.float64], segment_end: NDArray[np.float64], start_s: float
-) -> NDArray[np.float64]:
-    return np.clip(segment_end - np.maximum(times_s, start_s), 0.0, None)
-
-
-def _ratio(numerator: NDArray[Any], total: NDArray[Any], fallback: NDArray[Any]) -> NDArray[Any]:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, numerator / np.where(total > 0, total, 1.0), fallback)
-
-
-def _quantile(
-    history: MarketHistory,
-    duration: NDArray[Any],
-    total: NDArray[Any],
-    quantile: float,
-    fallback: NDArray[np.float64],
-) -> NDArray[np.float64]:
-    """Per pool, the smallest price held for at least ``quantile`` of the covered time (the
-    rule of oracle.stats, over the history's precomputed price order)."""
-    order = history.price_order
-    pools = history.pool_of_row[order]
-    prices = history.prices_usd_per_hour[order]
-    weights = duration[order]
-    cumulative = np.cumsum(weights)
-    group_start = np.r_[True, pools[1:] != pools[:-1]]
-    offset = np.maximum.accumulate(np.where(group_start, cumulative - weights, 0.0))
-    within = cumulative - offset
-    reached = (within >= quantile * total[pools] * (1 - 1e-12)) & (weights > 0)
-    first = np.full(total.size, prices.size, dtype=np.int64)
-    np.minimum.at(first, pools[reached], np.flatnonzero(reached))
-    found = first < prices.size
-    result = fallback.copy()
-    result[found] = prices[first[found]]
-    return result
