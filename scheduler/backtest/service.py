@@ -117,19 +117,6 @@ def parse_duration_s(text: str, *, option: str = "--tick") -> float:
     return seconds
 
 
-def parse_moment(text: str | None, *, option: str) -> datetime | None:
-    """An ISO 8601 time (UTC when it names no zone)."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(
-            f"{option} {text!r} is not a time: use ISO 8601, e.g. 2026-03-01T00:00:00Z"
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _priced_from(history: MarketHistory) -> datetime:
     """When 95% of the pools have a price: a history that opens with no price in force (one
     without DescribeSpotPriceHistory's opening records) shows each pool only from its first

@@ -13,11 +13,12 @@ from rich.table import Table
 from scheduler.backtest import report
 from scheduler.backtest.policies import POLICY_NAMES
 from scheduler.backtest.service import backtest as run_service
-from scheduler.backtest.service import parse_duration_s, parse_moment
+from scheduler.backtest.service import parse_duration_s
 from scheduler.backtest.simulate import BacktestResult
 from scheduler.cli.output import FormatOption, OutputFormat, console, emit_json, err_console
 from scheduler.runtime import Runtime
 from scheduler.slo import parse_slo
+from scheduler.timeparse import parse_moment
 
 HELP = (
     "Replay the oracle's price history tick by tick and compare what each scheduling policy "

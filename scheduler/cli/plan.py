@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -19,6 +19,7 @@ from scheduler.planning.formats import fleet_requests, skypilot_yaml
 from scheduler.planning.load import ensure_planning_data
 from scheduler.runtime import Runtime
 from scheduler.slo import parse_slo
+from scheduler.timeparse import parse_moment
 
 HELP = (
     "Plan the cheapest mix of region, availability zone, instance type and market (spot or "
@@ -94,7 +95,7 @@ def plan(
 ) -> None:
     runtime: Runtime = ctx.obj
     slo_tokens_per_second = parse_slo(slo)
-    moment = _parse_as_of(as_of)
+    moment = parse_moment(as_of, option="--as-of", example="2026-11-01T12:00:00Z")
     config = _config(
         runtime.settings.planner,
         hedge=hedge,
@@ -256,15 +257,3 @@ def _choice(option: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise InputError(f"{option} {value!r}: use one of {', '.join(allowed)}")
     return value
-
-
-def _parse_as_of(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(
-            f"--as-of {text!r} is not a time: use ISO 8601, e.g. 2026-11-01T12:00:00Z"
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
