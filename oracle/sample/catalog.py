@@ -14,21 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from oracle.aws.instance_types import InstanceTypeSpec
 from oracle.errors import InputError
 from oracle.sample.catalog_prices import AZ_NAMES, ON_DEMAND_OFFERS
-
-
-@dataclass(frozen=True)
-class InstanceSpec:
-    instance_type: str
-    family: str
-    accelerator_name: str
-    accelerator_manufacturer: str
-    accelerator_count: int
-    accelerator_memory_mib_each: int
-    vcpus: int
-    memory_mib: int
-    architecture: str = "x86_64"
 
 
 @dataclass(frozen=True)
@@ -58,8 +46,8 @@ def _spec(
     memory_mib_each: int,
     vcpus: int,
     memory_mib: int,
-) -> InstanceSpec:
-    return InstanceSpec(
+) -> InstanceTypeSpec:
+    return InstanceTypeSpec(
         instance_type=instance_type,
         family=instance_type.split(".")[0],
         accelerator_name=name,
@@ -68,12 +56,13 @@ def _spec(
         accelerator_memory_mib_each=memory_mib_each,
         vcpus=vcpus,
         memory_mib=memory_mib,
+        architecture="x86_64",
     )
 
 
 #: Specs: (type, accelerator, maker, accelerators, accelerator memory MiB each, vCPUs, memory
 #: MiB). Source: moto 5.2.5 instance_types.json (a DescribeInstanceTypes snapshot) unless noted.
-INSTANCE_TYPES: dict[str, InstanceSpec] = {
+INSTANCE_TYPES: dict[str, InstanceTypeSpec] = {
     spec.instance_type: spec
     for spec in (
         _spec("g4dn.xlarge", "T4", "NVIDIA", 1, 16384, 4, 16384),
