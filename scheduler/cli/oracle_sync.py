@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
@@ -12,12 +11,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from oracle.aws.clients import AwsClients
-from oracle.aws.sync import ADVISOR_KIND, REGION_KINDS, OracleSyncOptions, SyncSummary, sync_aws
+from oracle.aws.sync import ADVISOR_KIND, REGION_KINDS, SyncSummary, sync_aws
 from oracle.errors import InputError
 from scheduler.cli.oracle import app
 from scheduler.cli.output import FormatOption, OutputFormat, console, emit_json, err_console
-from scheduler.config import OracleConfig
 from scheduler.runtime import Runtime
+from scheduler.services.oracle_sync import options_from_config
 
 HELP = (
     "Sync the oracle from AWS (live) or from the embedded sample market.\n\n"
@@ -115,31 +114,6 @@ def sync_command(
         _print_summary(summary)
     if not summary.succeeded:
         raise typer.Exit(1)
-
-
-def options_from_config(
-    settings: OracleConfig,
-    *,
-    regions: Sequence[str],
-    instance_types: Sequence[str],
-    days: int,
-    kinds: Sequence[str],
-) -> OracleSyncOptions:
-    """The sync's options: the ``[oracle]`` section with the command line's choices on top."""
-    return OracleSyncOptions(
-        regions=tuple(regions),
-        instance_types=tuple(instance_types),
-        days=days,
-        product_description=settings.product_description,
-        operating_system=settings.operating_system,
-        placement_target_capacities=tuple(settings.placement_target_capacities),
-        placement_types_per_query=settings.placement_types_per_query,
-        max_parallel_regions=settings.max_parallel_regions,
-        advisor_url=settings.advisor_url,
-        advisor_file=settings.advisor_file,
-        pricing_region=settings.pricing_region,
-        kinds=tuple(kinds),
-    )
 
 
 def _sync_sample(

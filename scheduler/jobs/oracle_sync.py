@@ -25,22 +25,16 @@ def run_advisor() -> dict[str, Any]:
 
 
 def _sync(context: JobContext, kinds: tuple[str, ...]) -> dict[str, Any]:
-    from oracle.aws.sync import OracleSyncOptions, sync_aws
+    from oracle.aws.sync import sync_aws
+    from scheduler.services.oracle_sync import options_from_config
     from scheduler.services.wiring import aws_clients
 
     oracle = context.settings.oracle
-    options = OracleSyncOptions(
-        regions=tuple(oracle.regions),
-        instance_types=tuple(oracle.instance_types),
+    options = options_from_config(
+        oracle,
+        regions=oracle.regions,
+        instance_types=oracle.instance_types,
         days=oracle.history_days,
-        product_description=oracle.product_description,
-        operating_system=oracle.operating_system,
-        placement_target_capacities=tuple(oracle.placement_target_capacities),
-        placement_types_per_query=oracle.placement_types_per_query,
-        max_parallel_regions=oracle.max_parallel_regions,
-        advisor_url=oracle.advisor_url,
-        advisor_file=oracle.advisor_file,
-        pricing_region=oracle.pricing_region,
         kinds=kinds,
     )
     summary = sync_aws(context.engine, aws_clients(context.settings), config=options)
