@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 from sqlalchemy.orm import Session
 
@@ -84,6 +85,14 @@ def stats_command(
     product_description: Annotated[
         str, typer.Option("--product", help="Spot price product description.")
     ] = "Linux/UNIX",
+    wide: Annotated[
+        bool,
+        typer.Option(
+            "--wide",
+            help="Every figure in the table (p95, max, volatility, share above 80% of "
+            "on-demand, changes, all scores, source); the default fits 80 columns.",
+        ),
+    ] = False,
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     runtime: Runtime = ctx.obj
@@ -107,7 +116,7 @@ def stats_command(
             highlight=False,
         )
         return
-    _print_table(results)
+    _print_table(results, wide=wide)
 
 
 def parse_as_of(text: str | None) -> datetime | None:
@@ -147,80 +156,105 @@ def _split(values: list[str] | None) -> list[str] | None:
     return names or None
 
 
-def _print_table(results: list[PoolStats]) -> None:
+def _print_table(results: list[PoolStats], *, wide: bool) -> None:
     sample = any(stats.price_source == "sample" for stats in results)
     as_of = results[0].as_of
     title = f"Spot pools as of {as_of:%Y-%m-%d %H:%M} UTC ($/h)"
     table = Table(
         title=f"{title} - {SAMPLE_WARNING.upper()}" if sample else title,
         caption=SAMPLE_WARNING if sample else None,
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
     )
-    for name, justify in (
-        ("region", "left"),
-        ("AZ", "left"),
-        ("type", "left"),
-        ("now", "right"),
-        ("7d", "right"),
-        ("30d", "right"),
-        ("90d", "right"),
-        ("p95", "right"),
-        ("max", "right"),
-        ("on-demand", "right"),
-        ("save", "right"),
-        ("vol", "right"),
-        (">80% OD", "right"),
-        ("chg", "right"),
-        ("scores", "left"),
-        ("band", "left"),
-        ("source", "left"),
-        ("age", "right"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    rows = [_row(stats) for stats in results]
-    # The pool's name stays whole in a narrow terminal; the figures give way first.
-    for index in range(3):
-        column = table.columns[index]
-        column.no_wrap = True
-        column.min_width = max(len(row[index]) for row in rows)
-    for row in rows:
-        table.add_row(*row)
+    columns = WIDE_COLUMNS if wide else COMPACT_COLUMNS
+    for name, _ in columns:
+        table.add_column(name, justify="left" if name in TEXT_COLUMNS else "right", no_wrap=True)
+    for stats in results:
+        figures = _figures(stats, decimals=4 if wide else 3)
+        table.add_row(*(figures[key] for _, key in columns))
     if sample:
         console.print(f"[bold yellow]{SAMPLE_WARNING}[/]")
     console.print(table)
+    ages = [stats.as_of - stats.price_observed_at for stats in results if stats.price_observed_at]
+    sources = sorted({stats.price_source for stats in results if stats.price_source})
+    if ages and not wide:
+        console.print(
+            f"Last price change {format_age(min(ages))} to {format_age(max(ages))} before "
+            f"{as_of:%Y-%m-%d %H:%M} UTC; source: {', '.join(sources)}. --wide shows every "
+            "figure, --format json every key.",
+            highlight=False,
+        )
 
 
-def _row(stats: PoolStats) -> list[str]:
+#: (header, key) of the default table: the AZ names its region.
+COMPACT_COLUMNS = (
+    ("AZ", "zone"),
+    ("type", "type"),
+    ("now", "now"),
+    ("7d", "7d"),
+    ("90d", "90d"),
+    ("OD", "on_demand"),
+    ("save", "save"),
+    ("band", "band"),
+)
+WIDE_COLUMNS = (
+    ("region", "region"),
+    ("AZ", "zone_with_id"),
+    ("type", "type"),
+    ("now", "now"),
+    ("7d", "7d"),
+    ("30d", "30d"),
+    ("90d", "90d"),
+    ("p95", "p95"),
+    ("max", "max"),
+    ("on-demand", "on_demand"),
+    ("save", "save"),
+    ("vol", "vol"),
+    (">80% OD", "above_80"),
+    ("chg", "changes"),
+    ("scores", "scores"),
+    ("band", "band"),
+    ("source", "source"),
+    ("age", "age"),
+)
+TEXT_COLUMNS = {"region", "AZ", "type", "scores", "band", "source"}
+
+
+def _figures(stats: PoolStats, *, decimals: int) -> dict[str, str]:
     saving = None
     if stats.current_price_usd_per_hour is not None and stats.on_demand_price_usd_per_hour:
         saving = 1 - stats.current_price_usd_per_hour / stats.on_demand_price_usd_per_hour
     zone = stats.availability_zone or stats.zone
+    zone_with_id = zone
     if stats.availability_zone_id and stats.availability_zone_id != zone:
-        zone = f"{zone} ({stats.availability_zone_id})"
+        zone_with_id = f"{zone} ({stats.availability_zone_id})"
     age = format_age(stats.as_of - stats.price_observed_at) if stats.price_observed_at else "-"
-    return [
-        stats.region,
-        zone,
-        stats.instance_type,
-        _price(stats.current_price_usd_per_hour),
-        _price(stats.mean_price_usd_per_hour_7d),
-        _price(stats.mean_price_usd_per_hour_30d),
-        _price(stats.mean_price_usd_per_hour_90d),
-        _price(stats.p95_price_usd_per_hour_90d),
-        _price(stats.max_price_usd_per_hour_90d),
-        _price(stats.on_demand_price_usd_per_hour),
-        _percent(saving),
-        _fraction(stats.volatility_90d),
-        _percent(stats.share_above_80pct_on_demand_90d),
-        str(stats.changes_90d),
-        " ".join(f"{c}:{s}" for c, s in stats.placement_scores.items()) or "-",
-        stats.interruption_band_label or "-",
-        stats.price_source or "-",
-        age,
-    ]
+    return {
+        "region": stats.region,
+        "zone": zone,
+        "zone_with_id": zone_with_id,
+        "type": stats.instance_type,
+        "now": _price(stats.current_price_usd_per_hour, decimals),
+        "7d": _price(stats.mean_price_usd_per_hour_7d, decimals),
+        "30d": _price(stats.mean_price_usd_per_hour_30d, decimals),
+        "90d": _price(stats.mean_price_usd_per_hour_90d, decimals),
+        "p95": _price(stats.p95_price_usd_per_hour_90d, decimals),
+        "max": _price(stats.max_price_usd_per_hour_90d, decimals),
+        "on_demand": _price(stats.on_demand_price_usd_per_hour, decimals),
+        "save": _percent(saving),
+        "vol": _fraction(stats.volatility_90d),
+        "above_80": _percent(stats.share_above_80pct_on_demand_90d),
+        "changes": str(stats.changes_90d),
+        "scores": " ".join(f"{c}:{s}" for c, s in stats.placement_scores.items()) or "-",
+        "band": stats.interruption_band_label or "-",
+        "source": stats.price_source or "-",
+        "age": age,
+    }
 
 
-def _price(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
+def _price(value: float | None, decimals: int) -> str:
+    return "-" if value is None else f"{value:.{decimals}f}"
 
 
 def _percent(value: float | None) -> str:

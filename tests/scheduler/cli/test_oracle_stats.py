@@ -60,8 +60,8 @@ def sample_market(cli_env: dict[str, str]) -> dict[str, str]:
     return cli_env
 
 
-def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, ["oracle", "stats", *args], env={"COLUMNS": "220"})
+def invoke(*args: str, columns: int = 220) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["oracle", "stats", *args], env={"COLUMNS": str(columns)})
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -153,6 +153,20 @@ def test_table_flags_sample_data_plainly(sample_market: dict[str, str]) -> None:
     assert "sample data: not real prices" in out
     assert "g5.xlarge" in out and "p4d.24xlarge" in out
     assert "us-east-1" in out and "eu-west-1" not in out
+
+
+def test_default_table_fits_80_columns_and_wide_shows_every_figure(
+    sample_market: dict[str, str],
+) -> None:
+    code, out, _ = invoke("--as-of", "2026-11-20", "--type", "p4d.24xlarge", columns=80)
+    assert code == 0
+    rows = [line for line in out.splitlines() if "p4d.24xlarge" in line]
+    assert rows and all("…" not in line and len(line) <= 80 for line in rows)
+    assert "p95" not in out and "Last price change" in out
+    code, out, _ = invoke("--as-of", "2026-11-20", "--type", "p4d.24xlarge", "--wide")
+    assert code == 0
+    header = next(line for line in out.splitlines() if "p95" in line).split()
+    assert {"region", "30d", "p95", "max", "vol", "scores", "source", "age"} <= set(header)
 
 
 def test_real_data_carries_no_sample_flag(cli_env: dict[str, str], shared_data: Path) -> None:
