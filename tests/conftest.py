@@ -27,6 +27,19 @@ BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto's server in this process, on a free port of 127.0.0.1 (its state is shared: reset
+    it before use)."""
+    from moto.server import ThreadedMotoServer  # only the tests that talk to AWS need moto
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` beside the repository root (never copied into the tree)."""
     path = REPO_ROOT.parent / "shared" / "data"

@@ -15,7 +15,6 @@ import boto3
 import httpx
 import pytest
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
 
 from oracle.aws.clients import AwsClients
 from oracle.aws.quotas import VCPU_QUOTAS
@@ -23,16 +22,6 @@ from oracle.aws.quotas import VCPU_QUOTAS
 #: A few GPU types moto knows, offered in us-east-1 and eu-west-1.
 TYPES = ("g5.xlarge", "g5.2xlarge", "g5.4xlarge", "g6.xlarge", "p5.48xlarge")
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[str]:
-    """moto's server in this process, on a free port of 127.0.0.1."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from oracle import db
 from oracle.models import IngestRunModel, InterruptionFrequencyModel, SpotPriceModel
 from scheduler.cli.main import app
-from tests.oracle.aws.conftest import moto_server, moto_url  # noqa: F401 (fixtures)
+from tests.oracle.aws.conftest import moto_url  # noqa: F401 (fixture)
 
 TYPES = "g5.xlarge,g5.2xlarge,g5.4xlarge"
 

@@ -9,7 +9,6 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 from sqlalchemy.engine import Engine
 
 from bench.fakeserver import FakeServer, FakeServerConfig
@@ -22,12 +21,9 @@ REGION = "us-east-1"
 
 
 @pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+def moto_url(moto_server: str) -> str:
+    """The moto endpoint; :func:`aws` clears its state for each test."""
+    return moto_server
 
 
 @pytest.fixture
