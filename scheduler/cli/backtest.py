@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -120,35 +121,47 @@ def backtest(
 
 
 def print_result(result: BacktestResult) -> None:
+    """Two tables that each fit 80 columns: what each policy cost, and how it served."""
     options = result.options
-    table = Table(
-        title=f"{options.model} at {options.slo_tokens_per_second:,.0f} tok/s, "
+    rows = report.policy_rows(result)
+    window = (
+        f"{options.model} at {options.slo_tokens_per_second:,.0f} tok/s, "
         f"{options.start:%Y-%m-%d %H:%M} to {options.end:%Y-%m-%d %H:%M} UTC"
     )
-    table.add_column("policy")
-    for column in (
-        "cost $", "$/M tokens", "saving vs OD", "SLO met", "deficit tokens",
-        "interruptions", "launches", "x hindsight",
-    ):  # fmt: skip
-        table.add_column(column, justify="right")
-    for row in report.policy_rows(result):
-        table.add_row(
+    cost = _table(f"Cost: {window}", ("cost $", "$/M tokens", "saving vs OD", "x hindsight"))
+    for row in rows:
+        cost.add_row(
             row["policy"],
             f"{row['cost_usd']:,.2f}",
             _fmt(row["cost_usd_per_million_tokens"], "{:.4f}"),
             _fmt(row["saving_vs_on_demand_pct"], "{:.1f}%"),
+            _fmt(row["cost_to_hindsight"], "{:.2f}"),
+        )
+    service = _table("Service", ("SLO met", "deficit tokens", "interruptions", "launches"))
+    for row in rows:
+        service.add_row(
+            row["policy"],
             f"{row['slo_attainment'] * 100:.2f}%",
             f"{row['deficit_tokens']:,.0f}",
             str(row["interruptions"]),
             str(row["launches"]),
-            _fmt(row["cost_to_hindsight"], "{:.2f}"),
         )
-    console.print(table)
+    console.print(cost)
+    console.print(service)
     console.print(
         f"{result.interruption_events} interruption events sampled (seed {options.seed}); "
         f"tick {options.tick_s:g} s; hindsight is a lower bound (it knows every price and "
-        "pays for no interruption and no start-up)."
+        "pays for no interruption and no start-up).",
+        highlight=False,
     )
+
+
+def _table(title: str, figures: tuple[str, ...]) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
+    table.add_column("policy", no_wrap=True)
+    for column in figures:
+        table.add_column(column, justify="right", no_wrap=True)
+    return table
 
 
 def _fmt(value: float | None, pattern: str) -> str:

@@ -61,10 +61,15 @@ def test_json_holds_every_policy_and_the_report_is_written(sample_env: str, tmp_
 
 
 def test_table_names_every_policy(sample_env: str) -> None:
-    result = _run(["backtest", "--slo", "2500tok/s", *WINDOW, "--policies", "on-demand,spot-hedge"])
+    arguments = ["backtest", "--slo", "2500tok/s", *WINDOW, "--policies", "on-demand,spot-hedge"]
+    result = _run(arguments, columns=80)
     assert result.returncode == 0, result.stderr
-    assert "on-demand" in result.stdout and "spot-hedge" in result.stdout
-    assert "hindsight" in result.stdout and "x hindsight" in result.stdout
+    lines = result.stdout.splitlines()
+    assert "…" not in result.stdout and all(len(line) <= 80 for line in lines)
+    for policy in ("on-demand", "spot-hedge", "hindsight"):
+        # One row in the cost table and one in the service table, each with the name whole.
+        assert sum(line.split()[:1] == [policy] for line in lines) == 2, policy
+    assert "x hindsight" in result.stdout and "interruptions" in result.stdout
 
 
 @pytest.fixture
@@ -110,11 +115,10 @@ def test_an_empty_oracle_is_refused_with_what_to_do(empty_env: str) -> None:
     assert "scheduler oracle" in result.stderr
 
 
-def _run(arguments: list[str]) -> subprocess.CompletedProcess[str]:
+def _run(arguments: list[str], columns: int = 200) -> subprocess.CompletedProcess[str]:
     command = [str(Path(sys.executable).parent / "scheduler"), *arguments]
-    return subprocess.run(
-        command, env={**os.environ, "COLUMNS": "200"}, capture_output=True, text=True, check=False
-    )
+    environment = {**os.environ, "COLUMNS": str(columns)}
+    return subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
 
 
 def test_region_and_type_narrow_the_market(sample_env: str) -> None:
