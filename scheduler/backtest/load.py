@@ -33,9 +33,13 @@ from scheduler.backtest.facts import (
 from scheduler.planning.candidates import InstanceSpec
 
 
-@dataclass(frozen=True)
+@dataclass
 class LoadedHistory:
+    """The facts of the selected pools as read (:class:`~scheduler.backtest.market.MarketHistory`
+    adds its indexes on top)."""
+
     pools: list[SpotPool]
+    #: Concatenated change records of all pools; pool i owns rows offsets[i]:offsets[i+1].
     offsets: NDArray[np.int64]
     times_s: NDArray[np.float64]
     prices_usd_per_hour: NDArray[np.float64]

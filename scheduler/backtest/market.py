@@ -25,7 +25,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
@@ -34,30 +34,18 @@ from numpy.typing import NDArray
 from sqlalchemy.engine import Engine
 
 from oracle.stats import OnDemandOffer, PoolStats
-from scheduler.backtest.facts import SpotPool, Timeline
-from scheduler.backtest.load import read_history
+from scheduler.backtest.facts import SpotPool
+from scheduler.backtest.load import LoadedHistory, read_history
 from scheduler.backtest.window import FIGURES, window_statistics
-from scheduler.planning.candidates import InstanceSpec
 from scheduler.planning.model import PoolKey
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
-class MarketHistory:
+class MarketHistory(LoadedHistory):
     """Everything the oracle holds about a set of pools, as arrays and timelines."""
 
-    pools: list[SpotPool]
-    #: Concatenated change records of all pools; pool i owns rows offsets[i]:offsets[i+1].
-    offsets: NDArray[np.int64]
-    times_s: NDArray[np.float64]
-    prices_usd_per_hour: NDArray[np.float64]
-    price_sources: list[str]
-    on_demand: dict[tuple[str, str], Timeline]
-    advisor: dict[tuple[str, str], Timeline]
-    placement: dict[int, Timeline]
-    zones_offered: dict[tuple[str, str], tuple[str, ...]]
-    instance_specs: dict[str, InstanceSpec]
     #: Running integral of price over time at each record (USD x hours), per pool from 0.
     integral_usd: NDArray[np.float64] = field(init=False)
     #: The pool of each row, and the rows ordered by (pool, price) for quantiles.
@@ -112,18 +100,7 @@ class MarketHistory:
             product_description=product_description,
             operating_system=operating_system,
         )
-        return cls(
-            pools=loaded.pools,
-            offsets=loaded.offsets,
-            times_s=loaded.times_s,
-            prices_usd_per_hour=loaded.prices_usd_per_hour,
-            price_sources=loaded.price_sources,
-            on_demand=loaded.on_demand,
-            advisor=loaded.advisor,
-            placement=loaded.placement,
-            zones_offered=loaded.zones_offered,
-            instance_specs=loaded.instance_specs,
-        )
+        return cls(**{each.name: getattr(loaded, each.name) for each in fields(LoadedHistory)})
 
     # --- time span ------------------------------------------------------------------------
 
@@ -255,18 +232,7 @@ class MarketHistory:
 
     def with_spot_prices(self, prices_usd_per_hour: NDArray[np.float64]) -> MarketHistory:
         """The same history with other prices at the same change times (for what-if tests)."""
-        return MarketHistory(
-            pools=self.pools,
-            offsets=self.offsets,
-            times_s=self.times_s,
-            prices_usd_per_hour=np.asarray(prices_usd_per_hour, dtype=np.float64),
-            price_sources=self.price_sources,
-            on_demand=self.on_demand,
-            advisor=self.advisor,
-            placement=self.placement,
-            zones_offered=self.zones_offered,
-            instance_specs=self.instance_specs,
-        )
+        return replace(self, prices_usd_per_hour=np.asarray(prices_usd_per_hour, dtype=np.float64))
 
     def _row_at(self, pool: int, t_s: float) -> int:
         lo, hi = int(self.offsets[pool]), int(self.offsets[pool + 1])
