@@ -154,14 +154,7 @@ async def run_closed_loop(
         nonlocal finished_at
         client = pool.client(slot)
         for spec in queue:
-            result = await send_request(
-                client,
-                base_url=target.base_url,
-                model=target.model,
-                spec=spec,
-                timeout_s=target.timeout_s,
-                clock_origin=origin,
-            )
+            result = await _send(client, target, spec, origin)
             finished_at = max(finished_at, origin + result.end_offset_s)
             results.append(result)
             if on_result:
@@ -190,14 +183,7 @@ async def run_open_loop(
 
     async def one(slot: int, spec: RequestSpec) -> None:
         nonlocal finished_at
-        result = await send_request(
-            pool.client(slot),
-            base_url=target.base_url,
-            model=target.model,
-            spec=spec,
-            timeout_s=target.timeout_s,
-            clock_origin=origin,
-        )
+        result = await _send(pool.client(slot), target, spec, origin)
         finished_at = max(finished_at, origin + result.end_offset_s)
         results.append(result)
         if on_result:
@@ -216,6 +202,19 @@ async def run_open_loop(
         for task in tasks:
             task.cancel()
     return finished_at - origin
+
+
+async def _send(
+    client: httpx.AsyncClient, target: Target, spec: RequestSpec, origin: float
+) -> RequestResult:
+    return await send_request(
+        client,
+        base_url=target.base_url,
+        model=target.model,
+        spec=spec,
+        timeout_s=target.timeout_s,
+        clock_origin=origin,
+    )
 
 
 def summarize(
