@@ -194,6 +194,7 @@ class JobsConfig(Section):
     advisor_interval_s: PositiveFloat = 86400.0
     reconcile_interval_s: PositiveFloat = 120.0
     rebalance_interval_s: PositiveFloat = 900.0
+    sqs_poll_interval_s: PositiveFloat = 20.0
     rebalance_min_saving_pct: NonNegativeFloat = 10.0
     rebalance_min_saving_usd_per_hour: NonNegativeFloat = 0.5
     rebalance_min_dwell_s: NonNegativeFloat = 3600.0

@@ -45,7 +45,7 @@ def job_specs(settings: Settings) -> list[JobSpec]:
         JobSpec("rebalance", "scheduler.jobs.rebalance:run", jobs.rebalance_interval_s),
     ]
     if settings.service.sqs_queue_url:
-        specs.append(JobSpec("events", "scheduler.jobs.events_poll:run", 20.0))
+        specs.append(JobSpec("events", "scheduler.jobs.events_poll:run", jobs.sqs_poll_interval_s))
     return specs
 
 

@@ -1,15 +1,18 @@
 """Cron rebalancing: replan with the running fleet, act only when it is worth the churn.
 
-A rebalance asks the planner for a plan with the running fleet's switching cost, prices the
-running fleet the same way the planner prices pools (the configured spot estimator, capped at
-on-demand), and acts when the saving clears both thresholds (percent and $/h), or when the SLO
-itself moved (load following). No replica younger than the minimum dwell time is moved, and the
-launches plus terminations of one run are capped. Execution is make-before-break, and a
-termination happens only if the fleet still meets the SLO without the replica.
+A rebalance asks the planner for a plan with the running fleet's switching cost and compares
+expected costs: the plan's ``cost_usd_per_hour`` (prices, expected interruptions, switching)
+against the running fleet priced the same way the planner prices pools (the configured spot
+estimator capped at on-demand, plus expected interruptions). It acts when the saving clears
+both thresholds (percent and $/h), or when the SLO itself moved (load following). No replica
+younger than the minimum dwell time is moved, and the launches plus terminations of one run
+are capped. Execution is make-before-break, and a termination happens only if the fleet still
+meets the SLO without the replica.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,7 +22,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from oracle.db import transaction
-from oracle.stats import on_demand_offers, pool_stats
 from scheduler.actuator import journal
 from scheduler.actuator.diff import diff
 from scheduler.actuator.executor import Actuator, ApplyResult
@@ -122,7 +124,7 @@ def rebalance(
         return {"act": False, "reason": "no applied plan to rebalance"}
     slo = slo_tokens_per_second or applied.slo_tokens_per_second
     fleet = journal.live_fleet(engine, actuator.service)
-    plan_id, _plan = plan_and_store(
+    plan_id, plan = plan_and_store(
         engine,
         settings,
         slo_tokens_per_second=slo,
@@ -135,8 +137,9 @@ def rebalance(
     decision = decide(
         settings.jobs,
         actions=diff(fleet, allocations),
-        current_usd_per_hour=fleet_cost(engine, settings, fleet, now=now),
-        planned_usd_per_hour=sum(a.price_usd_per_hour_each * a.count for a in allocations),
+        current_usd_per_hour=fleet_cost(engine, settings, fleet, now=now, model=applied.model),
+        # Expected cost: prices, expected interruptions and the switching cost of new replicas.
+        planned_usd_per_hour=plan.cost_usd_per_hour,
         launched_at=_launched_at(engine, fleet),
         now=now,
         slo_changed=abs(slo - applied.slo_tokens_per_second) > 1e-9,
@@ -148,18 +151,37 @@ def rebalance(
 
 
 def fleet_cost(
-    engine: Engine, settings: Settings, fleet: Sequence[FleetReplica], *, now: datetime
+    engine: Engine,
+    settings: Settings,
+    fleet: Sequence[FleetReplica],
+    *,
+    now: datetime,
+    model: str,
 ) -> float:
-    """The running fleet priced now, as the planner prices pools."""
-    from scheduler.planning.candidates import spot_price_estimate
+    """The running fleet's expected cost now, priced as the planner prices pools.
+
+    Each replica costs its pool's price estimate (spot: the configured estimator, capped at
+    on-demand) plus the pool's expected interruption cost, the terms of the plan's
+    ``cost_usd_per_hour``; a running replica has no switching cost. A pool the planner no
+    longer prices (no data, filtered out) counts at the price recorded at launch.
+    """
+    from scheduler.planning.candidates import build_candidates
+    from scheduler.planning.load import load_planning_data
 
     if not fleet:
         return 0.0
-    regions = {r.pool.region for r in fleet}
-    types = {r.pool.instance_type for r in fleet}
+    config = settings.planner.model_copy(update={"markets": "any"})
+    data = load_planning_data(engine, config=config, model=model, as_of=now)
+    # A pool marked unavailable after a capacity error still bills what runs in it.
+    candidates = build_candidates(dataclasses.replace(data, unavailable=()), config).candidates
+    expected: dict[tuple[str, str, str, str], float] = {}
+    for candidate in candidates:
+        key_pool = candidate.pool
+        zones = {key_pool.zone, candidate.availability_zone, candidate.availability_zone_id}
+        for zone in zones - {None}:
+            key = (key_pool.region, str(zone), key_pool.instance_type, key_pool.market)
+            expected[key] = candidate.expected_cost_usd_per_hour
     with transaction(engine) as session:
-        stats = pool_stats(session, as_of=now, regions=regions, instance_types=types)
-        offers = on_demand_offers(session, as_of=now, regions=regions, instance_types=types)
         recorded = dict(
             session.execute(
                 sa.select(ReplicaModel.id, ReplicaModel.price_usd_per_hour).where(
@@ -167,25 +189,11 @@ def fleet_cost(
                 )
             ).all()
         )
-    on_demand = {(o.region, o.instance_type): o.price_usd_per_hour for o in offers}
-    spot: dict[tuple[str, str, str], float] = {}
-    for s in stats:
-        estimate = spot_price_estimate(s, settings.planner.spot_price_estimator)
-        if estimate is None:
-            continue
-        ceiling = on_demand.get((s.region, s.instance_type))
-        price = min(estimate, ceiling) if ceiling else estimate
-        for zone in {s.zone, s.availability_zone, s.availability_zone_id} - {None}:
-            spot[(s.region, str(zone), s.instance_type)] = price
     total = 0.0
     for replica in fleet:
         pool = replica.pool
-        known = (
-            spot.get((pool.region, pool.zone, pool.instance_type))
-            if pool.market == "spot"
-            else on_demand.get((pool.region, pool.instance_type))
-        )
-        total += known if known is not None else float(recorded.get(replica.replica_id, 0.0))
+        known = expected.get((pool.region, pool.zone, pool.instance_type, pool.market))
+        total += known if known is not None else float(recorded.get(replica.replica_id) or 0.0)
     return total
 
 

@@ -222,3 +222,34 @@ def outcome_instances(engine: Engine, replica_ids: list[int]) -> list[str]:
                 sa.select(ReplicaModel.instance_id).where(ReplicaModel.id.in_(replica_ids))
             )
         )
+
+
+def test_rebalancer_compares_expected_costs_not_list_prices(
+    engine: Engine,
+    aws: Callable[..., Any],
+    seeded: list[tuple[str, str]],
+    market_settings: Settings,
+    make_actuator: Callable[..., Actuator],
+) -> None:
+    from scheduler.services.plans import get_plan
+
+    actuator, plan_id = _planned_actuator(engine, market_settings, make_actuator)
+    actuator.apply(plan_id)
+    now = datetime.now(UTC)
+
+    quiet = rebalance(actuator, now=now)
+
+    stored = get_plan(engine, quiet["plan_id"])
+    assert stored is not None
+    document = stored.document
+    list_usd_per_hour = sum(
+        a["price_usd_per_hour_each"] * a["count"] for a in document["allocations"]
+    )
+    # No Advisor band is known for these spot pools, so the planner charges an expected
+    # interruption cost on top of the list prices; the rebalancer weighs the same figure.
+    assert document["interruption_usd_per_hour"] > 0
+    assert quiet["planned_usd_per_hour"] == pytest.approx(document["cost_usd_per_hour"])
+    assert quiet["planned_usd_per_hour"] > list_usd_per_hour + 1e-9
+    # The running fleet is the plan, priced the same way (no switching for what runs).
+    assert document["switching_usd_per_hour"] == pytest.approx(0.0)
+    assert quiet["current_usd_per_hour"] == pytest.approx(quiet["planned_usd_per_hour"])

@@ -17,7 +17,7 @@ from scheduler.actuator.executor import Actuator
 from scheduler.config import JobsConfig, ServiceConfig, Settings
 from scheduler.jobs.context import JobContext
 from scheduler.jobs.lock import WorkerLock
-from scheduler.jobs.worker import JobSpec, run_worker
+from scheduler.jobs.worker import JobSpec, job_specs, run_worker
 from scheduler.models import JobRunModel
 
 
@@ -101,3 +101,11 @@ def test_the_lock_is_exclusive_and_released(database_url: str) -> None:
     first.release()
     assert second.try_acquire()
     second.release()
+
+
+def test_the_sqs_poll_interval_comes_from_the_jobs_section() -> None:
+    service = ServiceConfig(sqs_queue_url="https://sqs.us-east-1.amazonaws.com/1/events")
+    settings = Settings(service=service, jobs=JobsConfig(sqs_poll_interval_s=7.5))
+    by_id = {spec.id: spec for spec in job_specs(settings)}
+    assert by_id["events"].interval_s == 7.5
+    assert "events" not in {spec.id for spec in job_specs(Settings())}
