@@ -22,16 +22,6 @@ CATALOG = "skypilot-catalog/aws_gpu_vms_snapshot_27f67dd.csv"
 TRACE = "skypilot-spot-traces/availability/1-node/aws-02-15-2023/us-east-1a_v100_1.json"
 
 
-@pytest.fixture
-def cli_env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    config = tmp_path / "config.toml"
-    config.write_text("")
-    env = {"SCHEDULER_DATABASE_URL": database_url, "SCHEDULER_CONFIG": str(config)}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
-
-
 def counts(url: str) -> dict[str, int]:
     engine = db.make_engine(url)
     try:

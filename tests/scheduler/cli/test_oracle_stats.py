@@ -36,16 +36,6 @@ REQUIRED_KEYS = {
 
 
 @pytest.fixture
-def cli_env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    config = tmp_path / "config.toml"
-    config.write_text("")
-    env = {"SCHEDULER_DATABASE_URL": database_url, "SCHEDULER_CONFIG": str(config)}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
-
-
-@pytest.fixture
 def sample_market(cli_env: dict[str, str]) -> dict[str, str]:
     engine = db.make_engine(cli_env["SCHEDULER_DATABASE_URL"])
     ingest_sample(
