@@ -210,16 +210,7 @@ def on_demand_offers(
         table.c.effective_date <= as_of,
         *narrowing(table, regions, instance_types),
     ]
-    latest = (
-        sa.select(
-            table.c.region,
-            table.c.instance_type,
-            sa.func.max(table.c.effective_date).label("effective_date"),
-        )
-        .where(*conditions)
-        .group_by(table.c.region, table.c.instance_type)
-        .subquery()
-    )
+    latest, at_latest = _latest_per_type(table, "effective_date", conditions)
     query = (
         sa.select(
             table.c.region,
@@ -229,14 +220,7 @@ def on_demand_offers(
             table.c.effective_date,
             table.c.observed_at,
         )
-        .join(
-            latest,
-            sa.and_(
-                table.c.region == latest.c.region,
-                table.c.instance_type == latest.c.instance_type,
-                table.c.effective_date == latest.c.effective_date,
-            ),
-        )
+        .join(latest, at_latest)
         .where(table.c.operating_system == operating_system)
         .order_by(table.c.region, table.c.instance_type, table.c.observed_at)
     )
@@ -578,29 +562,33 @@ def _advisor(
     conditions = [table.c.observed_at <= as_of, table.c.operating_system == operating_system]
     if regions:
         conditions.append(table.c.region.in_(list(regions)))
+    latest, at_latest = _latest_per_type(table, "observed_at", conditions)
+    query = (
+        sa.select(table).join(latest, at_latest).where(table.c.operating_system == operating_system)
+    )
+    return {(row.region, row.instance_type): row for row in session.execute(query)}
+
+
+def _latest_per_type(
+    table: Any, column: str, conditions: list[sa.ColumnElement[bool]]
+) -> tuple[sa.Subquery, sa.ColumnElement[bool]]:
+    """The latest ``column`` per (region, instance type) among the rows matching
+    ``conditions``, and the condition that joins ``table``'s rows at it."""
     latest = (
         sa.select(
             table.c.region,
             table.c.instance_type,
-            sa.func.max(table.c.observed_at).label("observed_at"),
+            sa.func.max(table.c[column]).label(column),
         )
         .where(*conditions)
         .group_by(table.c.region, table.c.instance_type)
         .subquery()
     )
-    query = (
-        sa.select(table)
-        .join(
-            latest,
-            sa.and_(
-                table.c.region == latest.c.region,
-                table.c.instance_type == latest.c.instance_type,
-                table.c.observed_at == latest.c.observed_at,
-            ),
-        )
-        .where(table.c.operating_system == operating_system)
+    return latest, sa.and_(
+        table.c.region == latest.c.region,
+        table.c.instance_type == latest.c.instance_type,
+        table.c[column] == latest.c[column],
     )
-    return {(row.region, row.instance_type): row for row in session.execute(query)}
 
 
 def offered_zones(
