@@ -46,7 +46,15 @@ from scheduler.planning.candidates import Candidate, build_candidates
 from scheduler.planning.load import load_planning_data
 from scheduler.planning.model import PoolKey
 from scheduler.planning.problem import build_problem
-from scheduler.solver import Backend, Model, Problem, build_model, run_model, solve
+from scheduler.solver import (
+    Backend,
+    Model,
+    Problem,
+    build_model,
+    plan_columns,
+    run_model,
+    solve,
+)
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 SEED = 2026
@@ -203,15 +211,9 @@ def _objective(model: Model, x: Any) -> float:
 
 
 def _model_columns(problem: Problem, model: Model, counts: Any) -> Any:
-    """The model's columns for a plan (x, the total T, and the new-instance columns)."""
-    columns = np.zeros(len(model.c))
-    columns[: problem.n] = counts
-    columns[problem.n] = float(problem.goodput_tokens_per_second @ counts)
-    if problem.running is not None:
-        running = problem.running
-        new = np.maximum(counts - running, 0)[running > 0]
-        columns[problem.n + 1 :] = new
-    return columns
+    """The model's columns for a plan (x, the total T, the new-instance columns, and the capped
+    hedge total when the model has one)."""
+    return plan_columns(problem, model, np.asarray(counts, dtype=np.int64))
 
 
 def _cbc(model: Model, time_limit_s: float) -> tuple[Any, float, float, float, bool]:
