@@ -9,6 +9,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 from typer.testing import CliRunner
@@ -18,6 +19,7 @@ from oracle.models import SpotPriceModel
 from oracle.sample import ingest_sample
 from oracle.stats import pool_stats, pool_stats_to_dict
 from oracle.store import insert_ignore
+from scheduler.cli import output
 from scheduler.cli.main import app
 from scheduler.cli.oracle_stats import HELP
 
@@ -51,7 +53,9 @@ def sample_market(cli_env: dict[str, str]) -> dict[str, str]:
 
 
 def invoke(*args: str, columns: int = 220) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, ["oracle", "stats", *args], env={"COLUMNS": str(columns)})
+    # The console reads COLUMNS once, when the process first imports it: set its width here.
+    with patch.object(output.console, "_width", columns):
+        result = CliRunner().invoke(app, ["oracle", "stats", *args])
     return result.exit_code, result.stdout, result.stderr
 
 
