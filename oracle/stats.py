@@ -62,6 +62,7 @@ class PoolStats:
     mean_price_usd_per_hour_30d: float | None
     mean_price_usd_per_hour_90d: float | None
     p95_price_usd_per_hour_90d: float | None
+    #: Highest price in force during the 90 days, the current price included.
     max_price_usd_per_hour_90d: float | None
     #: Time-weighted standard deviation over 90 days divided by the 90-day mean.
     volatility_90d: float | None
