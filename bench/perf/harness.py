@@ -287,6 +287,8 @@ def main(argv: list[str] | None = None) -> None:
         "to start)",
     )
     args = parser.parse_args(argv)
+    # Other work on the machine shares the cores: the load average says how much.
+    load_before = os.getloadavg()[0]
     result = compare_capacity(
         gap_s=args.gap_ms / 1000,
         output_tokens=args.output_tokens,
@@ -298,7 +300,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"server gap {args.gap_ms:g} ms, {args.output_tokens} tokens per request, "
         f"{args.waves} x concurrency requests per point; server on cpus "
-        f"{list(result.server_cpus) or 'any'}"
+        f"{list(result.server_cpus) or 'any'}; load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after"
     )
     for side in (result.harness, result.peer):
         if side is not None:
