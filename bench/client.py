@@ -13,14 +13,16 @@ Timing definitions (those of ``vllm bench serve``, so that figures compare):
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Literal
 
+import aiohttp
 import httpx
 
-from bench.sse import EventKind, error_from_body, parse_line
+from bench.sse import EventKind, error_from_body, parse_chunk, parse_line
 from oracle.errors import InputError
 
 Api = Literal["chat", "completions"]
@@ -95,7 +97,7 @@ def request_body(model: str, spec: RequestSpec, *, include_usage: bool = True) -
 
 
 async def send_request(
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
     *,
     base_url: str,
     model: str,
@@ -104,44 +106,45 @@ async def send_request(
     clock_origin: float | None = None,
 ) -> RequestResult:
     """Send one streaming request and time it; failures come back as ``ok=False``, never raise
-    (except cancellation)."""
+    (except cancellation). ``client`` should trace with :func:`send_tracing` (a
+    :class:`bench.loadgen.ClientPool` session does), else TTFT counts from before the send."""
     url = request_url(base_url, spec.api)
     body = request_body(model, spec)
     started = time.perf_counter()
     origin = clock_origin if clock_origin is not None else started
     result = RequestResult(ok=False, status=None, error=None, start_offset_s=started - origin)
+    # Set by the trace at each body chunk written: TTFT counts from the moment the request is
+    # on the wire, so the client's own time to build and queue it (milliseconds on a busy
+    # client core) is not the server's.
     sent_at = [started]
-
-    async def trace(event: str, _info: dict[str, Any]) -> None:
-        # TTFT counts from the moment the request is on the wire: the client's own time to
-        # build and queue it (milliseconds on a busy client core) is not the server's.
-        if event == "http11.send_request_body.complete":
-            sent_at[0] = time.perf_counter()
-
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=timeout_s, sock_connect=timeout_s, sock_read=timeout_s
+    )
     try:
-        async with client.stream(
-            "POST",
+        async with client.post(
             url,
             json=body,
-            timeout=timeout_s,
-            # The body is read raw (see _lines): ask that no proxy compresses it.
+            timeout=timeout,
+            # The body is read raw (see _read_stream): ask that no proxy compresses it.
             headers={"accept-encoding": "identity"},
-            extensions={"trace": trace},
+            trace_request_ctx=sent_at,
         ) as response:
-            result.status = response.status_code
-            if response.status_code != 200:
-                result.error = f"HTTP {response.status_code}: " + error_from_body(
-                    await response.aread()
-                )
+            result.status = response.status
+            if response.status != 200:
+                result.error = f"HTTP {response.status}: " + error_from_body(await response.read())
                 return result
             await _read_stream(response, result, sent_at[0])
-    except httpx.TimeoutException:
+    except (TimeoutError, aiohttp.ServerTimeoutError):
         result.error = f"timed out after {timeout_s:g} s"
-    except httpx.ConnectError as error:
+    except aiohttp.ClientConnectorError as error:
         result.error = f"cannot connect: {error}"
-    except (httpx.RemoteProtocolError, httpx.ReadError) as error:
-        result.error = f"connection dropped: {error or type(error).__name__}"
-    except httpx.HTTPError as error:
+    except (
+        aiohttp.ServerDisconnectedError,
+        aiohttp.ClientPayloadError,
+        aiohttp.ClientOSError,
+    ) as e:
+        result.error = f"connection dropped: {e or type(e).__name__}"
+    except aiohttp.ClientError as error:
         result.error = f"{type(error).__name__}: {error}"
     if result.ok and not result.usage_reported:
         result.input_tokens = spec.input_tokens
@@ -150,6 +153,14 @@ async def send_request(
     else:
         result.end_offset_s = time.perf_counter() - origin
     return result
+
+
+def send_tracing() -> aiohttp.TraceConfig:
+    """The trace that lets :func:`send_request` time TTFT from the request's last byte written:
+    pass it in ``trace_configs`` of the session."""
+    config = aiohttp.TraceConfig()
+    config.on_request_chunk_sent.append(_on_chunk_sent)
+    return config
 
 
 async def probe_endpoint(base_url: str, *, model: str, timeout_s: float = 5.0) -> ServerInfo:
@@ -190,40 +201,68 @@ async def probe_endpoint(base_url: str, *, model: str, timeout_s: float = 5.0) -
     return ServerInfo(base_url=root, engine_version=version, models=models)
 
 
-async def _read_stream(response: httpx.Response, result: RequestResult, started: float) -> None:
+async def _read_stream(
+    response: aiohttp.ClientResponse, result: RequestResult, started: float
+) -> None:
     last_token_at: float | None = None
     counted_tokens = 0
     finished = False
-    async for line in _lines(response):
+    pending = b""
+    # The body's lines are split by hand from each read (one or more whole or partial lines):
+    # the clock is read once per read, as soon as it returns, so that every token of a read is
+    # stamped when it arrived rather than after the parsing of those before it. Requests ask
+    # for an uncompressed body.
+    async for chunk in response.content.iter_any():
+        now = time.perf_counter()
         if finished:
             # Read on to the end of the body (nothing should follow [DONE]): a response left
             # half read cannot go back to the pool, and each request would open a connection.
             continue
-        event = parse_line(line)
-        if event is None or event.kind is EventKind.comment:
+        pending += chunk
+        if b"\n" not in chunk:
             continue
-        now = time.perf_counter()
-        if event.kind is EventKind.done:
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.startswith(b"data: {"):
+                # The common case (one chunk object per line), without parse_line's decoding.
+                try:
+                    data = json.loads(line[6:])
+                except ValueError:
+                    event = parse_line(line)
+                else:
+                    event = parse_chunk(data) if isinstance(data, dict) else parse_line(line)
+            else:
+                event = parse_line(line)
+            if event is None or event.kind is EventKind.comment:
+                continue
+            if event.kind is EventKind.done:
+                finished = True
+                break
+            if event.kind is EventKind.malformed:
+                result.malformed_lines += 1
+                continue
+            if event.kind is EventKind.error:
+                result.error = f"error event mid stream: {event.error}"
+                return
+            if event.has_choices:
+                if result.ttft_s is None:
+                    result.ttft_s = now - started
+                if not event.role_only:
+                    counted_tokens += 1
+                    if last_token_at is not None:
+                        result.itl_s.append(now - last_token_at)
+                    last_token_at = now
+            if event.completion_tokens is not None:
+                result.output_tokens = event.completion_tokens
+                result.input_tokens = event.prompt_tokens or 0
+                result.usage_reported = True
+    if not finished and pending.strip():
+        # A last line without a newline: [DONE] or a final chunk before the body's end.
+        event = parse_line(pending)
+        if event is not None and event.kind is EventKind.done:
             finished = True
-            continue
-        if event.kind is EventKind.malformed:
+        elif event is not None and event.kind is EventKind.malformed:
             result.malformed_lines += 1
-            continue
-        if event.kind is EventKind.error:
-            result.error = f"error event mid stream: {event.error}"
-            return
-        if event.has_choices:
-            if result.ttft_s is None:
-                result.ttft_s = now - started
-            if not event.role_only:
-                counted_tokens += 1
-                if last_token_at is not None:
-                    result.itl_s.append(now - last_token_at)
-                last_token_at = now
-        if event.completion_tokens is not None:
-            result.output_tokens = event.completion_tokens
-            result.input_tokens = event.prompt_tokens or 0
-            result.usage_reported = True
     if not finished:
         result.error = "stream ended before [DONE] (connection dropped)"
         return
@@ -236,20 +275,14 @@ async def _read_stream(response: httpx.Response, result: RequestResult, started:
     result.ok = True
 
 
-async def _lines(response: httpx.Response) -> AsyncIterator[bytes]:
-    """The body's lines as bytes, split by hand from the raw chunks: skips httpx's text
-    decoding of every chunk (client CPU per token went from about 40 to about 31-41 us on a
-    busy 2-core machine). Requests ask for an uncompressed body."""
-    pending = b""
-    async for chunk in response.aiter_raw():
-        pending += chunk
-        if b"\n" not in chunk:
-            continue
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            yield line
-    if pending:
-        yield pending
+async def _on_chunk_sent(
+    _session: aiohttp.ClientSession,
+    context: SimpleNamespace,
+    _params: aiohttp.TraceRequestChunkSentParams,
+) -> None:
+    sent_at = context.trace_request_ctx
+    if isinstance(sent_at, list):
+        sent_at[0] = time.perf_counter()
 
 
 def _model_ids(response: httpx.Response) -> tuple[str, ...]:

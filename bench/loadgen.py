@@ -22,11 +22,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import certifi
-import httpx
 import numpy as np
 
-from bench.client import RequestResult, RequestSpec, send_request
+from bench.client import RequestResult, RequestSpec, send_request, send_tracing
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -84,45 +84,58 @@ class PointMetrics:
 
 
 class ClientPool:
-    """httpx clients shared out over the requests of a point: slot ``i`` uses client
-    ``i % size``.
+    """aiohttp sessions shared out over the requests of a point: slot ``i`` uses session
+    ``i % size``. Sessions are made on first use, inside the running event loop.
 
-    Why not one client: httpcore's connection pool scans every connection (quadratically) each
-    time a request starts or ends, so one client serving hundreds of streams spends more CPU on
-    that than on the streams. Measured at concurrency 128 (32-token streams, 50 ms gaps): 624
-    us of client CPU per token with one client, 108 with a client per worker.
+    Why aiohttp: its HTTP parser and chunked decoding are in C, where httpx (h11) parses every
+    chunk of every stream in Python; measured at concurrency 128 (64-token streams, 20 ms
+    gaps) on one busy core, see ``python -m bench.perf.harness``. Why a session per closed-loop
+    worker: each holds its one kept-alive connection, so a worker never waits on another's.
     """
 
     def __init__(self, size: int, *, connections_each: int | None = 1) -> None:
-        limits = httpx.Limits(
-            max_connections=connections_each, max_keepalive_connections=connections_each
-        )
-        self._clients = [
-            httpx.AsyncClient(limits=limits, timeout=None, verify=_tls_context())
-            for _ in range(max(1, size))
-        ]
+        self._size = max(1, size)
+        self._connections_each = connections_each or 0  # aiohttp: 0 means unlimited
+        self._sessions: list[aiohttp.ClientSession] = []
 
-    def client(self, slot: int) -> httpx.AsyncClient:
-        return self._clients[slot % len(self._clients)]
+    def client(self, slot: int) -> aiohttp.ClientSession:
+        if not self._sessions:
+            self._sessions = [self._session() for _ in range(self._size)]
+        return self._sessions[slot % self._size]
 
     async def warm(self, base_url: str, count: int) -> None:
         """Open a connection for each of ``count`` slots before measuring, so that TCP set-up
         is not counted as the server's time to first token."""
 
         async def touch(slot: int) -> None:
-            with contextlib.suppress(httpx.HTTPError):
-                await self.client(slot).get(base_url.rstrip("/") + "/health", timeout=5.0)
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with self.client(slot).get(
+                    base_url.rstrip("/") + "/health", timeout=aiohttp.ClientTimeout(total=5.0)
+                ) as response:
+                    await response.read()
 
         await asyncio.gather(*(touch(slot) for slot in range(count)))
 
     async def aclose(self) -> None:
-        await asyncio.gather(*(client.aclose() for client in self._clients))
+        await asyncio.gather(*(session.close() for session in self._sessions))
+        self._sessions = []
 
     async def __aenter__(self) -> ClientPool:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    def _session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._connections_each, limit_per_host=0, ssl=_tls_context()
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=None),
+            auto_decompress=False,
+            trace_configs=[send_tracing()],
+        )
 
 
 def closed_loop_pool(concurrency: int) -> ClientPool:
@@ -205,7 +218,7 @@ async def run_open_loop(
 
 
 async def _send(
-    client: httpx.AsyncClient, target: Target, spec: RequestSpec, origin: float
+    client: aiohttp.ClientSession, target: Target, spec: RequestSpec, origin: float
 ) -> RequestResult:
     return await send_request(
         client,

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import pytest
 
 from bench.client import EndpointError, RequestResult, RequestSpec, probe_endpoint, send_request
 from bench.fakeserver import FakeServer
+from bench.loadgen import ClientPool
 from tests.bench.conftest import FIXTURES, MODEL
 
 
 def send(server: FakeServer, spec: RequestSpec, *, model: str = MODEL) -> RequestResult:
     async def go() -> RequestResult:
-        async with httpx.AsyncClient() as client:
+        async with ClientPool(1) as pool:
             return await send_request(
-                client, base_url=server.url, model=model, spec=spec, timeout_s=10
+                pool.client(0), base_url=server.url, model=model, spec=spec, timeout_s=10
             )
 
     return asyncio.run(go())

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
 from bench.client import Api, RequestSpec, error_from_body, send_request
 from bench.importer import import_vllm_results
+from bench.loadgen import ClientPool
 from bench.peer import peer_figures
 from bench.sse import EventKind, StreamEvent, parse_line
 from bench.sweep import Slo
@@ -111,9 +111,13 @@ def test_client_times_a_replayed_real_stream(name: str, replay_server: str) -> N
     spec = RequestSpec("replayed prompt", 12, request["max_tokens"], api)
 
     async def one() -> Any:
-        async with httpx.AsyncClient() as client:
+        async with ClientPool(1) as pool:
             return await send_request(
-                client, base_url=f"{replay_server}/{name}", model="smollm2", spec=spec, timeout_s=10
+                pool.client(0),
+                base_url=f"{replay_server}/{name}",
+                model="smollm2",
+                spec=spec,
+                timeout_s=10,
             )
 
     result = asyncio.run(one())
@@ -129,9 +133,9 @@ def test_client_reports_the_real_unknown_model_error(replay_server: str) -> None
     spec = RequestSpec("replayed prompt", 12, 8, "chat")
 
     async def one() -> Any:
-        async with httpx.AsyncClient() as client:
+        async with ClientPool(1) as pool:
             return await send_request(
-                client,
+                pool.client(0),
                 base_url=f"{replay_server}/error_unknown_model.json",
                 model="no-such-model",
                 spec=spec,
