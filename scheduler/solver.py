@@ -599,7 +599,8 @@ def _solve_reduced(
        quota row.
     3. Reduced-cost fixing: any plan with x_p >= 1 for a pool at 0 in the LP costs at least
        z + d_p (LP duality), so pools with d_p > U - z cannot be in a plan cheaper than U and
-       are dropped. The full MILP is then solved over the pools left, starting from the plan.
+       are dropped. The full MILP is then solved over the pools left, starting from the plan,
+       unless step 2 already searched all of them (its plan is then the optimum).
 
     Returns the full model's columns, or None when it is infeasible.
     """
@@ -608,9 +609,9 @@ def _solve_reduced(
     if _run_highspy(highspy, model, relax=True) is None:
         return None
     bound, values, duals = _LAST_RELAXATION[0]
-    start_counts = _likely_plan(problem, values[:n], duals[:n])
+    start_counts, searched = _likely_plan(problem, values[:n], duals[:n])
     if start_counts is None:
-        start_counts = _restricted_plan(problem)
+        start_counts, searched = _restricted_plan(problem), np.zeros(0, dtype=np.int64)
     if start_counts is None:
         return run_model(model, time_limit_s=time_limit_s, backend="highspy")
     start = plan_columns(problem, model, start_counts)
@@ -618,6 +619,10 @@ def _solve_reduced(
     margin = 1e-6 * max(1.0, abs(upper_bound))
     drop = (values[:n] <= 1e-9) & (duals[:n] > upper_bound - bound + margin)
     keep = np.flatnonzero(~drop)
+    if np.all(np.isin(keep, searched)):
+        # The first plan is the optimum over pools that include every pool left: it is the
+        # optimum (the 869-pool universe at 5,000 tok/s: one MILP instead of two).
+        return start
     narrow = _subset(problem, keep)
     narrow_model = build_model(narrow)
     result = run_model(
@@ -635,18 +640,39 @@ def _solve_reduced(
 
 def _likely_plan(
     problem: Problem, values: NDArray[np.float64], reduced: NDArray[np.float64]
-) -> NDArray[np.int64] | None:
-    """The optimum over the pools the LP relaxation uses and the LIKELY_POOLS of least reduced
-    cost (a small MILP, so fast): a feasible plan close to the optimum, or None when those
-    pools hold none."""
+) -> tuple[NDArray[np.int64] | None, NDArray[np.int64]]:
+    """The optimum over the pools the LP relaxation uses, the running fleet's and the
+    LIKELY_POOLS of least reduced cost (a small MILP, so fast): a feasible plan close to the
+    optimum, or None when those pools hold none; and the pools searched.
+
+    HiGHS starts it from the cheaper valid one of the running fleet and the LP optimum rounded
+    up (which keeps every >= row); without a start, finding a first plan can dominate: one
+    62-pool replan with a running fleet took 0.94 s CPU cold and 0.08 s from a start.
+    """
     order = np.argsort(reduced, kind="stable")[:LIKELY_POOLS]
-    keep = np.union1d(np.flatnonzero(values > 1e-9), order)
-    return _plan_over(problem, keep)
+    running = _running(problem)
+    keep = np.union1d(np.flatnonzero((values > 1e-9) | (running > 0)), order)
+    bounds = _cost_bounds(problem)
+    starts = [running, np.ceil(values - 1e-9).astype(np.int64)]
+    valid = [
+        counts
+        for counts in starts
+        if np.all(counts <= bounds) and np.any(counts > 0) and not violated(problem, counts)
+    ]
+    start = min(valid, key=lambda counts: objective_usd_per_hour(problem, counts), default=None)
+    return _plan_over(problem, keep, start), keep
 
 
-def _plan_over(problem: Problem, keep: NDArray[np.int64]) -> NDArray[np.int64] | None:
+def _plan_over(
+    problem: Problem, keep: NDArray[np.int64], start: NDArray[np.int64] | None = None
+) -> NDArray[np.int64] | None:
     narrow = _subset(problem, keep)
-    result = run_model(build_model(narrow), backend="highspy")
+    narrow_model = build_model(narrow)
+    result = run_model(
+        narrow_model,
+        backend="highspy",
+        start=None if start is None else plan_columns(narrow, narrow_model, start[keep]),
+    )
     if result is None:
         return None
     counts = np.zeros(problem.n, dtype=np.int64)
