@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from scheduler.actuator.apply_lock import apply_lock
 from scheduler.actuator.executor import Actuator
 from scheduler.config import Settings
+from scheduler.jobs.lock import DatabaseLock
 from scheduler.services.recommendations import RecommendationCache
 
 TOKEN_ENV = "SCHEDULER_API_TOKEN"
@@ -25,8 +26,6 @@ class ApiContext:
     actuator_factory: Callable[[], Actuator]
     recommendations: RecommendationCache
     extras: dict[str, Any] = field(default_factory=dict)
-    #: Held while an apply runs: one apply at a time per process (others get 409).
-    apply_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def api_token(self) -> str:
@@ -35,3 +34,7 @@ class ApiContext:
     @property
     def service(self) -> str:
         return self.settings.service.name
+
+    def apply_lock(self) -> DatabaseLock:
+        """The database lock an apply holds: one apply at a time across every process."""
+        return apply_lock(self.engine, self.service)

@@ -54,6 +54,11 @@ def apply(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the actions only.")] = False,
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
+    from scheduler.actuator.apply_lock import (
+        ApplyInProgressError,
+        apply_in_progress_message,
+        apply_lock,
+    )
     from scheduler.actuator.ec2 import check_launch_config
     from scheduler.actuator.reconcile import reconcile
     from scheduler.services.plans import create_plan
@@ -61,19 +66,27 @@ def apply(
 
     runtime: Runtime = ctx.obj
     settings = runtime.settings
-    if plan_id is None:
-        text = slo or settings.service.slo
-        if not text:
-            raise InputError("no SLO: pass --slo 500tok/s or set service.slo in config.toml")
-        plan_id = create_plan(
-            runtime.engine, settings, slo_tokens_per_second=parse_slo(text), origin="cli"
-        )
-    actuator = build_actuator(runtime.engine, settings)
+    text = slo or settings.service.slo
+    if plan_id is None and not text:
+        raise InputError("no SLO: pass --slo 500tok/s or set service.slo in config.toml")
+    lock = apply_lock(runtime.engine, settings.service.name)
     if not dry_run:
         check_launch_config(settings.service)
-        reconcile(actuator)
-    with err_console.status("applying plan (waiting for readiness probes)", spinner="dots"):
-        result = actuator.apply(plan_id, dry_run=dry_run)
+        # Before anything is stored: a refused apply leaves no plan behind.
+        if not lock.try_acquire():
+            raise ApplyInProgressError(apply_in_progress_message(settings.service.name))
+    try:
+        if plan_id is None:
+            plan_id = create_plan(
+                runtime.engine, settings, slo_tokens_per_second=parse_slo(text), origin="cli"
+            )
+        actuator = build_actuator(runtime.engine, settings)
+        if not dry_run:
+            reconcile(actuator)
+        with err_console.status("applying plan (waiting for readiness probes)", spinner="dots"):
+            result = actuator.apply(plan_id, dry_run=dry_run)
+    finally:
+        lock.release()
     if output_format is OutputFormat.json:
         emit_json(result.to_dict())
         return

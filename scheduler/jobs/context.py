@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
+from oracle.aws.clients import AwsClients
 from scheduler.actuator.executor import Actuator
 from scheduler.config import Settings
 
@@ -17,6 +18,9 @@ class JobContext:
     settings: Settings
     actuator_factory: Callable[[], Actuator]
     worker: str
+    #: AWS clients of the sync and SQS jobs; None builds them from the settings (tests pass
+    #: their own, to reach moto and stubbed calls).
+    aws: AwsClients | None = None
 
 
 _current: list[JobContext] = []

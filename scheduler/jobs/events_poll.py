@@ -20,5 +20,5 @@ def _body(context: JobContext) -> dict[str, Any]:
 
     queue_url = context.settings.service.sqs_queue_url
     region = queue_url.split(".")[1] if queue_url.startswith("https://sqs.") else "us-east-1"
-    sqs = aws_clients(context.settings).client("sqs", region)
+    sqs = (context.aws or aws_clients(context.settings)).client("sqs", region)
     return {"handled": poll_sqs(context.actuator_factory(), sqs, queue_url)}

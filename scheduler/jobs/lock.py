@@ -1,4 +1,5 @@
-"""The worker lock: with several workers on one database, only the holder runs jobs.
+"""Database locks: the worker lock (with several workers on one database, only the holder runs
+jobs) and the apply lock (:mod:`scheduler.actuator.apply_lock`).
 
 PostgreSQL: a session-level advisory lock (``pg_try_advisory_lock``) held on a dedicated
 connection for as long as the worker is active; it is released when that connection closes,
@@ -17,10 +18,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 
-class WorkerLock:
-    def __init__(self, engine: Engine, *, key: int) -> None:
+class DatabaseLock:
+    """A lock shared by every process on one database, named by ``key`` (and, on SQLite, by
+    ``name`` in the lock file's name). Not reentrant: a second holder in the same process is
+    refused like one in another process."""
+
+    def __init__(self, engine: Engine, *, key: int, name: str) -> None:
         self._engine = engine
         self._key = key
+        self._name = name
         self._connection: Connection | None = None
         self._file: IO[bytes] | None = None
 
@@ -80,5 +86,13 @@ class WorkerLock:
     def _lock_path(self) -> Path:
         database = self._engine.url.database or ""
         if not database or database == ":memory:":
-            return Path(os.environ.get("TMPDIR", "/tmp")) / f"scheduler-worker-{self._key}.lock"
-        return Path(database).expanduser().with_suffix(".worker.lock")
+            directory = Path(os.environ.get("TMPDIR", "/tmp"))
+            return directory / f"scheduler-{self._name}-{self._key}.lock"
+        return Path(database).expanduser().with_suffix(f".{self._name}.lock")
+
+
+class WorkerLock(DatabaseLock):
+    """The worker lock: only its holder runs the scheduled jobs."""
+
+    def __init__(self, engine: Engine, *, key: int) -> None:
+        super().__init__(engine, key=key, name="worker")

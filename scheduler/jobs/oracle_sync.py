@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from scheduler.jobs.context import JobContext
-from scheduler.jobs.recording import recorded
+from scheduler.jobs.recording import JobFailedError, recorded
 
 
 def run_prices() -> dict[str, Any]:
@@ -27,6 +27,7 @@ def run_advisor() -> dict[str, Any]:
 def _sync(context: JobContext, kinds: tuple[str, ...]) -> dict[str, Any]:
     from oracle.aws.sync import sync_aws
     from scheduler.services.oracle_sync import options_from_config
+    from scheduler.services.planning import json_safe
     from scheduler.services.wiring import aws_clients
 
     oracle = context.settings.oracle
@@ -37,5 +38,13 @@ def _sync(context: JobContext, kinds: tuple[str, ...]) -> dict[str, Any]:
         days=oracle.history_days,
         kinds=kinds,
     )
-    summary = sync_aws(context.engine, aws_clients(context.settings), config=options)
-    return {"kinds": list(kinds), "summary": str(summary)[:2000]}
+    clients = context.aws or aws_clients(context.settings)
+    summary = sync_aws(context.engine, clients, config=options)
+    details = {"kinds": list(kinds), "summary": json_safe(summary.to_dict())}
+    # The sync records a failing region or feed and goes on; the run is still a failed one.
+    errors = [f"{r.region}: {r.error or r.status}" for r in summary.regions if r.status != "ok"]
+    if summary.advisor is not None and summary.advisor.status != "ok":
+        errors.append(f"advisor: {summary.advisor.error}")
+    if errors:
+        raise JobFailedError("; ".join(errors)[:2000], details)
+    return details

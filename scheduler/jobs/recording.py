@@ -26,6 +26,9 @@ def recorded(name: str, body: Callable[[JobContext], dict[str, Any]]) -> dict[st
     status, error, details = "ok", None, {}
     try:
         details = body(context)
+    except JobFailedError as exc:
+        status, error, details = "error", str(exc), exc.details
+        log.error("job %s failed: %s", name, exc)
     except Exception as exc:
         status, error = "error", f"{type(exc).__name__}: {exc}"
         log.exception("job %s failed", name)
@@ -42,6 +45,14 @@ def recorded(name: str, body: Callable[[JobContext], dict[str, Any]]) -> dict[st
             )
         )
     return details
+
+
+class JobFailedError(Exception):
+    """A job that ran but did not do its work; its details are recorded with the error."""
+
+    def __init__(self, message: str, details: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.details = details
 
 
 def last_details(context: JobContext, job: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 
 from oracle.db import transaction
 from scheduler.actuator import journal
+from scheduler.actuator.apply_lock import apply_in_progress_message, apply_lock
 from scheduler.actuator.diff import diff
 from scheduler.actuator.executor import Actuator, ApplyResult
 from scheduler.actuator.types import Action, FleetReplica
@@ -115,7 +116,20 @@ def rebalance(
     now: datetime,
     slo_tokens_per_second: float | None = None,
 ) -> dict[str, Any]:
-    """One rebalance run; returns the decision and what was done."""
+    """One rebalance run; returns the decision and what was done. It holds the service's apply
+    lock throughout, and skips the run while another process applies a plan."""
+    lock = apply_lock(actuator.engine, actuator.service)
+    if not lock.try_acquire():
+        return {"act": False, "reason": apply_in_progress_message(actuator.service)}
+    try:
+        return _rebalance(actuator, now=now, slo_tokens_per_second=slo_tokens_per_second)
+    finally:
+        lock.release()
+
+
+def _rebalance(
+    actuator: Actuator, *, now: datetime, slo_tokens_per_second: float | None
+) -> dict[str, Any]:
     from scheduler.services.planning import plan_and_store
 
     engine, settings = actuator.engine, actuator.settings

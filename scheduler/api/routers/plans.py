@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Body, Path
 
+from scheduler.actuator.apply_lock import apply_in_progress_message
 from scheduler.actuator.ec2 import check_launch_config
 from scheduler.actuator.executor import Actuator
 from scheduler.api.auth import ContextDep, ReadAuth, WriteAuth
-from scheduler.api.context import ApiContext
 from scheduler.api.errors import ApiError
 from scheduler.api.schemas import (
     ApplyPlanRequest,
@@ -19,6 +19,7 @@ from scheduler.api.schemas import (
     PlannedAction,
     PlanResponse,
 )
+from scheduler.jobs.lock import DatabaseLock
 from scheduler.services import plans as plan_service
 from scheduler.slo import parse_slo
 
@@ -77,9 +78,10 @@ def apply_plan(
     actuator = context.actuator_factory()
     actions = [PlannedAction(**a.to_dict()) for a in actuator.plan_actions(plan_id)]
     if not dry_run:
-        if not context.apply_lock.acquire(blocking=False):
-            raise ApiError(409, "apply_in_progress", "another apply is running; retry when done")
-        background.add_task(_apply_then_release, context, actuator, plan_id)
+        lock = context.apply_lock()
+        if not lock.try_acquire():
+            raise ApiError(409, "apply_in_progress", apply_in_progress_message(context.service))
+        background.add_task(_apply_then_release, lock, actuator, plan_id)
     return ApplyResponse(
         plan_id=plan_id,
         dry_run=dry_run,
@@ -88,11 +90,11 @@ def apply_plan(
     )
 
 
-def _apply_then_release(context: ApiContext, actuator: Actuator, plan_id: int) -> None:
+def _apply_then_release(lock: DatabaseLock, actuator: Actuator, plan_id: int) -> None:
     try:
         actuator.apply(plan_id)
     finally:
-        context.apply_lock.release()
+        lock.release()
 
 
 def _plan(context: ContextDep, plan_id: int) -> PlanResponse:

@@ -18,6 +18,7 @@ from scheduler.config import ServiceConfig, Settings
 from scheduler.models import ActionModel, EventModel, PlanModel, ReplicaModel
 from scheduler.services.recommendations import RecommendationCache
 from tests.scheduler.service.helpers import allocation, interruption, running_by_pool
+from tests.scheduler.service.hold_apply_lock import apply_lock_held_elsewhere
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -259,12 +260,17 @@ def test_one_apply_at_a_time(
 ) -> None:
     plan = client.post("/plans", json=_plan_body(network), headers=AUTH).json()
     context = client.app.state.context  # type: ignore[attr-defined]
-    with context.apply_lock:
+    url = engine.url.render_as_string(hide_password=False)
+    # Another process (a `scheduler apply`, another API, a rebalance) holds the lock.
+    with apply_lock_held_elsewhere(url, context.service):
         busy = client.post(f"/plans/{plan['id']}/apply", headers=AUTH)
     assert busy.status_code == 409 and busy.json()["code"] == "apply_in_progress"
+    assert "another apply is running" in busy.json()["message"]
     assert running_by_pool(aws) == {}
     assert client.post(f"/plans/{plan['id']}/apply", headers=AUTH).status_code == 200
-    assert not context.apply_lock.locked()
+    free = context.apply_lock()  # the finished apply released it
+    assert free.try_acquire()
+    free.release()
     assert sum(running_by_pool(aws).values()) == 2
 
 

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from bench.fakeserver import FakeServer, FakeServerConfig
 from scheduler.cli.main import app
 from tests.scheduler.service.helpers import running_by_pool
+from tests.scheduler.service.hold_apply_lock import apply_lock_held_elsewhere
 from tests.scheduler.service.market import MODEL, seed_market
 
 SCHEDULER = str(Path(sys.executable).parent / "scheduler")
@@ -144,6 +145,80 @@ def test_serve_runs_the_api_on_uvicorn(config_file: Path) -> None:
             headers={"Authorization": "Bearer t0ken"},
         )
         assert accepted.status_code == 201
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def test_apply_while_another_process_applies_is_refused(
+    engine: Engine,
+    aws: Callable[..., Any],
+    network: dict[str, Any],
+    config_file: Path,
+    database_url: str,
+) -> None:
+    from oracle.db import transaction
+    from scheduler.models import PlanModel
+
+    seed_market(engine, network["zones"], {(network["zones"][0][1], "g5.xlarge"): 0.3})
+    command = [SCHEDULER, "--config", str(config_file), "apply", "--slo", "300tok/s"]
+    with apply_lock_held_elsewhere(database_url, "llm-cli"):
+        refused = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1, refused.stderr
+    assert "another apply is running for service 'llm-cli'" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert running_by_pool(aws) == {}
+    with transaction(engine) as session:
+        assert session.query(PlanModel).count() == 0  # refused before anything was stored
+
+    applied = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert applied.returncode == 0, applied.stderr
+    assert sum(running_by_pool(aws).values()) >= 1
+
+
+def test_serve_with_jobs_runs_and_records_them(config_file: Path, engine: Engine) -> None:
+    import random
+
+    import sqlalchemy as sa
+
+    from oracle.db import transaction
+    from scheduler.models import JobRunModel
+
+    lock_key = random.randrange(1, 2**31)
+    with config_file.open("a") as handle:
+        # Short intervals; the oracle syncs stay hours away (they would call AWS).
+        handle.write(f"[jobs]\njitter_s = 0.0\nreconcile_interval_s = 0.5\nlock_key = {lock_key}\n")
+    process = subprocess.Popen(
+        [SCHEDULER, "--config", str(config_file), "serve", "--port", "0", "--jobs"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def reconcile_runs() -> list[tuple[str, str]]:
+        with transaction(engine) as session:
+            rows = session.execute(
+                sa.select(JobRunModel.status, JobRunModel.worker).where(
+                    JobRunModel.job == "reconcile"
+                )
+            ).all()
+            return [(status, worker) for status, worker in rows]
+
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        assert line.startswith("serving on "), line
+        url = line.removeprefix("serving on ").strip()
+        runs: list[tuple[str, str]] = []
+        for _ in range(600):  # the start-up reconcile, then at least two scheduled ones
+            runs = reconcile_runs()
+            if len(runs) >= 3:
+                break
+            time.sleep(0.1)
+        assert len(runs) >= 3, runs
+        assert {status for status, _ in runs} == {"ok"}
+        assert {worker.rsplit(":", 1)[1] for _, worker in runs} == {str(process.pid)}
+        assert httpx.get(f"{url}/healthz", timeout=5).is_success  # the API serves meanwhile
     finally:
         process.terminate()
         process.wait(20)

@@ -253,3 +253,27 @@ def test_rebalancer_compares_expected_costs_not_list_prices(
     # The running fleet is the plan, priced the same way (no switching for what runs).
     assert document["switching_usd_per_hour"] == pytest.approx(0.0)
     assert quiet["current_usd_per_hour"] == pytest.approx(quiet["planned_usd_per_hour"])
+
+
+def test_a_rebalance_skips_while_another_process_applies(
+    engine: Engine,
+    aws: Callable[..., Any],
+    seeded: list[tuple[str, str]],
+    market_settings: Settings,
+    make_actuator: Callable[..., Actuator],
+) -> None:
+    from tests.scheduler.service.hold_apply_lock import apply_lock_held_elsewhere
+
+    actuator, plan_id = _planned_actuator(engine, market_settings, make_actuator)
+    actuator.apply(plan_id)
+    before = running_by_pool(aws)
+    url = engine.url.render_as_string(hide_password=False)
+    with apply_lock_held_elsewhere(url, actuator.service):
+        skipped = rebalance(actuator, now=datetime.now(UTC))
+    assert skipped == {
+        "act": False,
+        "reason": f"another apply is running for service '{actuator.service}' (the API, "
+        "`scheduler apply` or a rebalance); retry when it is done",
+    }
+    assert running_by_pool(aws) == before
+    assert "already matches" in rebalance(actuator, now=datetime.now(UTC))["reason"]
