@@ -5,6 +5,8 @@ Timing definitions (those of ``vllm bench serve``, so that figures compare):
   choice (vLLM sends its chat role chunk together with the first token, after prefill);
 - ITL: every gap between consecutive token chunks (chunks with a choice, except the chat
   role-only chunk; vLLM sends one per generated token, even when its text is empty);
+- each chunk's time is that of the read that completed its line (taken as the read returns,
+  before any parsing), so chunks that arrive in one read share a time and a gap of 0;
 - latency: from the request being sent to the last token chunk;
 - TPOT: (latency - TTFT) / (output tokens - 1);
 - output tokens: ``usage.completion_tokens`` of the final usage chunk, else the count of token
