@@ -32,7 +32,9 @@ APPLY_HELP = (
     "completion), then drain and terminate the surplus. Reconciles with EC2 by tag first. "
     "Capacity and quota errors mark the pool unavailable and replan (falling back to on-demand). "
     "--dry-run prints the actions and launches or terminates nothing (the plan is stored, so "
-    "that `--plan-id N` applies exactly it)."
+    "that `--plan-id N` applies exactly it). One apply at a time per service, across processes "
+    "(a database lock shared with the API and the rebalancer): while another runs, this one "
+    "exits with code 2 before storing anything."
 )
 STATUS_HELP = "The service and its replicas: endpoint, pool, market, state, uptime, price."
 DOWN_HELP = "Drain and terminate every replica the service owns (then sweep orphans by tag)."

@@ -163,7 +163,7 @@ def test_apply_while_another_process_applies_is_refused(
     seed_market(engine, network["zones"], {(network["zones"][0][1], "g5.xlarge"): 0.3})
     command = [SCHEDULER, "--config", str(config_file), "apply", "--slo", "300tok/s"]
     with apply_lock_held_elsewhere(database_url, "llm-cli"):
-        refused = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        refused = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2
     assert refused.stderr.count("\n") == 1, refused.stderr
     assert "another apply is running for service 'llm-cli'" in refused.stderr
@@ -172,7 +172,7 @@ def test_apply_while_another_process_applies_is_refused(
     with transaction(engine) as session:
         assert session.query(PlanModel).count() == 0  # refused before anything was stored
 
-    applied = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    applied = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert applied.returncode == 0, applied.stderr
     assert sum(running_by_pool(aws).values()) >= 1
 
