@@ -13,6 +13,10 @@
    Melange use), with the ratio of CBC's time to highspy's and the optimality gap of each against
    the best objective found.
 
+Every solver gets :func:`scheduler.solver.build_model`'s arrays, with its exact strengthening
+(goodput capped at the SLO in the hedge and throughput rows, bounds a cheapest plan never
+exceeds): CBC gains from it as much as HiGHS does (10,000 pools: 12.0 s -> 2.4 s CPU).
+
 Times are wall-clock medians of ``--repeat`` runs. The machine's load average is printed with
 them: on a shared machine, read the ratios rather than the absolute figures.
 
