@@ -1,12 +1,12 @@
 """`scheduler bench`: measure, import and list goodput figures per instance type.
 
 Thin over :mod:`bench.runner`, :mod:`bench.importer` and :mod:`bench.reference`. Other modules
-may add commands to :data:`app` (``scheduler.cli.bench_local`` adds ``bench local``).
+may add commands to :data:`app` (``scheduler.cli.bench_local`` adds ``bench local``; the
+registry imports it).
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -434,15 +434,3 @@ def _level(point: PointMetrics) -> str:
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
-
-
-def _attach_optional_commands() -> None:
-    # `bench local` (a real vLLM server on this machine) lives in its own module.
-    try:
-        importlib.import_module("scheduler.cli.bench_local")
-    except ModuleNotFoundError as error:
-        if error.name != "scheduler.cli.bench_local":
-            raise
-
-
-_attach_optional_commands()

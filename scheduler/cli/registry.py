@@ -1,42 +1,32 @@
-"""Where each part's command group is attached to the root command line."""
+"""Where each part's command group is attached to the root command line.
+
+Command modules that add to a group (``oracle_sync``, ``oracle_import``, ``oracle_stats`` on
+the oracle group; ``bench_local`` on the bench group) register themselves when imported.
+"""
 
 from __future__ import annotations
 
-import importlib
-
 import typer
 
-#: Modules that add commands to the oracle group (each imports scheduler.cli.oracle.app).
-ORACLE_COMMAND_MODULES = (
-    "scheduler.cli.oracle_sync",
-    "scheduler.cli.oracle_import",
-    "scheduler.cli.oracle_stats",
+from scheduler.cli import (
+    backtest,
+    bench,
+    bench_local,  # noqa: F401  (adds `bench local`)
+    fleet,
+    oracle,
+    oracle_import,  # noqa: F401  (adds `oracle import`)
+    oracle_stats,  # noqa: F401  (adds `oracle stats`)
+    oracle_sync,  # noqa: F401  (adds `oracle sync`)
+    plan,
+    serve,
 )
 
 
 def register(app: typer.Typer) -> None:
-    """Attach every command group; one line per group."""
-    from scheduler.cli import oracle
-
-    for name in ORACLE_COMMAND_MODULES:
-        _import_if_present(name)
+    """Attach every command group and command to the root ``app``."""
     app.add_typer(oracle.app, name="oracle")
-    from scheduler.cli import plan
-
     app.command("plan", help=plan.HELP)(plan.plan)
-    app.add_typer(importlib.import_module("scheduler.cli.bench").app, name="bench")
-    from scheduler.cli import backtest
-
+    app.add_typer(bench.app, name="bench")
     app.command("backtest", help=backtest.HELP)(backtest.backtest)
-    from scheduler.cli import fleet, serve
-
     app.command("serve", help=serve.HELP)(serve.serve)
     fleet.register(app)
-
-
-def _import_if_present(name: str) -> None:
-    try:
-        importlib.import_module(name)
-    except ModuleNotFoundError as error:
-        if error.name != name:
-            raise
