@@ -164,25 +164,6 @@ def compare_capacity(
     return CapacityComparison(harness, peer_result, peer_missing, server_cpus)
 
 
-def harness_capacity(
-    *,
-    gap_s: float = 0.02,
-    output_tokens: int = 64,
-    start_concurrency: int = 16,
-    max_concurrency: int = 4096,
-    waves: int = 2,
-) -> CapacityResult:
-    """The harness's side of :func:`compare_capacity` alone."""
-    return compare_capacity(
-        gap_s=gap_s,
-        output_tokens=output_tokens,
-        start_concurrency=start_concurrency,
-        max_concurrency=max_concurrency,
-        waves=waves,
-        peer=False,
-    ).harness
-
-
 def harness_point(
     endpoint: str,
     model: str,

@@ -21,11 +21,6 @@ class Pool:
     def label(self) -> str:
         return f"{self.region}/{self.zone}/{self.instance_type}/{self.market}"
 
-    @classmethod
-    def from_label(cls, label: str) -> Pool:
-        region, zone, instance_type, market = label.split("/")
-        return cls(region, zone, instance_type, market)
-
 
 @dataclass(frozen=True)
 class TargetAllocation:

@@ -31,7 +31,7 @@ from oracle.goodput import GoodputFact
 from scheduler.backtest.fleet import Fleet, Instance
 from scheduler.backtest.hindsight import hindsight_cost
 from scheduler.backtest.interruptions import InterruptionModel, sample_interruptions
-from scheduler.backtest.market import MarketHistory, MarketView
+from scheduler.backtest.market import MarketHistory
 from scheduler.backtest.policies import FleetState, PolicyContext, make_policies
 from scheduler.config import PlannerConfig
 from scheduler.planning.model import PoolKey
@@ -305,8 +305,3 @@ def _billed(
 
 def _datetime(seconds: float) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
-
-
-def view_at(history: MarketHistory, moment_s: float) -> MarketView:
-    """The view a policy sees at ``moment_s`` (for tests and tools)."""
-    return history.as_of(_datetime(moment_s))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -119,10 +118,3 @@ def action_to_dict(a: ActionModel) -> dict[str, Any]:
         "error": a.error,
         "finished_at": a.finished_at,
     }
-
-
-def market_counts(replicas: Sequence[dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for replica in replicas:
-        counts[replica["market"]] = counts.get(replica["market"], 0) + 1
-    return counts

@@ -59,10 +59,6 @@ def latest_applied_plan(engine: Engine, service: str) -> PlanModel | None:
         ).first()
 
 
-def allocations_of(plan: PlanModel) -> list[TargetAllocation]:
-    return [TargetAllocation.from_dict(row) for row in plan.allocations]
-
-
 def create_plan(
     engine: Engine,
     settings: Settings,
