@@ -41,6 +41,17 @@ a row ``sum_p min(g_p, R) x_p >= R`` joins the throughput bound; for the cost ob
 pool's bound becomes ``min(u_p, ceil(max(R, S) / g_p))``. The LP relaxation otherwise meets the
 SLO with fractions of an instance far larger than it, and sits 12-25% below the optimum.
 
+The hedge loss-level cuts (exact too; see :func:`_loss_levels`): for each distinct hedge goodput
+``gamma`` of a hedged pool, with ``B_gamma = sum_{p hedged, h_p >= gamma} h_p x_p``,
+
+    (cut)        (S + gamma) / S * H - gamma / S * B_gamma >= S + gamma
+
+(an integer plan that runs any such pool loses at least gamma with its group, so it carries
+S + gamma; one that runs none has ``B_gamma = 0`` and ``H >= S``). The B columns are chained, one
+per level, so each pool appears in one of their rows. Without them the relaxation spreads
+fractions of an instance over many groups so that no group loses a whole one, and sits 5-11%
+below the optimum; with them 1-6%, and the 869-pool universe at 5,000 tok/s solves 8x faster.
+
 The sparse hedge formulation: each hedge row holds ``T`` (or ``H``) and only the spot pools of
 its own group, so all hedge rows together hold n + (number of groups) non-zeros, instead of one
 dense row per group over every other pool (n x groups). The share rows have two non-zeros each.
@@ -328,7 +339,9 @@ def build_model(problem: Problem, *, cost_bounds: bool = True) -> Model:
     t_col = n
     hedge_g, throughput_g = _capped(problem)
     h_col = n + 1 + m if hedge_g is not None else t_col
-    n_cols = n + 1 + m + (hedge_g is not None)
+    levels, level_of = _loss_levels(problem)
+    b_col = n + 1 + m + (hedge_g is not None)
+    n_cols = b_col + len(levels)
 
     risk = problem.risk if problem.risk is not None else np.zeros(n)
     c = np.zeros(n_cols)
@@ -373,6 +386,26 @@ def build_model(problem: Problem, *, cost_bounds: bool = True) -> Model:
                 problem.slo_tokens_per_second,
                 np.inf,
             )
+    if len(levels):
+        # (loss levels) B_k - B_{k-1} - sum_{level(p) = k} h_p x_p = 0, then
+        #   (S + gamma_k) / S * H - gamma_k / S * B_k >= S + gamma_k
+        row_g = g if hedge_g is None else hedge_g
+        slo = problem.slo_tokens_per_second
+        for k, gamma in enumerate(levels):
+            members = np.flatnonzero(level_of == k)
+            chain = [b_col + k] + ([b_col + k - 1] if k else [])
+            add(
+                np.concatenate([chain, members]),
+                np.concatenate([[1.0], [-1.0] if k else [], -row_g[members]]),
+                0.0,
+                0.0,
+            )
+            add(
+                np.array([h_col, b_col + k]),
+                np.array([(slo + gamma) / slo, -gamma / slo]),
+                slo + gamma,
+                np.inf,
+            )
     if problem.quota_row is not None and problem.vcpus_each is not None:
         assert problem.quota_limit_vcpus is not None
         for k, limit in enumerate(problem.quota_limit_vcpus):
@@ -411,9 +444,48 @@ def plan_columns(problem: Problem, model: Model, counts: NDArray[np.int64]) -> N
     has_running = np.flatnonzero(running > 0)
     columns[n + 1 : n + 1 + len(has_running)] = np.maximum(x[has_running] - running[has_running], 0)
     hedge_g, _ = _capped(problem)
+    b_col = n + 1 + len(has_running)
     if hedge_g is not None:
-        columns[-1] = float(hedge_g @ x)
+        columns[b_col] = float(hedge_g @ x)
+        b_col += 1
+    levels, level_of = _loss_levels(problem)
+    if len(levels):
+        row_g = problem.goodput_tokens_per_second if hedge_g is None else hedge_g
+        member = level_of >= 0
+        per_level = np.bincount(
+            level_of[member], weights=(row_g * x)[member], minlength=len(levels)
+        )
+        columns[b_col:] = np.cumsum(per_level)
     return columns
+
+
+def _loss_levels(problem: Problem) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """The loss levels gamma_1 > gamma_2 > ... of the hedge cuts, and each pool's level index
+    (-1: not a hedged pool).
+
+    The levels are the distinct hedge goodputs ``h_p`` (``min(g_p, S)``) of the hedged pools;
+    ``B_k = sum_{p hedged, h_p >= gamma_k} h_p x_p``, one column per level chained so that each
+    pool appears in one row only. The cut of level k,
+
+        (S + gamma_k) / S * H - gamma_k / S * B_k >= S + gamma_k,
+
+    holds for every integer plan. When some hedged pool p with ``h_p >= gamma_k`` runs, its
+    group's hedge row gives ``H >= S + h_p x_p >= S + gamma_k``, and the left side is
+    ``H + gamma_k / S * (H - B_k) >= H``. When none runs, ``B_k = 0`` and any hedge row gives
+    ``H >= S``, so the left side is ``(S + gamma_k) / S * H >= S + gamma_k``. The LP relaxation
+    otherwise meets the hedge by spreading fractions of an instance over many groups, losing less
+    than one instance in any group: on the 869-pool sample universe at 5,000 tok/s it spread
+    0.61 of a g5.xlarge over 9 zones, 1.91 $/h against the optimum's 2.01 (one in each of 6).
+    """
+    level_of = np.full(problem.n, -1, dtype=np.int64)
+    slo = problem.slo_tokens_per_second
+    hedged = problem.hedge_group >= 0
+    if not problem.hedge or slo <= 0 or not problem.hedge_group_names or not hedged.any():
+        return np.zeros(0), level_of
+    h = np.minimum(problem.goodput_tokens_per_second, slo)
+    levels = np.unique(h[hedged])[::-1]
+    level_of[hedged] = np.searchsorted(-levels, -h[hedged])
+    return levels, level_of
 
 
 def _capped(

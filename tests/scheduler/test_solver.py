@@ -118,6 +118,60 @@ def test_solver_matches_brute_force(problem: Problem, backend: str) -> None:
     assert objective_usd_per_hour(problem, solution.counts) == pytest.approx(expected, rel=1e-6)
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems())
+def test_every_valid_plan_meets_every_row_of_the_model(problem: Problem) -> None:
+    """The strengthening (capped goodputs, the hedge loss-level cuts) removes no integer plan:
+    every count vector that breaks no constraint meets every row and bound of the model."""
+    model = solver.build_model(problem, cost_bounds=False)
+    ranges = [range(int(u) + 1) for u in problem.upper]
+    checked = 0
+    for combo in itertools.product(*ranges):
+        counts = np.array(combo, dtype=np.int64)
+        if violated(problem, counts):
+            continue
+        columns = solver.plan_columns(problem, model, counts)
+        rows = model.a @ columns
+        assert np.all(rows >= model.row_lower - 1e-6), counts
+        assert np.all(rows <= model.row_upper + 1e-6), counts
+        assert np.all(columns >= model.lower - 1e-6) and np.all(columns <= model.upper + 1e-6)
+        checked += 1
+    if problem.hedge and np.any(problem.hedge_group >= 0) and checked:
+        assert len(solver._loss_levels(problem)[0]) > 0
+
+
+def test_loss_level_cut_lifts_the_relaxation_to_one_whole_instance() -> None:
+    """Ten zones of one pool each (1,000 tok/s) and an SLO of 5,000: without the cut the
+    relaxation spreads 5,000 x 10/9 tok/s and loses 0.56 of an instance per zone; with it, it
+    must carry the SLO plus one whole instance, which is the optimum (six instances)."""
+    n = 10
+    problem = Problem(
+        cost_usd_per_hour=np.ones(n),
+        goodput_tokens_per_second=np.full(n, 1000.0),
+        upper=np.full(n, 5.0),
+        hedge_group=np.arange(n, dtype=np.int64),
+        hedge_group_names=tuple(f"az{a}" for a in range(n)),
+        slo_tokens_per_second=5000.0,
+        required_tokens_per_second=5000.0,
+    )
+    model = solver.build_model(problem)
+    relaxed = solver.run_model(
+        solver.Model(
+            model.c,
+            np.zeros_like(model.integrality),
+            model.lower,
+            model.upper,
+            model.a,
+            model.row_lower,
+            model.row_upper,
+        ),
+        backend="scipy",
+    )
+    assert relaxed is not None
+    assert float(model.c @ relaxed) == pytest.approx(6.0, rel=1e-6)
+    assert solve(problem).cost_usd_per_hour == pytest.approx(6.0)
+
+
 @settings(max_examples=100, deadline=None)
 @given(problems())
 def test_hedge_survives_losing_any_group(problem: Problem) -> None:
