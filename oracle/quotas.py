@@ -10,6 +10,7 @@ The four codes that bound GPU fleets (Service Quotas, service code ``ec2``):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +45,7 @@ class VcpuQuota:
     observed_at: datetime
 
 
+@functools.cache
 def instance_class(instance_type: str) -> str | None:
     """The quota class of an instance type: ``G/VT`` (g*, vt*), ``P`` (p*), else ``None``."""
     family = instance_type.split(".", 1)[0].lower()

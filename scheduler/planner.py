@@ -20,7 +20,7 @@ from oracle.errors import OracleError
 from scheduler.config import PlannerConfig
 from scheduler.planning import explain
 from scheduler.planning.baselines import compute_baselines
-from scheduler.planning.candidates import PlanningData, build_candidates
+from scheduler.planning.candidates import CandidateSet, PlanningData, build_candidates
 from scheduler.planning.load import load_planning_data
 from scheduler.planning.model import (
     Allocation,
@@ -32,7 +32,7 @@ from scheduler.planning.model import (
     RunningInstance,
 )
 from scheduler.planning.problem import allocations, build_problem
-from scheduler.solver import solve
+from scheduler.solver import cost_lower_bound, solve
 
 __all__ = [
     "Allocation",
@@ -43,6 +43,7 @@ __all__ = [
     "Plan",
     "PoolKey",
     "RunningInstance",
+    "cost_bound_usd_per_hour",
     "make_plan",
     "plan_from_data",
 ]
@@ -81,6 +82,30 @@ def make_plan(
     return plan
 
 
+def cost_bound_usd_per_hour(
+    data: PlanningData,
+    candidate_set: CandidateSet,
+    *,
+    config: PlannerConfig,
+    slo_tokens_per_second: float,
+    enough: float | None = None,
+) -> float | None:
+    """A lower bound on the expected cost (USD/h, switching aside) of any plan
+    :func:`plan_from_data` could return on the same facts and candidates, from one LP; ``None``
+    when no plan exists. A rebalancer compares it with what runs: when even the bound does not
+    save enough, no plan will, and the MILP need not be solved. ``enough``: a cheaper bound at
+    or above this figure will do (see :func:`scheduler.solver.cost_lower_bound`)."""
+    if not candidate_set.candidates:
+        return None
+    planning = build_problem(
+        candidate_set.candidates,
+        config=config,
+        quotas=data.quotas,
+        slo_tokens_per_second=slo_tokens_per_second,
+    )
+    return cost_lower_bound(planning.problem, enough=enough)
+
+
 def plan_from_data(
     data: PlanningData,
     *,
@@ -89,12 +114,18 @@ def plan_from_data(
     running: Sequence[RunningInstance] = (),
     exclude_pools: Collection[PoolKey] = (),
     with_baselines: bool = True,
+    candidate_set: CandidateSet | None = None,
 ) -> Plan:
-    """The plan on facts already loaded; raises :class:`InfeasiblePlanError` when none exists."""
+    """The plan on facts already loaded; raises :class:`InfeasiblePlanError` when none exists.
+
+    ``candidate_set``: the pools already built from ``data`` by :func:`build_candidates` with
+    the same ``config`` and ``exclude_pools`` (a caller that needs them too builds them once).
+    """
     if slo_tokens_per_second <= 0:
         raise OracleError(f"the SLO must be above 0 tok/s, got {slo_tokens_per_second}")
     started = time.perf_counter()
-    candidate_set = build_candidates(data, config, exclude_pools=exclude_pools)
+    if candidate_set is None:
+        candidate_set = build_candidates(data, config, exclude_pools=exclude_pools)
     if not candidate_set.candidates:
         raise InfeasiblePlanError(
             explain.no_candidates_message(candidate_set, data.model, config, data.as_of)

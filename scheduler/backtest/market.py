@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from typing import TypeVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,6 +41,7 @@ from scheduler.backtest.window import FIGURES, window_statistics
 from scheduler.planning.model import PoolKey
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+T = TypeVar("T")
 
 
 @dataclass
@@ -317,6 +319,17 @@ class MarketView:
 
     @cached_property
     def _stats_cache(self) -> dict[frozenset[str] | None, list[PoolStats]]:
+        return {}
+
+    def memo(self, key: Hashable, make: Callable[[], T]) -> T:
+        """What ``make`` derives from this view, computed once per ``key``: the policies that
+        decide at one moment share it (the planner's two variants price the same pools)."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return cast(T, self._memo[key])
+
+    @cached_property
+    def _memo(self) -> dict[Hashable, object]:
         return {}
 
     def _compute_stats(self, instance_types: frozenset[str] | None) -> list[PoolStats]:

@@ -37,8 +37,13 @@ from oracle.goodput import GoodputFact
 from oracle.stats import OnDemandOffer
 from scheduler.backtest.market import MarketHistory, MarketView
 from scheduler.config import PlannerConfig
-from scheduler.planner import InfeasiblePlanError, RunningInstance, plan_from_data
-from scheduler.planning.candidates import PlanningData, build_candidates
+from scheduler.planner import (
+    InfeasiblePlanError,
+    RunningInstance,
+    cost_bound_usd_per_hour,
+    plan_from_data,
+)
+from scheduler.planning.candidates import CandidateSet, PlanningData, build_candidates
 from scheduler.planning.model import PoolKey
 
 Reason = Literal["tick", "interruption"]
@@ -115,6 +120,8 @@ class PlannerPolicy(Policy):
         self.name = "planner" if hedge else "planner-nohedge"
         config = context.planner_config
         self.config = config if hedge else config.model_copy(update={"hedge": "none"})
+        #: The pools are priced alike with and without the hedge: both variants share them.
+        self._candidates_key = ("candidates", config.model_dump_json(exclude={"hedge"}))
         self.last_plan_s: float | None = None
         self.last_target: Target = {}
 
@@ -135,6 +142,15 @@ class PlannerPolicy(Policy):
             instance_specs=self.context.history.instance_specs,
         )
         running = [RunningInstance(pool, count) for pool, count in sorted(fleet.counts.items())]
+        candidates = view.memo(
+            (*self._candidates_key, fleet.avoid),
+            lambda: build_candidates(data, self.config, exclude_pools=fleet.avoid),
+        )
+        if reason == "tick" and not short and fleet.counts:
+            current = self._current_cost_usd_per_hour(candidates, fleet)
+            if current is not None and self._cannot_pay(data, candidates, current):
+                self.last_plan_s = view.as_of_s
+                return None
         try:
             plan = plan_from_data(
                 data,
@@ -143,31 +159,52 @@ class PlannerPolicy(Policy):
                 running=running,
                 exclude_pools=fleet.avoid,
                 with_baselines=False,
+                candidate_set=candidates,
             )
         except InfeasiblePlanError:
             return None
         self.last_plan_s = view.as_of_s
         target = {a.pool: a.count for a in plan.allocations if a.count > 0}
         if reason == "tick" and not short and target != dict(fleet.counts):
-            current = self._current_cost_usd_per_hour(data, fleet)
+            current = self._current_cost_usd_per_hour(candidates, fleet)
             if current is not None and not self._worth_moving(current, plan.cost_usd_per_hour):
                 return None
         self.last_target = target
         return dict(target)
+
+    def _cannot_pay(
+        self, data: PlanningData, candidates: CandidateSet, current_usd_per_hour: float
+    ) -> bool:
+        """Whether no plan can save enough to move to: not even the LP bound under every plan's
+        cost does. The fleet is then kept without solving the MILP, the decision the plan would
+        lead to (at the default thresholds, most hourly replans of a settled fleet)."""
+        context = self.context
+        # Any bound above this leaves too little saving by one threshold or the other.
+        enough = min(
+            current_usd_per_hour - context.min_saving_usd_per_hour,
+            current_usd_per_hour * (1 - context.min_saving_pct / 100),
+        )
+        bound = cost_bound_usd_per_hour(
+            data,
+            candidates,
+            config=self.config,
+            slo_tokens_per_second=context.slo_tokens_per_second,
+            enough=np.nextafter(enough, np.inf),
+        )
+        return bound is not None and not self._worth_moving(current_usd_per_hour, bound)
 
     def _worth_moving(self, current_usd_per_hour: float, planned_usd_per_hour: float) -> bool:
         saving = current_usd_per_hour - planned_usd_per_hour
         pct = 100.0 * saving / current_usd_per_hour if current_usd_per_hour > 0 else 0.0
         return saving >= self.context.min_saving_usd_per_hour and pct >= self.context.min_saving_pct
 
-    def _current_cost_usd_per_hour(self, data: PlanningData, fleet: FleetState) -> float | None:
+    def _current_cost_usd_per_hour(
+        self, candidate_set: CandidateSet, fleet: FleetState
+    ) -> float | None:
         """The running fleet's expected cost priced as the planner prices pools, or ``None``
         when it no longer carries the SLO (with the hedge) or runs in a pool the planner would
         not use (then the plan is applied whatever it saves)."""
-        candidates = {
-            c.pool: c
-            for c in build_candidates(data, self.config, exclude_pools=fleet.avoid).candidates
-        }
+        candidates = {c.pool: c for c in candidate_set.candidates}
         cost = total = 0.0
         groups: dict[str, float] = {}
         for pool, count in fleet.counts.items():

@@ -108,7 +108,7 @@ def build_candidates(
         for stats in data.pool_stats:
             key = PoolKey(stats.region, stats.zone, stats.instance_type, "spot")
             reason = _filtered(key, data, config, excluded)
-            if reason is None and _is_unavailable(key, stats, unavailable):
+            if reason is None and unavailable and _is_unavailable(key, stats, unavailable):
                 reason = "marked unavailable after a capacity error"
             if reason is not None:
                 result.exclude(reason)

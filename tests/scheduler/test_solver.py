@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -170,6 +171,44 @@ def test_loss_level_cut_lifts_the_relaxation_to_one_whole_instance() -> None:
     assert relaxed is not None
     assert float(model.c @ relaxed) == pytest.approx(6.0, rel=1e-6)
     assert solve(problem).cost_usd_per_hour == pytest.approx(6.0)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems())
+def test_cost_lower_bound_is_below_every_plan(problem: Problem) -> None:
+    """The LP bound and the cost-per-tok/s bound never exceed the cost (switching aside) of any
+    valid plan; the LP bound says None only when there is none."""
+    bound = solver.cost_lower_bound(problem)
+    quick = solver.cost_lower_bound(problem, enough=0.0)
+    cheapest: float | None = None
+    for combo in itertools.product(*[range(int(u) + 1) for u in problem.upper]):
+        counts = np.array(combo, dtype=np.int64)
+        if not violated(problem, counts):
+            cost = float(problem.cost_usd_per_hour @ counts)
+            cheapest = cost if cheapest is None else min(cheapest, cost)
+    if cheapest is None:
+        return  # the relaxation may still hold a fractional plan
+    assert bound is not None and quick is not None
+    assert bound <= cheapest + 1e-7
+    assert quick <= cheapest + 1e-7
+
+
+def test_the_rate_bound_counts_the_hedge_loss() -> None:
+    """Ten zones of 1,000 tok/s at 1 $/h and an SLO of 5,000: any hedged plan carries 6,000
+    tok/s, so 6 $/h is a bound without the LP (and the optimum)."""
+    n = 10
+    problem = Problem(
+        cost_usd_per_hour=np.ones(n),
+        goodput_tokens_per_second=np.full(n, 1000.0),
+        upper=np.full(n, 5.0),
+        hedge_group=np.arange(n, dtype=np.int64),
+        hedge_group_names=tuple(f"az{a}" for a in range(n)),
+        slo_tokens_per_second=5000.0,
+        required_tokens_per_second=5000.0,
+    )
+    assert solver.cost_lower_bound(problem, enough=5.9) == pytest.approx(6.0)
+    unhedged = dataclasses.replace(problem, hedge=False)
+    assert solver.cost_lower_bound(unhedged, enough=0.0) == pytest.approx(5.0)
 
 
 @settings(max_examples=100, deadline=None)

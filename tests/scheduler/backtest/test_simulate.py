@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -256,3 +257,46 @@ def test_the_planner_moves_a_whole_fleet_only_for_a_real_saving(sample_market: M
     assert reluctant.launches == sum(count for _, count in reluctant.decisions[0][1])
     assert eager.decisions[0] == reluctant.decisions[0]
     assert eager.launches >= reluctant.launches
+
+
+def test_ruling_a_move_out_by_the_bound_changes_no_decision(
+    sample_market: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The planner policies keep a fleet without solving when the LP bound cannot save enough;
+    the replay is the same as when every replan solves the MILP, and the shortcut does fire."""
+    from scheduler.backtest import policies
+
+    history, goodput, _ = sample_market
+    chosen = options(
+        policies=("planner", "planner-nohedge"),
+        interruptions=InterruptionModel(rate_scale=10.0),
+        planner_interval_s=3600.0,
+    )
+    ruled_out: list[bool] = []
+    original = policies.PlannerPolicy._cannot_pay
+
+    def counting(self: policies.PlannerPolicy, *args: object) -> bool:
+        ruled_out.append(original(self, *args))  # type: ignore[arg-type]
+        return ruled_out[-1]
+
+    monkeypatch.setattr(policies.PlannerPolicy, "_cannot_pay", counting)
+    fast = run_backtest(history, goodput=goodput, options=chosen)
+    monkeypatch.setattr(policies.PlannerPolicy, "_cannot_pay", lambda *args: False)
+    full = run_backtest(history, goodput=goodput, options=chosen)
+    assert any(ruled_out)
+    for name in chosen.policies:
+        # A solved replan that keeps the fleet returns it again (recorded, changing nothing);
+        # a ruled-out one returns None: compare the fleets the decisions asked for.
+        assert _changes(fast.policies[name].decisions) == _changes(full.policies[name].decisions)
+        assert fast.policies[name].cost_usd == full.policies[name].cost_usd
+        assert fast.policies[name].launches == full.policies[name].launches
+        assert fast.policies[name].slo_attainment == full.policies[name].slo_attainment
+
+
+def _changes(decisions: list[tuple[float, Any]]) -> list[tuple[float, Any]]:
+    """The decisions that asked for a fleet other than the one asked for before."""
+    changed: list[tuple[float, Any]] = []
+    for moment, target in decisions:
+        if not changed or changed[-1][1] != target:
+            changed.append((moment, target))
+    return changed
