@@ -1,7 +1,6 @@
 """Benchmark of the backtest (not a test).
 
-    python -m bench.perf.backtest [--days 90] [--tick-s 900] [--slo 5000]
-                                  [--planner-samples 12] [--full] [--regions R1,R2]
+    python -m bench.perf.backtest [--days 90] [--tick-s 900] [--slo 5000] [--regions R1,R2]
 
 The embedded sample market over its full GPU universe (every type of the catalog in every region
 and AZ) is ingested into a fresh SQLite oracle (the replay's days plus 10 days of lead-in, so the
@@ -9,14 +8,12 @@ first tick has a week of history), with the reference and estimated goodput of t
 model. Then:
 
 1. Loading the history into memory (once).
-2. The replay of ``--days`` days at ``--tick-s`` of every policy except the planner's two:
-   seconds per simulated day, split into the views (the market as of each event), deciding,
-   and measuring; the ratio to the goal (all policies, 90 days at 15-minute ticks, under two
-   minutes).
-3. The planner policies: the seconds one replan takes (view statistics + plan_from_data), as a
-   median over ``--planner-samples`` moments spread over the window, and what the full replay
-   would take at the configured replan interval (``backtest.planner_interval_s``) and at one
-   replan per tick. ``--full`` replays them for real instead (slow).
+2. The replay of ``--days`` days at ``--tick-s`` of every policy, the planner's two included
+   (they replan every ``backtest.planner_interval_s`` and on interruptions, and keep the fleet
+   without solving when a cost bound shows no plan saves the rebalancer's thresholds): seconds
+   per simulated day, split into the views (the market as of each event), deciding, and
+   measuring; each policy's deciding time; the ratio to the goal (all policies, 90 days at
+   15-minute ticks, under two minutes).
 
 ``--regions`` narrows the replay (the market every policy sees) to some regions, as a user
 would (``scheduler backtest --region``).
@@ -32,19 +29,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.reference import DEFAULT_MODEL, ensure_goodput_figures
 from oracle import db
-from oracle.goodput import GoodputFact, best_goodput
+from oracle.goodput import best_goodput
 from oracle.sample import ingest_sample
 from scheduler.backtest.market import MarketHistory
-from scheduler.backtest.policies import POLICY_NAMES, FleetState, PlannerPolicy, PolicyContext
+from scheduler.backtest.policies import POLICY_NAMES
 from scheduler.backtest.simulate import BacktestOptions, run_backtest
 from scheduler.config import Settings
 
@@ -60,8 +55,6 @@ def main() -> None:
     parser.add_argument("--tick-s", type=float, default=900.0)
     parser.add_argument("--slo", type=float, default=5000.0, help="tok/s")
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--planner-samples", type=int, default=12)
-    parser.add_argument("--full", action="store_true", help="replay the planner policies too")
     parser.add_argument(
         "--regions", default="", help="comma-separated regions to replay (default: all)"
     )
@@ -88,7 +81,7 @@ def main() -> None:
     print(f"load average: {', '.join(f'{value:.1f}' for value in os.getloadavg())}")
 
     start = END - timedelta(days=args.days)
-    policies = POLICY_NAMES if args.full else tuple(p for p in POLICY_NAMES if "planner" not in p)
+    policies = POLICY_NAMES
     options = BacktestOptions(
         slo_tokens_per_second=args.slo,
         start=start,
@@ -124,64 +117,14 @@ def main() -> None:
         )
     print(f"  hindsight bound ${result.hindsight_cost_usd:,.0f}")
 
-    if args.full:
-        ninety = total * 90.0 / args.days
-        print(
-            f"\nall policies over 90 days: {ninety:,.0f} s (measured over {args.days} days, scaled)"
-            f"; ratio to the goal ({GOAL_S:.0f} s): {ninety / GOAL_S:.2f}; share of time in "
-            f"planning: {timing['planning'] / total:.0%}"
-        )
-        return
-    per_plan = _planner_seconds(history, goodput, options, args.planner_samples)
-    replans = args.days * 86_400.0 / settings.backtest.planner_interval_s
-    print(f"\nplanner policies: one replan (view statistics + plan_from_data), median of "
-          f"{args.planner_samples} moments:")  # fmt: skip
-    estimate = total
-    for name, seconds in per_plan.items():
-        at_interval = seconds * replans
-        estimate += at_interval
-        print(
-            f"  {name:<16} {seconds:.3f} s per replan -> {at_interval:,.0f} s over {args.days} "
-            f"days at one replan per {settings.backtest.planner_interval_s:g} s, "
-            f"{seconds * ticks:,.0f} s at one per tick (interruption replans not counted)"
-        )
+    ninety = total * 90.0 / args.days
     print(
-        f"\nall policies, estimated: {estimate:,.0f} s; ratio to the goal ({GOAL_S:.0f} s): "
-        f"{estimate / GOAL_S:.2f}; share of time in planning: "
-        f"{(estimate - total + timing['planning']) / estimate:.1%}"
+        f"\nall policies over 90 days: {ninety:,.1f} s"
+        + (f" (measured over {args.days} days, scaled)" if args.days != 90 else "")
+        + f"; ratio to the goal ({GOAL_S:.0f} s): {ninety / GOAL_S:.2f}; share of time in "
+        f"planning: {timing['planning'] / total:.0%}"
     )
-
-
-def _planner_seconds(
-    history: MarketHistory,
-    goodput: Mapping[str, GoodputFact],
-    options: BacktestOptions,
-    samples: int,
-) -> dict[str, float]:
-    context = PolicyContext(
-        history=history,
-        slo_tokens_per_second=options.slo_tokens_per_second,
-        model=options.model,
-        goodput=goodput,
-        planner_config=options.planner,
-        planner_interval_s=options.planner_interval_s,
-    )
-    span_s = options.end.timestamp() - options.start.timestamp()
-    moments = [
-        options.start + timedelta(seconds=span_s * (index + 0.5) / samples)
-        for index in range(samples)
-    ]
-    state = FleetState(counts={}, ready_counts={}, avoid=frozenset())
-    figures = {}
-    for hedge in (True, False):
-        times = []
-        for moment in moments:
-            policy = PlannerPolicy(context, hedge=hedge)
-            started = time.perf_counter()
-            policy.decide(history.as_of(moment), state, "tick")
-            times.append(time.perf_counter() - started)
-        figures["planner" if hedge else "planner-nohedge"] = statistics.median(times)
-    return figures
+    print(f"load average after: {', '.join(f'{value:.1f}' for value in os.getloadavg())}")
 
 
 if __name__ == "__main__":
