@@ -68,7 +68,8 @@ class PoolStats:
     volatility_90d: float | None
     #: Share of the 90 days (0 to 1) the price was above 80% of the on-demand price.
     share_above_80pct_on_demand_90d: float | None
-    changes_90d: int
+    #: Price changes over 90 days (None when the statistics read fewer days).
+    changes_90d: int | None
     price_source: str | None
     #: Timestamp of the latest price change record at or before ``as_of``.
     price_observed_at: datetime | None
@@ -107,13 +108,18 @@ def pool_stats(
     regions: Collection[str] | None = None,
     instance_types: Collection[str] | None = None,
     product_description: str = "Linux/UNIX",
+    history_days: int = max(WINDOW_DAYS),
 ) -> list[PoolStats]:
     """The statistics of every spot pool with a price at or before ``as_of`` (default: now),
     optionally narrowed to ``regions`` and ``instance_types``; sorted by region, zone, type.
 
     One query reads the price rows of the selected pools; the figures are computed with numpy
-    over all pools at once.
+    over all pools at once. ``history_days`` (one of :data:`WINDOW_DAYS`) reads only the last
+    so many days: the figures over longer windows are then ``None`` (the planner, which prices
+    pools from the current price and the 7-day mean, reads 7 days, a tenth of the rows).
     """
+    if history_days not in WINDOW_DAYS:
+        raise ValueError(f"history_days must be one of {WINDOW_DAYS}, got {history_days}")
     as_of = _as_of(as_of)
     frame = _price_rows(
         session,
@@ -121,6 +127,7 @@ def pool_stats(
         regions=regions,
         instance_types=instance_types,
         product_description=product_description,
+        history_days=history_days,
     )
     if frame.empty:
         return []
@@ -148,6 +155,8 @@ def pool_stats(
         as_of_s=as_of.timestamp(),
         on_demand_usd_per_hour=on_demand,
     )
+    if history_days < max(WINDOW_DAYS):
+        _blank_longer_windows(figures, history_days)
     placements = _placement_scores(session, as_of=as_of, regions=regions)
     advisor = _advisor(session, as_of=as_of, regions=regions, operating_system=operating_system)
     results = []
@@ -174,7 +183,7 @@ def pool_stats(
                 max_price_usd_per_hour_90d=_number(figures["max_90d"][index]),
                 volatility_90d=_number(figures["volatility_90d"][index]),
                 share_above_80pct_on_demand_90d=_number(figures["share_near_on_demand"][index]),
-                changes_90d=int(figures["changes_90d"][index]),
+                changes_90d=_count(figures["changes_90d"][index]),
                 price_source=row.source,
                 price_observed_at=_datetime(float(row.time_s)),
                 on_demand_price_usd_per_hour=offer.price_usd_per_hour if offer else None,
@@ -390,6 +399,19 @@ def weighted_quantile(
     return result
 
 
+def _blank_longer_windows(figures: dict[str, np.ndarray], history_days: int) -> None:
+    """Set to NaN the figures over windows longer than the ``history_days`` read."""
+    for days in WINDOW_DAYS:
+        if days > history_days:
+            figures[f"mean_{days}d"] = np.full(figures[f"mean_{days}d"].shape, np.nan)
+    for name in ("p95_90d", "max_90d", "volatility_90d", "share_near_on_demand", "changes_90d"):
+        figures[name] = np.full(figures[name].shape, np.nan)
+
+
+def _count(value: float) -> int | None:
+    return None if value != value else int(value)
+
+
 def _price_rows(
     session: Session,
     *,
@@ -397,12 +419,13 @@ def _price_rows(
     regions: Collection[str] | None,
     instance_types: Collection[str] | None,
     product_description: str,
+    history_days: int = max(WINDOW_DAYS),
 ) -> pd.DataFrame:
-    """The price rows of the selected pools: every change in the longest window, plus each
-    pool's last change at or before its start (one UNION ALL query), sorted by pool and time,
-    with ``pool`` numbering the pools 0..n-1 and ``time_s`` in epoch seconds."""
+    """The price rows of the selected pools: every change in the last ``history_days``, plus
+    each pool's last change at or before its start (one UNION ALL query), sorted by pool and
+    time, with ``pool`` numbering the pools 0..n-1 and ``time_s`` in epoch seconds."""
     table = SpotPriceModel.__table__
-    start = as_of - timedelta(days=max(WINDOW_DAYS))
+    start = as_of - timedelta(days=history_days)
     conditions = [
         table.c.product_description == product_description,
         *narrowing(table, regions, instance_types),

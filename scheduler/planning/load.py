@@ -17,6 +17,12 @@ from scheduler.config import PlannerConfig, Settings
 from scheduler.planning.candidates import InstanceSpec, PlanningData
 
 
+def planning_history_days(config: PlannerConfig) -> int:
+    """Days of price history the planner reads: 7 for the estimators built on the current price
+    and the 7-day mean, 90 for ``p95-30d`` (the oracle's p95 is over 90 days)."""
+    return 90 if config.spot_price_estimator == "p95-30d" else 7
+
+
 def load_planning_data(
     engine: Engine, *, config: PlannerConfig, model: str, as_of: datetime | None = None
 ) -> PlanningData:
@@ -31,7 +37,13 @@ def load_planning_data(
         goodput = best_goodput(session, model=model)
         if types is None:
             types = sorted(goodput)
-        stats = pool_stats(session, as_of=as_of, regions=regions, instance_types=types)
+        stats = pool_stats(
+            session,
+            as_of=as_of,
+            regions=regions,
+            instance_types=types,
+            history_days=planning_history_days(config),
+        )
         offers = on_demand_offers(session, as_of=as_of, regions=regions, instance_types=types)
         specs = {
             row.instance_type: InstanceSpec(

@@ -281,6 +281,37 @@ def test_narrowing_and_empty_results(engine: sa.Engine) -> None:
     assert only.interruption_band_index is None
 
 
+def test_reading_fewer_days_keeps_the_short_figures_and_blanks_the_rest(
+    engine: sa.Engine,
+) -> None:
+    """history_days=7 (what the planner reads): the current price, its source and time and the
+    7-day mean are those of the full read; the figures over longer windows are None."""
+    rng = np.random.default_rng(7)
+    rows = _random_history(rng, "use1-az1") + _random_history(rng, "use1-az2")
+    # Changes inside the last week too, so that the 7-day mean is not just the current price.
+    rows += [_spot_row("use1-az1", AS_OF - timedelta(hours=h), 0.3 + h / 1000) for h in (5, 50)]
+    _insert(engine, {SpotPriceModel: rows})
+    with db.transaction(engine) as session:
+        full = pool_stats(session, as_of=AS_OF)
+        week = pool_stats(session, as_of=AS_OF, history_days=7)
+        month = pool_stats(session, as_of=AS_OF, history_days=30)
+        with pytest.raises(ValueError, match="history_days"):
+            pool_stats(session, as_of=AS_OF, history_days=14)
+    assert [s.zone for s in week] == [s.zone for s in full] == ["use1-az1", "use1-az2"]
+    for whole, short, medium in zip(full, week, month, strict=True):
+        assert short.current_price_usd_per_hour == whole.current_price_usd_per_hour
+        assert short.price_observed_at == whole.price_observed_at
+        assert short.mean_price_usd_per_hour_7d == pytest.approx(whole.mean_price_usd_per_hour_7d)
+        assert medium.mean_price_usd_per_hour_30d == pytest.approx(
+            whole.mean_price_usd_per_hour_30d
+        )
+        assert (
+            short.mean_price_usd_per_hour_30d is None and medium.mean_price_usd_per_hour_90d is None
+        )
+        assert short.p95_price_usd_per_hour_90d is None and short.changes_90d is None
+        assert whole.changes_90d is not None and whole.p95_price_usd_per_hour_90d is not None
+
+
 def test_on_demand_offers_follow_effective_dates(engine: sa.Engine) -> None:
     cut = datetime(2025, 6, 1, tzinfo=UTC)
     rows = [
