@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy.engine import Engine
 
-from oracle.stats import OnDemandOffer, PoolStats
+from oracle.stats import WINDOW_DAYS, OnDemandOffer, PoolStats
 from scheduler.backtest.facts import SpotPool
 from scheduler.backtest.load import LoadedHistory, read_history
 from scheduler.backtest.window import FIGURES, window_statistics
@@ -308,17 +308,20 @@ class MarketView:
         """As :func:`oracle.stats.pool_stats` answers at ``as_of``: every pool with a price."""
         return self.pool_stats_of(None)
 
-    def pool_stats_of(self, instance_types: Collection[str] | None) -> list[PoolStats]:
-        """:attr:`pool_stats`, narrowed to ``instance_types`` (``None``: all); cached per set."""
-        key = None if instance_types is None else frozenset(instance_types)
+    def pool_stats_of(
+        self, instance_types: Collection[str] | None, *, history_days: int = max(WINDOW_DAYS)
+    ) -> list[PoolStats]:
+        """:attr:`pool_stats`, narrowed to ``instance_types`` (``None``: all), over the last
+        ``history_days`` as :func:`oracle.stats.pool_stats` reads them; cached per set."""
+        key = (None if instance_types is None else frozenset(instance_types), history_days)
         cached = self._stats_cache.get(key)
         if cached is None:
-            cached = self._compute_stats(key)
+            cached = self._compute_stats(key[0], history_days)
             self._stats_cache[key] = cached
         return cached
 
     @cached_property
-    def _stats_cache(self) -> dict[frozenset[str] | None, list[PoolStats]]:
+    def _stats_cache(self) -> dict[tuple[frozenset[str] | None, int], list[PoolStats]]:
         return {}
 
     def memo(self, key: Hashable, make: Callable[[], T]) -> T:
@@ -332,7 +335,9 @@ class MarketView:
     def _memo(self) -> dict[Hashable, object]:
         return {}
 
-    def _compute_stats(self, instance_types: frozenset[str] | None) -> list[PoolStats]:
+    def _compute_stats(
+        self, instance_types: frozenset[str] | None, history_days: int
+    ) -> list[PoolStats]:
         history = self.history
         rows = self.current_rows
         selected = rows >= 0
@@ -349,13 +354,20 @@ class MarketView:
             if offer is not None:
                 on_demand[index] = offer.price_usd_per_hour
         figures = window_statistics(
-            history, as_of_s=self.as_of_s, selected=selected, on_demand_usd_per_hour=on_demand
+            history,
+            as_of_s=self.as_of_s,
+            selected=selected,
+            on_demand_usd_per_hour=on_demand,
+            history_days=history_days,
         )
         columns = {
             name: [None if value != value else value for value in figures[name][known].tolist()]
             for name in FIGURES
         }
-        changes = figures["changes_90d"][known].tolist()
+        changes = [
+            None if value != value else int(value)
+            for value in figures["changes_90d"][known].tolist()
+        ]
         return [
             self._stats(number, history.pools[index], int(rows[index]), columns, changes, offers)
             for number, index in enumerate(known.tolist())
@@ -367,7 +379,7 @@ class MarketView:
         pool: SpotPool,
         row: int,
         columns: Mapping[str, list[float | None]],
-        changes: list[int],
+        changes: list[int | None],
         offers: Mapping[tuple[str, str], OnDemandOffer],
     ) -> PoolStats:
         offer = offers.get((pool.region, pool.instance_type))
@@ -390,7 +402,7 @@ class MarketView:
             max_price_usd_per_hour_90d=columns["max_90d"][number],
             volatility_90d=columns["volatility_90d"][number],
             share_above_80pct_on_demand_90d=columns["share_near_on_demand"][number],
-            changes_90d=int(changes[number]),
+            changes_90d=changes[number],
             price_source=self.history.price_sources[row],
             price_observed_at=_datetime(float(self.history.times_s[row])),
             on_demand_price_usd_per_hour=offer.price_usd_per_hour if offer else None,

@@ -44,6 +44,7 @@ from scheduler.planner import (
     plan_from_data,
 )
 from scheduler.planning.candidates import CandidateSet, PlanningData, build_candidates
+from scheduler.planning.load import planning_history_days
 from scheduler.planning.model import PoolKey
 
 Reason = Literal["tick", "interruption"]
@@ -122,6 +123,8 @@ class PlannerPolicy(Policy):
         self.config = config if hedge else config.model_copy(update={"hedge": "none"})
         #: The pools are priced alike with and without the hedge: both variants share them.
         self._candidates_key = ("candidates", config.model_dump_json(exclude={"hedge"}))
+        #: As the planner reads the oracle (7 days for the default estimator).
+        self._history_days = planning_history_days(config)
         self.last_plan_s: float | None = None
         self.last_target: Target = {}
 
@@ -136,7 +139,7 @@ class PlannerPolicy(Policy):
         data = PlanningData(
             as_of=view.as_of,
             model=self.context.model,
-            pool_stats=view.pool_stats_of(types),
+            pool_stats=view.pool_stats_of(types, history_days=self._history_days),
             on_demand=[o for o in view.on_demand_offers if o.instance_type in types],
             goodput=self.context.goodput,
             instance_specs=self.context.history.instance_specs,

@@ -33,6 +33,10 @@ def test_views_answer_as_the_oracle_does(engine: Engine) -> None:
             assert bool(expected) == (moment >= start), moment
             assert view.pool_stats == expected
             assert view.on_demand_offers == on_demand_offers(session, as_of=moment)
+            # What the planner reads: the last week only (the longer figures None).
+            week = pool_stats(session, as_of=moment, history_days=7)
+            assert view.pool_stats_of(None, history_days=7) == week
+            assert all(stats.mean_price_usd_per_hour_90d is None for stats in week)
 
 
 def test_narrowed_stats_are_the_same_objects_for_those_types(engine: Engine) -> None:
