@@ -141,12 +141,10 @@ def test_every_valid_plan_meets_every_row_of_the_model(problem: Problem) -> None
         assert len(solver._loss_levels(problem)[0]) > 0
 
 
-def test_loss_level_cut_lifts_the_relaxation_to_one_whole_instance() -> None:
-    """Ten zones of one pool each (1,000 tok/s) and an SLO of 5,000: without the cut the
-    relaxation spreads 5,000 x 10/9 tok/s and loses 0.56 of an instance per zone; with it, it
-    must carry the SLO plus one whole instance, which is the optimum (six instances)."""
+def _ten_zones() -> Problem:
+    """Ten zones of one pool each (1,000 tok/s at 1 $/h) and an SLO of 5,000 tok/s."""
     n = 10
-    problem = Problem(
+    return Problem(
         cost_usd_per_hour=np.ones(n),
         goodput_tokens_per_second=np.full(n, 1000.0),
         upper=np.full(n, 5.0),
@@ -155,21 +153,14 @@ def test_loss_level_cut_lifts_the_relaxation_to_one_whole_instance() -> None:
         slo_tokens_per_second=5000.0,
         required_tokens_per_second=5000.0,
     )
-    model = solver.build_model(problem)
-    relaxed = solver.run_model(
-        solver.Model(
-            model.c,
-            np.zeros_like(model.integrality),
-            model.lower,
-            model.upper,
-            model.a,
-            model.row_lower,
-            model.row_upper,
-        ),
-        backend="scipy",
-    )
-    assert relaxed is not None
-    assert float(model.c @ relaxed) == pytest.approx(6.0, rel=1e-6)
+
+
+def test_loss_level_cut_lifts_the_relaxation_to_one_whole_instance() -> None:
+    """Without the cut the relaxation of :func:`_ten_zones` spreads 5,000 x 10/9 tok/s and loses
+    0.56 of an instance per zone; with it, it must carry the SLO plus one whole instance, which
+    is the optimum (six instances)."""
+    problem = _ten_zones()
+    assert solver.cost_lower_bound(problem) == pytest.approx(6.0, rel=1e-6)
     assert solve(problem).cost_usd_per_hour == pytest.approx(6.0)
 
 
@@ -194,18 +185,9 @@ def test_cost_lower_bound_is_below_every_plan(problem: Problem) -> None:
 
 
 def test_the_rate_bound_counts_the_hedge_loss() -> None:
-    """Ten zones of 1,000 tok/s at 1 $/h and an SLO of 5,000: any hedged plan carries 6,000
-    tok/s, so 6 $/h is a bound without the LP (and the optimum)."""
-    n = 10
-    problem = Problem(
-        cost_usd_per_hour=np.ones(n),
-        goodput_tokens_per_second=np.full(n, 1000.0),
-        upper=np.full(n, 5.0),
-        hedge_group=np.arange(n, dtype=np.int64),
-        hedge_group_names=tuple(f"az{a}" for a in range(n)),
-        slo_tokens_per_second=5000.0,
-        required_tokens_per_second=5000.0,
-    )
+    """In :func:`_ten_zones` any hedged plan carries 6,000 tok/s, so 6 $/h is a bound without
+    the LP (and the optimum); without the hedge 5,000 tok/s, 5 $/h."""
+    problem = _ten_zones()
     assert solver.cost_lower_bound(problem, enough=5.9) == pytest.approx(6.0)
     unhedged = dataclasses.replace(problem, hedge=False)
     assert solver.cost_lower_bound(unhedged, enough=0.0) == pytest.approx(5.0)
