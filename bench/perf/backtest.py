@@ -39,7 +39,7 @@ from oracle import db
 from oracle.goodput import best_goodput
 from oracle.sample import ingest_sample
 from scheduler.backtest.market import MarketHistory
-from scheduler.backtest.policies import POLICY_NAMES
+from scheduler.backtest.names import POLICY_NAMES
 from scheduler.backtest.simulate import BacktestOptions, run_backtest
 from scheduler.config import Settings
 

@@ -50,17 +50,6 @@ from scheduler.planning.model import PoolKey
 Reason = Literal["tick", "interruption"]
 Target = dict[PoolKey, int]
 
-POLICY_NAMES = (
-    "planner",
-    "planner-nohedge",
-    "on-demand",
-    "cheapest-zone",
-    "spot-hedge",
-    "price-capacity",
-)
-#: The lower bound, computed beside the policies (see :mod:`scheduler.backtest.simulate`).
-HINDSIGHT = "hindsight"
-
 
 @dataclass(frozen=True)
 class PolicyContext:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from scheduler.backtest.policies import HINDSIGHT
+from scheduler.backtest.names import HINDSIGHT
 from scheduler.backtest.simulate import BacktestResult
 
 CHARTS = (

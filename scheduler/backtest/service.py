@@ -16,7 +16,7 @@ from oracle.errors import InputError
 from oracle.goodput import best_goodput
 from scheduler.backtest.interruptions import InterruptionModel
 from scheduler.backtest.market import MarketHistory
-from scheduler.backtest.policies import POLICY_NAMES
+from scheduler.backtest.names import POLICY_NAMES
 from scheduler.backtest.simulate import BacktestOptions, BacktestResult, run_backtest
 from scheduler.config import Settings
 

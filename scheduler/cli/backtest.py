@@ -4,22 +4,21 @@ history, and how often it would have missed the SLO."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from scheduler.backtest import report
-from scheduler.backtest.policies import POLICY_NAMES
-from scheduler.backtest.service import backtest as run_service
-from scheduler.backtest.service import parse_duration_s
-from scheduler.backtest.simulate import BacktestResult
+from scheduler.backtest.names import POLICY_NAMES
 from scheduler.cli.output import FormatOption, OutputFormat, console, emit_json, err_console
 from scheduler.runtime import Runtime
 from scheduler.slo import parse_slo
 from scheduler.timeparse import parse_moment
+
+if TYPE_CHECKING:
+    from scheduler.backtest.simulate import BacktestResult
 
 HELP = (
     "Replay the oracle's price history tick by tick and compare what each scheduling policy "
@@ -86,6 +85,12 @@ def backtest(
         ),
     ] = None,
 ) -> None:
+    # Imported here: the replay pulls in the planner and matplotlib, which `--help` and every
+    # other command do without.
+    from scheduler.backtest import report
+    from scheduler.backtest.service import backtest as run_service
+    from scheduler.backtest.service import parse_duration_s
+
     runtime: Runtime = ctx.obj
     slo_tokens_per_second = parse_slo(slo)
     names = [name.strip() for name in policies.split(",") if name.strip()] if policies else None
@@ -121,6 +126,8 @@ def backtest(
 
 
 def print_result(result: BacktestResult) -> None:
+    from scheduler.backtest import report
+
     """Two tables that each fit 80 columns: what each policy cost, and how it served."""
     options = result.options
     rows = report.policy_rows(result)

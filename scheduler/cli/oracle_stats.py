@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from oracle.db import transaction
 from oracle.errors import InputError
-from oracle.stats import PoolStats, pool_stats, pool_stats_to_dict
 from scheduler.cli.oracle import app
 from scheduler.cli.output import (
     FormatOption,
@@ -23,6 +22,9 @@ from scheduler.cli.output import (
     format_age,
 )
 from scheduler.runtime import Runtime
+
+if TYPE_CHECKING:
+    from oracle.stats import PoolStats
 
 SAMPLE_WARNING = "sample data: not real prices"
 
@@ -106,6 +108,8 @@ def stats_command(
     if output_format is OutputFormat.json:
         if any(stats.price_source == "sample" for stats in results):
             err_console.print(f"note: {SAMPLE_WARNING}", highlight=False)
+        from oracle.stats import pool_stats_to_dict
+
         emit_json([pool_stats_to_dict(stats) for stats in results])
         return
     if not results:
@@ -142,6 +146,9 @@ def _stats(
     instance_types: list[str] | None,
     product_description: str,
 ) -> list[PoolStats]:
+    # Imported here: the statistics pull in pandas, which `--help` does without.
+    from oracle.stats import pool_stats
+
     return pool_stats(
         session,
         as_of=moment,

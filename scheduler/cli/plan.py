@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import sys
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -14,12 +14,12 @@ from rich.table import Table
 from oracle.errors import InputError
 from scheduler.cli.output import console, emit_json, err_console, format_age
 from scheduler.config import PlannerConfig
-from scheduler.planner import Plan, make_plan
-from scheduler.planning.formats import fleet_requests, skypilot_yaml
-from scheduler.planning.load import ensure_planning_data
 from scheduler.runtime import Runtime
 from scheduler.slo import parse_slo
 from scheduler.timeparse import parse_moment
+
+if TYPE_CHECKING:
+    from scheduler.planner import Plan
 
 HELP = (
     "Plan the cheapest mix of region, availability zone, instance type and market (spot or "
@@ -93,6 +93,11 @@ def plan(
         typer.Option("--headroom", help="Extra capacity above the SLO, as a fraction (0.1)."),
     ] = None,
 ) -> None:
+    # Imported here: the planner pulls in scipy and pandas, which `--help` does without.
+    from scheduler.planner import make_plan
+    from scheduler.planning.formats import fleet_requests, skypilot_yaml
+    from scheduler.planning.load import ensure_planning_data
+
     runtime: Runtime = ctx.obj
     slo_tokens_per_second = parse_slo(slo)
     moment = parse_moment(as_of, option="--as-of", example="2026-11-01T12:00:00Z")
