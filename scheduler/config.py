@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from oracle.db import default_url
 from oracle.errors import InputError
+from scheduler.backtest.names import PolicyName
 
 CONFIG_ENV = "SCHEDULER_CONFIG"
 DATABASE_URL_ENV = "SCHEDULER_DATABASE_URL"
@@ -213,16 +214,7 @@ class BacktestConfig(Section):
 
     days: PositiveInt = 90
     tick_s: PositiveFloat = 900.0
-    policies: list[
-        Literal[
-            "planner",
-            "planner-nohedge",
-            "on-demand",
-            "cheapest-zone",
-            "spot-hedge",
-            "price-capacity",
-        ]
-    ] = ["planner", "planner-nohedge", "on-demand", "cheapest-zone", "spot-hedge", "price-capacity"]
+    policies: list[PolicyName] = list(get_args(PolicyName))
     seed: int = 0
     startup_s: NonNegativeFloat = 600.0
     drain_s: NonNegativeFloat = 30.0
