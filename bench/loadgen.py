@@ -88,7 +88,7 @@ class ClientPool:
     ``i % size``. Sessions are made on first use, inside the running event loop.
 
     Why aiohttp: its HTTP parser and chunked decoding are in C, where httpx (h11) parses every
-    chunk of every stream in Python: ``python -m bench.perf.harness`` (64-token streams, 20 ms
+    chunk of every stream in Python: ``python -m benchmarks.harness`` (64-token streams, 20 ms
     gaps, one core shared with other work) measured 125 us of client CPU per token with httpx,
     45 with aiohttp, and a kept-up rate of 4,040 and 7,556 tok/s. Why a session per closed-loop
     worker: each holds its one kept-alive connection, so a worker never waits on another's.

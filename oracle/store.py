@@ -28,7 +28,7 @@ BATCH_ROWS = 2000
 #: Chunks of at least this many rows (all with the same keys) take the bulk path: one
 #: executemany of INSERT OR IGNORE on SQLite; on PostgreSQL a COPY, or when a row collides, a
 #: COPY into a temporary table then one INSERT ... SELECT ... ON CONFLICT DO NOTHING.
-#: ``python -m bench.perf.oracle_ingest`` (a million spot price rows): 0.68 (SQLite) and 0.70
+#: ``python -m benchmarks.oracle_ingest`` (a million spot price rows): 0.68 (SQLite) and 0.70
 #: (PostgreSQL) of the raw bulk rate, where INSERT ... RETURNING batches reached 0.40 and 0.07.
 BULK_MIN_ROWS = 5000
 #: Rows per bulk chunk (bounds the memory of the prepared tuples).
@@ -206,7 +206,7 @@ def _copy_if_no_collision(cursor: Any, target: str, names: str, values: list[Any
     """COPY straight into the table, in a savepoint: True if done; False (and nothing
     written) when a row collides with a stored one or another row. A first backfill never
     collides, and this takes about a third off its time against staging every row (measured
-    with bench/perf/oracle_ingest)."""
+    with benchmarks/oracle_ingest)."""
     from psycopg import errors
 
     cursor.execute("SAVEPOINT bulk_copy")

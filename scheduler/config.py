@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from oracle.db import default_url
 from oracle.errors import InputError
-from scheduler.backtest.names import PolicyName
 
 CONFIG_ENV = "SCHEDULER_CONFIG"
 DATABASE_URL_ENV = "SCHEDULER_DATABASE_URL"
@@ -207,6 +206,22 @@ class JobsConfig(Section):
     scale_up_delay_s: NonNegativeFloat = 300.0
     scale_down_delay_s: NonNegativeFloat = 1800.0
     lock_key: int = 72150501
+
+
+#: The policies a backtest compares (what ``--policies`` and ``backtest.policies`` accept). They
+#: live here, with the backtest's configuration, so that the command line can name them without
+#: importing the planner or the replay.
+PolicyName = Literal[
+    "planner",
+    "planner-nohedge",
+    "on-demand",
+    "cheapest-zone",
+    "spot-hedge",
+    "price-capacity",
+]
+POLICY_NAMES: tuple[str, ...] = get_args(PolicyName)
+#: The lower bound, computed beside the policies (see :mod:`scheduler.backtest.simulate`).
+HINDSIGHT = "hindsight"
 
 
 class BacktestConfig(Section):

@@ -9,7 +9,7 @@ import zlib
 from sqlalchemy.engine import Engine
 
 from oracle.errors import InputError
-from scheduler.jobs.lock import DatabaseLock
+from oracle.locks import DatabaseLock
 
 
 class ApplyInProgressError(InputError):

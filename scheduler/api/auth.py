@@ -1,7 +1,7 @@
 """Bearer-token auth: required on every endpoint that changes anything, optional on reads.
 
 The dependencies are ``async`` because they do no I/O: FastAPI would otherwise run each in the
-thread pool, one hop per dependency per request (measured with bench.perf.api).
+thread pool, one hop per dependency per request (measured with benchmarks.api).
 """
 
 from __future__ import annotations

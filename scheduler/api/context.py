@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from oracle.locks import DatabaseLock
 from scheduler.actuator.apply_lock import apply_lock
 from scheduler.actuator.executor import Actuator
 from scheduler.config import Settings
-from scheduler.jobs.lock import DatabaseLock
 from scheduler.services.recommendations import RecommendationCache
 
 TOKEN_ENV = "SCHEDULER_API_TOKEN"

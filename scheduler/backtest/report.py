@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from scheduler.backtest.names import HINDSIGHT
 from scheduler.backtest.simulate import BacktestResult
+from scheduler.config import HINDSIGHT
 
 CHARTS = (
     ("capacity.png", "Serving capacity against the SLO"),

@@ -16,9 +16,8 @@ from oracle.errors import InputError
 from oracle.goodput import best_goodput
 from scheduler.backtest.interruptions import InterruptionModel
 from scheduler.backtest.market import MarketHistory
-from scheduler.backtest.names import POLICY_NAMES
 from scheduler.backtest.simulate import BacktestOptions, BacktestResult, run_backtest
-from scheduler.config import Settings
+from scheduler.config import POLICY_NAMES, Settings
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")
 _UNIT_S = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86_400.0}

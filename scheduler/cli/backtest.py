@@ -11,8 +11,8 @@ from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from scheduler.backtest.names import POLICY_NAMES
 from scheduler.cli.output import FormatOption, OutputFormat, console, emit_json, err_console
+from scheduler.config import POLICY_NAMES
 from scheduler.runtime import Runtime
 from scheduler.slo import parse_slo
 from scheduler.timeparse import parse_moment

@@ -1,6 +1,6 @@
 """`scheduler bench`: measure, import and list goodput figures per instance type.
 
-Thin over :mod:`bench.runner`, :mod:`bench.importer` and :mod:`bench.reference`. Other modules
+Thin over :mod:`bench.runner`, :mod:`bench.importer` and :mod:`oracle.reference`. Other modules
 may add commands to :data:`app` (``scheduler.cli.bench_local`` adds ``bench local``; the
 registry imports it).
 """
@@ -20,13 +20,13 @@ from bench.client import RequestResult
 from bench.importer import import_vllm_results
 from bench.loadgen import PointMetrics
 from bench.record import gpu_count_of, instance_type_from_imds, list_runs
-from bench.reference import ensure_goodput_figures
 from bench.runner import BenchmarkOutcome, BenchmarkRequest, run_benchmark
 from bench.sweep import Slo, SweepOptions, SweepProgress
 from bench.workloads import Workload
 from oracle.db import transaction
 from oracle.errors import InputError
 from oracle.goodput import best_goodput
+from oracle.reference import ensure_goodput_figures
 from scheduler.cli.output import (
     FormatOption,
     OutputFormat,

@@ -17,9 +17,9 @@ from datetime import UTC
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from oracle.locks import WorkerLock
 from scheduler.config import Settings
 from scheduler.jobs.context import JobContext, set_current
-from scheduler.jobs.lock import WorkerLock
 
 log = logging.getLogger("scheduler.worker")
 

@@ -105,7 +105,7 @@ def ensure_planning_data(
         )
     if not has_goodput:
         try:
-            from bench.reference import ensure_goodput_figures
+            from oracle.reference import ensure_goodput_figures
         except ImportError as error:
             raise OracleError(
                 f"no goodput figures for {model}: run `scheduler bench run` first"

@@ -10,7 +10,7 @@ import httpx
 
 from bench.client import RequestSpec, request_body
 from bench.fakeserver import FakeServer
-from bench.perf.harness import harness_point
+from benchmarks.harness import harness_point
 from tests.bench.conftest import MODEL
 
 

@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from bench.reference import ensure_goodput_figures
 from oracle.capacity import UnavailablePool
 from oracle.importers import import_files
 from oracle.quotas import VcpuQuota
+from oracle.reference import ensure_goodput_figures
 from scheduler.config import PlannerConfig, QuotaConfig, QuotasConfig
 from scheduler.planner import (
     InfeasiblePlanError,

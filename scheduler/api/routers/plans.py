@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Body, Path
 
+from oracle.locks import DatabaseLock
 from scheduler.actuator.apply_lock import apply_in_progress_message
 from scheduler.actuator.ec2 import check_launch_config
 from scheduler.actuator.executor import Actuator
@@ -19,7 +20,6 @@ from scheduler.api.schemas import (
     PlannedAction,
     PlanResponse,
 )
-from scheduler.jobs.lock import DatabaseLock
 from scheduler.services import plans as plan_service
 from scheduler.slo import parse_slo
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.engine import Engine
 
-from bench.reference import ensure_goodput_figures
 from oracle import db
 from oracle.goodput import GoodputFact, best_goodput
+from oracle.reference import ensure_goodput_figures
 from oracle.sample import ingest_sample
 from scheduler.backtest.market import MarketHistory
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from bench.reference import ensure_goodput_figures
 from oracle.errors import InputError
 from oracle.importers import import_files
+from oracle.reference import ensure_goodput_figures
 from scheduler.backtest.interruptions import InterruptionModel, sample_interruptions
 from scheduler.backtest.market import MarketHistory
 from scheduler.backtest.service import backtest

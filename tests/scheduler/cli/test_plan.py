@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.reference import ensure_goodput_figures
 from oracle import db
 from oracle.importers import import_files
+from oracle.reference import ensure_goodput_figures
 
 CATALOG = "skypilot-catalog/aws_gpu_vms_snapshot_27f67dd.csv"
 SPECS = "moto-ec2/instance_types_accelerated.csv"

@@ -12,11 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from oracle.db import make_engine, transaction
+from oracle.locks import WorkerLock
 from scheduler.actuator.ec2 import Ec2Adapter
 from scheduler.actuator.executor import Actuator
 from scheduler.config import JobsConfig, ServiceConfig, Settings
 from scheduler.jobs.context import JobContext
-from scheduler.jobs.lock import WorkerLock
 from scheduler.jobs.worker import JobSpec, job_specs, run_worker
 from scheduler.models import JobRunModel
 

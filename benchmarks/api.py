@@ -1,6 +1,6 @@
 """Benchmark: GET /recommendations under concurrent load, beside a bare FastAPI route.
 
-    python -m bench.perf.api [--concurrency 32] [--duration-s 10] [--slo 500tok/s]
+    python -m benchmarks.api [--concurrency 32] [--duration-s 10] [--slo 500tok/s]
 
 Starts `scheduler serve` (uvicorn, one process) on a fresh SQLite database holding the embedded
 sample market and reference goodput figures (loaded by one `scheduler plan` first), warms the
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
             body = first.content
             body_file = Path(tmp) / "body.json"
             body_file.write_bytes(body)
-            bare_command = [sys.executable, "-m", "bench.perf.api", "--bare-server", "{port}"]
+            bare_command = [sys.executable, "-m", "benchmarks.api", "--bare-server", "{port}"]
             with _server([*bare_command, str(body_file)], env, tmp) as bare_url:
                 # Interleaved rounds, so that load from elsewhere on the machine hits both alike.
                 rounds: dict[str, list[dict[str, Any]]] = {"scheduler": [], "bare": []}

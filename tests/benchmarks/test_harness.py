@@ -1,5 +1,5 @@
 """The capacity benchmark's search and its report without the peer (the figures themselves are
-speed, measured by `python -m bench.perf.harness`, never asserted here)."""
+speed, measured by `python -m benchmarks.harness`, never asserted here)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.perf.harness import CapacityPoint, compare_capacity, main, sweep_capacity
 from bench.vllm_env import CACHE_ENV_VAR
+from benchmarks.harness import CapacityPoint, compare_capacity, main, sweep_capacity
 
 
 def _point(concurrency: int, kept_up: bool) -> CapacityPoint:

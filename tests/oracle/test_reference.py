@@ -10,16 +10,16 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from bench.reference import (
+from oracle.db import transaction
+from oracle.goodput import best_goodput
+from oracle.models import BenchmarkRunModel, InstanceTypeModel
+from oracle.reference import (
     DEFAULT_MODEL,
     ModelSize,
     ensure_goodput_figures,
     model_fits,
     model_size,
 )
-from oracle.db import transaction
-from oracle.goodput import best_goodput
-from oracle.models import BenchmarkRunModel, InstanceTypeModel
 
 
 def load_catalog(engine: Engine, shared_data: Path) -> None:

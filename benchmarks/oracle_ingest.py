@@ -1,6 +1,6 @@
 """Benchmark of the oracle's spot price write path and pool statistics (not a test).
 
-    python -m bench.perf.oracle_ingest [--rows 1000000] [--backends sqlite,postgresql]
+    python -m benchmarks.oracle_ingest [--rows 1000000] [--backends sqlite,postgresql]
 
 Generates the 90-day sample history of every GPU pool in every region of the embedded catalog,
 with the change rate scaled to about ``--rows`` change records, then on each backend:

@@ -1,7 +1,7 @@
 """Benchmark, part (2): the harness's figures beside `vllm bench serve`'s on a real vLLM server.
 
-    python -m bench.perf.harness_real                 # starts the CPU server from the cache
-    python -m bench.perf.harness_real --endpoint URL --model NAME --tokenizer DIR
+    python -m benchmarks.harness_real                 # starts the CPU server from the cache
+    python -m benchmarks.harness_real --endpoint URL --model NAME --tokenizer DIR
 
 Both clients run the same workload against the same server, taking turns (see
 bench.side_by_side), and the table gives each side's mean output tok/s, mean TTFT and mean TPOT

@@ -1,6 +1,6 @@
 """Benchmark of the planner (not a test).
 
-    python -m bench.perf.planner [--slo 5000] [--cbc-time-limit-s 120] [--repeat 3]
+    python -m benchmarks.planner [--slo 5000] [--cbc-time-limit-s 120] [--repeat 3]
 
 1. The full universe: the embedded sample market (every GPU type of the catalog in every region
    and AZ, 90 days) ingested into a fresh SQLite oracle with the reference and estimated goodput
@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.reference import ensure_goodput_figures
 from oracle import db
+from oracle.reference import ensure_goodput_figures
 from oracle.sample import ingest_sample
 from scheduler.config import PlannerConfig
 from scheduler.planner import make_plan

@@ -1,7 +1,7 @@
 """How fast a token stream the harness consumes on one core while still timing it right, beside
 `vllm bench serve` measured the same way.
 
-``python -m bench.perf.harness`` (part 1): the fake server (its own process, on the other core
+``python -m benchmarks.harness`` (part 1): the fake server (its own process, on the other core
 where there is one) streams ``--output-tokens`` tokens per request with a fixed inter-token
 gap; each client in turn (the harness in this process, then `vllm bench serve` as a child
 process, both pinned to the same one core) runs closed-loop points at rising concurrency. The

@@ -1,6 +1,6 @@
 """Benchmark of the backtest (not a test).
 
-    python -m bench.perf.backtest [--days 90] [--tick-s 900] [--slo 5000] [--regions R1,R2]
+    python -m benchmarks.backtest [--days 90] [--tick-s 900] [--slo 5000] [--regions R1,R2]
 
 The embedded sample market over its full GPU universe (every type of the catalog in every region
 and AZ) is ingested into a fresh SQLite oracle (the replay's days plus 10 days of lead-in, so the
@@ -34,14 +34,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench.reference import DEFAULT_MODEL, ensure_goodput_figures
 from oracle import db
 from oracle.goodput import best_goodput
+from oracle.reference import DEFAULT_MODEL, ensure_goodput_figures
 from oracle.sample import ingest_sample
 from scheduler.backtest.market import MarketHistory
-from scheduler.backtest.names import POLICY_NAMES
 from scheduler.backtest.simulate import BacktestOptions, run_backtest
-from scheduler.config import Settings
+from scheduler.config import POLICY_NAMES, Settings
 
 GOAL_S = 120.0
 #: A fixed end, so that runs compare: the sample market is a function of absolute time.

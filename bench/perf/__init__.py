@@ -1,1 +1,0 @@
-"""Benchmark scripts (not tests): ``python -m bench.perf.NAME`` prints figures and ratios."""
