@@ -12,7 +12,6 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from scheduler.cli.output import FormatOption, OutputFormat, console, emit_json, err_console
-from scheduler.config import POLICY_NAMES
 from scheduler.runtime import Runtime
 from scheduler.slo import parse_slo
 from scheduler.timeparse import parse_moment
@@ -28,7 +27,10 @@ HELP = (
     "are billed per second at the price in force. Spot interruptions are sampled once from "
     "each pool's Advisor band (rising as the price nears on-demand), so every policy faces the "
     "same events; an interrupted instance stops two minutes after its notice.\n\n"
-    f"Policies: {', '.join(POLICY_NAMES)}; the hindsight bound (the cheapest way to carry the "
+    # The names of scheduler.config.PolicyName, written out so that `--help` needs no pydantic
+    # (tests/scheduler/cli/test_startup.py checks that they agree).
+    "Policies: planner, planner-nohedge, on-demand, cheapest-zone, spot-hedge, price-capacity; "
+    "the hindsight bound (the cheapest way to carry the "
     "SLO at every instant, knowing the prices) is always shown. Settings: the backtest section of "
     "config.toml."
 )

@@ -8,9 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich import box
 from rich.table import Table
-from sqlalchemy.orm import Session
 
-from oracle.db import transaction
 from oracle.errors import InputError
 from scheduler.cli.oracle import app
 from scheduler.cli.output import (
@@ -24,6 +22,8 @@ from scheduler.cli.output import (
 from scheduler.runtime import Runtime
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from oracle.stats import PoolStats
 
 SAMPLE_WARNING = "sample data: not real prices"
@@ -97,6 +97,8 @@ def stats_command(
     ] = False,
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
+    from oracle.db import transaction
+
     runtime: Runtime = ctx.obj
     moment = parse_as_of(as_of)
     with transaction(runtime.engine) as session:

@@ -13,12 +13,12 @@ from rich.table import Table
 
 from oracle.errors import InputError
 from scheduler.cli.output import console, emit_json, err_console, format_age
-from scheduler.config import PlannerConfig
 from scheduler.runtime import Runtime
 from scheduler.slo import parse_slo
 from scheduler.timeparse import parse_moment
 
 if TYPE_CHECKING:
+    from scheduler.config import PlannerConfig
     from scheduler.planner import Plan
 
 HELP = (
@@ -95,7 +95,6 @@ def plan(
 ) -> None:
     # Imported here: the planner pulls in scipy and pandas, which `--help` does without.
     from scheduler.planner import make_plan
-    from scheduler.planning.formats import fleet_requests, skypilot_yaml
     from scheduler.planning.load import ensure_planning_data
 
     runtime: Runtime = ctx.obj
@@ -127,8 +126,12 @@ def plan(
     if output_format is PlanFormat.json:
         emit_json(result.to_dict())
     elif output_format is PlanFormat.fleet:
+        from scheduler.planning.formats import fleet_requests
+
         emit_json(fleet_requests(result))
     elif output_format is PlanFormat.skypilot:
+        from scheduler.planning.formats import skypilot_yaml  # PyYAML, for this format only
+
         sys.stdout.write(skypilot_yaml(result))
     else:
         print_plan(result)
