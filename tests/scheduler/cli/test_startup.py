@@ -1,6 +1,6 @@
 """A command loads only what it uses: `scheduler --help` imports none of the heavy libraries, and
 `scheduler plan` on a database already at the newest revision imports no migration machinery, no
-scipy.optimize and no AWS or HTTP client. Checked in a child process's ``sys.modules``."""
+pandas or scipy and no AWS or HTTP client. Checked in a child process's ``sys.modules``."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ HEAVY_FOR_HELP = (
     "yaml",
 )
 #: What `scheduler plan --format json` on a current database must not import.
-HEAVY_FOR_PLAN = ("aiohttp", "alembic", "boto3", "botocore", "httpx", "scipy.optimize", "yaml")
+HEAVY_FOR_PLAN = ("aiohttp", "alembic", "boto3", "botocore", "httpx", "pandas", "scipy", "yaml")
 
 CHILD = """
 import json, sys
