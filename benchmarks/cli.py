@@ -1,6 +1,6 @@
 """Benchmark of the command line's start-up (not a test).
 
-    python -m benchmarks.cli [--repeat 7] [--slo 500tok/s]
+    python -m benchmarks.cli [--repeat 7] [--slo 500tok/s] [--before ../main]
 
 Side by side in one run, each figure the median of ``--repeat`` fresh processes (run in turn, so
 that the machine's load falls on both sides alike):
@@ -14,6 +14,8 @@ that the machine's load falls on both sides alike):
 
 Wall-clock and CPU (user + system) seconds are printed, with the load average: on a shared
 machine the wall-clock figures swell with the load, so read the ratios and the CPU figures.
+``--before TREE`` runs the same commands from another checkout (say, before a change) in turn
+with this one, so that both meet the same load.
 
 The commands run through ``python -c`` with this tree first on ``sys.path`` (what the installed
 ``scheduler`` script does, without depending on which tree the environment points at).
@@ -63,28 +65,37 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--slo", default="500tok/s")
+    parser.add_argument("--before", type=Path, help="another checkout to measure alongside")
     args = parser.parse_args(argv)
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    _help(args.repeat)
+    trees = {"this tree": REPO_ROOT}
+    if args.before is not None:
+        trees[f"before ({args.before})"] = args.before.resolve()
+    _help(args.repeat, trees)
     with tempfile.TemporaryDirectory() as directory:
         url = f"sqlite:///{Path(directory) / 'bench.sqlite3'}"
         _sync(url)
-        _plan(url, args.slo, args.repeat)
+        _plan(url, args.slo, args.repeat, trees)
 
 
-def _help(repeat: int) -> None:
-    floor, help_ = [], []
+def _help(repeat: int, trees: dict[str, Path]) -> None:
+    floor: list[Timing] = []
+    help_: dict[str, list[Timing]] = {name: [] for name in trees}
     for _ in range(repeat):
         floor.append(_run([FLOOR]))
-        help_.append(_run([SCHEDULER, "--help"]))
-    floor_s, help_s = _median(floor), _median(help_)
-    floor_cpu, help_cpu = _median(floor, cpu=True), _median(help_, cpu=True)
+        for name, tree in trees.items():
+            help_[name].append(_run([SCHEDULER, "--help"], tree=tree))
+    floor_s, floor_cpu = _median(floor), _median(floor, cpu=True)
     print('\n1. `scheduler --help` against `python -c "import typer, rich.console"`')
     print(f"   import typer, rich.console  {floor_s:6.3f} s wall  {floor_cpu:6.3f} s CPU")
-    print(f"   scheduler --help            {help_s:6.3f} s wall  {help_cpu:6.3f} s CPU")
+    for name, runs in help_.items():
+        help_s, help_cpu = _median(runs), _median(runs, cpu=True)
+        print(
+            f"   scheduler --help            {help_s:6.3f} s wall  {help_cpu:6.3f} s CPU  "
+            f"ratio {help_s / floor_s:.2f}x wall, {help_cpu / floor_cpu:.2f}x CPU  [{name}]"
+        )
     print(
-        f"   ratio {help_s / floor_s:.2f}x wall, {help_cpu / floor_cpu:.2f}x CPU "
-        f"(goal <= {HELP_RATIO_GOAL:g}x; before: {BEFORE['help_ratio']:g}x, "
+        f"   goal <= {HELP_RATIO_GOAL:g}x (issue 12 measured {BEFORE['help_ratio']:g}x, "
         f"{BEFORE['help_s']:g} s)"
     )
 
@@ -102,31 +113,39 @@ def _sync(url: str) -> None:
     )
 
 
-def _plan(url: str, slo: str, repeat: int) -> None:
+def _plan(url: str, slo: str, repeat: int, trees: dict[str, Path]) -> None:
     command = [SCHEDULER, "plan", "--slo", slo, "--format", "json", "--as-of", END.isoformat()]
     env = {"SCHEDULER_DATABASE_URL": url}
-    _run(command, env)  # warm: the first plan may store figures; the page cache fills
-    runs = [_run(command, env) for _ in range(repeat)]
-    own = [json.loads(run.stdout)["timing_s"]["total"] for run in runs]
-    process_s, process_cpu, own_s = _median(runs), _median(runs, cpu=True), statistics.median(own)
+    runs: dict[str, list[Timing]] = {name: [] for name in trees}
+    for tree in trees.values():
+        _run(command, env, tree=tree)  # warm: the first plan may store figures; the page cache
+    for _ in range(repeat):
+        for name, tree in trees.items():
+            runs[name].append(_run(command, env, tree=tree))
     print(f"\n2. `scheduler plan --slo {slo} --format json` on the synced database")
-    print(f"   whole process   {process_s:6.3f} s wall  {process_cpu:6.3f} s CPU")
-    print(f"   plan's own time {own_s:6.3f} s wall (timing_s.total)")
+    for name, timings in runs.items():
+        own_s = statistics.median(json.loads(run.stdout)["timing_s"]["total"] for run in timings)
+        process_s, process_cpu = _median(timings), _median(timings, cpu=True)
+        print(
+            f"   whole process {process_s:6.3f} s wall  {process_cpu:6.3f} s CPU;  plan's own "
+            f"time (timing_s.total) {own_s:6.3f} s wall;  start-up and output "
+            f"{process_s - own_s:.3f} s  [{name}]"
+        )
     print(
-        f"   start-up and output {process_s - own_s:.3f} s; process / plan {process_s / own_s:.1f}x"
-        f"; goal < {PLAN_PROCESS_GOAL_S:g} s ({process_s / PLAN_PROCESS_GOAL_S:.2f} of it); "
-        f"before: {BEFORE['plan_s']:g} s, of which planning {BEFORE['plan_own_s']:g} s"
+        f"   goal < {PLAN_PROCESS_GOAL_S:g} s for the whole process (issue 12 measured "
+        f"{BEFORE['plan_s']:g} s, of which planning {BEFORE['plan_own_s']:g} s)"
     )
 
 
-def _run(code: list[str], env: dict[str, str] | None = None) -> Timing:
-    """One fresh ``python -c CODE ARGS...`` process: its wall-clock and CPU seconds."""
+def _run(code: list[str], env: dict[str, str] | None = None, tree: Path = REPO_ROOT) -> Timing:
+    """One fresh ``python -c CODE ARGS...`` process from ``tree``: its wall-clock and CPU
+    seconds."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-c", *code],
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})},
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree), **(env or {})},
         capture_output=True,
         text=True,
         check=False,
