@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from oracle.db import transaction
 from oracle.errors import InputError
 from oracle.models import InterruptionEventModel
+from oracle.observations import record_notice
 from scheduler.actuator import journal
 from scheduler.actuator.diff import diff
 from scheduler.actuator.ec2 import CapacityError
@@ -226,6 +227,7 @@ def _interruption(
                 kind="interruption" if interruption else "rebalance",
             )
         )
+        record_notice(session, replica.pool, interruption=interruption, observed_at=event.time)
     result: dict[str, Any] = {"replica_id": replica.id, "pool": replica.pool.label}
     if interruption:
         reason = f"spot interruption warning for {event.instance_id} ({event.detail})"
