@@ -233,6 +233,10 @@ class PoolObservationModel(ProvenanceMixin, Base):
 
     __tablename__ = "pool_observations"
     __table_args__ = (
+        # One event is stored once: a re-imported trace or a redelivered notice adds nothing.
+        UniqueConstraint(
+            "region", "zone", "instance_type", "market", "kind", "observed_at", "source_detail"
+        ),
         Index("ix_pool_observations_pool_time", "instance_type", "region", "zone", "observed_at"),
     )
 

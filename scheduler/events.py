@@ -227,7 +227,13 @@ def _interruption(
                 kind="interruption" if interruption else "rebalance",
             )
         )
-        record_notice(session, replica.pool, interruption=interruption, observed_at=event.time)
+        record_notice(
+            session,
+            replica.pool,
+            interruption=interruption,
+            observed_at=event.time,
+            source_detail=f"EventBridge {event.event_id}",
+        )
     result: dict[str, Any] = {"replica_id": replica.id, "pool": replica.pool.label}
     if interruption:
         reason = f"spot interruption warning for {event.instance_id} ({event.detail})"

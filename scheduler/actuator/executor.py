@@ -366,7 +366,13 @@ class Actuator:
                 now=now,
                 source_detail=f"launch of replica {replica_id}",
             )
-            record_launch(session, error.pool, ok=False, observed_at=now, source_detail=error.code)
+            record_launch(
+                session,
+                error.pool,
+                ok=False,
+                observed_at=now,
+                source_detail=f"replica {replica_id}",
+            )
         journal.finish_action(self.engine, action_id, now=now, status="failed", error=str(error))
 
     def _register(self, replica_id: int, instance_id: str) -> None:

@@ -87,7 +87,7 @@ def test_pool_risk_reads_evidence_up_to_as_of_with_the_band_as_prior(engine: Eng
     assert evidence.observations == 8
     assert evidence.last_observed_at == T0 + timedelta(hours=2)
     assert risk[KEY].source == "observed (aws, file)"
-    assert risk[KEY].hazard_per_hour == pytest.approx((prior.hazard_per_hour * 720 + 1) / (720 + 2))
+    assert risk[KEY].hazard_per_hour == pytest.approx((prior.hazard_per_hour * 24 + 1) / (24 + 2))
     assert risk[KEY].availability == pytest.approx((prior.availability * 20 + 1) / 26)
     assert later[KEY].evidence.launch_failures == 6
     assert later[KEY].availability < risk[KEY].availability

@@ -104,8 +104,8 @@ def test_trace_like_evidence_overrides_the_band() -> None:
     risk = estimate_risk(
         observations, priors={POOL: advisor_prior(2)}, as_of=T0 + timedelta(days=10)
     )[POOL]
-    # (0.125 + 100) / (720 + 100) with the prior's month of pseudo-hours.
-    assert risk.hazard_per_hour == pytest.approx((0.125 * 720 / 730 + 100) / 820)
+    # (alpha0 + 100) / (24 + 100) with the prior's day of pseudo-hours.
+    assert risk.hazard_per_hour == pytest.approx((0.125 * 24 / 730 + 100) / 124)
     assert risk.availability == pytest.approx(0.5, abs=0.01)
     assert risk.evidence.losses == 100
     assert risk.evidence.observations == 100 * 21
