@@ -9,6 +9,7 @@ and hands them, with each pool's Advisor band as the prior, to :func:`oracle.ris
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Protocol
@@ -18,7 +19,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from oracle.db import transaction
-from oracle.models import InterruptionFrequencyModel, PoolObservationModel
+from oracle.models import (
+    AvailabilityZoneModel,
+    InterruptionFrequencyModel,
+    PoolObservationModel,
+)
 from oracle.risk import (
     OBSERVATION_KINDS,
     Observation,
@@ -131,7 +136,13 @@ def load_observations(
     if instance_types:
         query = query.where(model.instance_type.in_(list(instance_types)))
     rows = session.execute(query.order_by(model.observed_at, model.id))
-    return [Observation(*row) for row in rows]
+    # Key pools as the oracle does (AZ ID when known): a trace names its AZ by name only.
+    names = sa.select(AvailabilityZoneModel.zone_name, AvailabilityZoneModel.zone_id)
+    zone_ids = {name: zone_id for name, zone_id in session.execute(names)}
+    return [
+        dataclasses.replace(observation, zone=zone_ids.get(observation.zone, observation.zone))
+        for observation in (Observation(*row) for row in rows)
+    ]
 
 
 def pool_risk(

@@ -47,6 +47,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 #: What an observation says about a pool.
 OBSERVATION_KINDS = ("interruption", "rebalance", "capacity-error", "launch")
@@ -243,6 +244,38 @@ def estimate_risk(
             evidence=seen,
         )
     return out
+
+
+def risk_to_dict(risk: PoolRisk, *, as_of: datetime) -> dict[str, Any]:
+    """The JSON shape of one estimate (``scheduler oracle stats --format json``): the
+    posterior, its prior, the evidence counts and the age of the newest observation."""
+    seen, prior = risk.evidence, risk.prior
+    last = seen.last_observed_at
+    return {
+        "hazard_per_hour": risk.hazard_per_hour,
+        "launch_availability": risk.availability,
+        "risk_source": risk.source,
+        "risk_prior_hazard_per_hour": prior.hazard_per_hour,
+        "risk_prior_availability": prior.availability,
+        "risk_prior_source": prior.source,
+        "risk_observations": seen.observations,
+        "risk_losses": seen.losses,
+        "risk_exposure_hours": seen.exposure_hours,
+        "risk_launches_ok": seen.launches_ok,
+        "risk_launch_failures": seen.launch_failures,
+        "risk_rebalances": seen.rebalances,
+        "risk_first_observed_at": seen.first_observed_at.isoformat()
+        if seen.first_observed_at
+        else None,
+        "risk_last_observed_at": last.isoformat() if last else None,
+        "risk_age_s": (as_of - last).total_seconds() if last else None,
+    }
+
+
+#: The keys :func:`risk_to_dict` adds.
+RISK_KEYS = frozenset(
+    risk_to_dict(PoolRisk(("", "", "", ""), 0.0, 1.0, RiskPrior(0.0, 1.0)), as_of=datetime.now())
+)
 
 
 # --- helpers ------------------------------------------------------------------------------
