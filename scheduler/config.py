@@ -122,7 +122,10 @@ class QuotasConfig(QuotaConfig):
 
 class PlannerConfig(Section):
     model: str = "meta-llama/Llama-3.1-8B-Instruct"
-    hedge: Literal["az", "region", "none"] = "az"
+    hedge: Literal["auto", "az", "region", "two-az", "none"] = "auto"
+    availability_target: Annotated[float, Field(gt=0, lt=1)] = 0.999
+    region_correlation: Fraction = 0.5
+    deficit_price_multiple: NonNegativeFloat = 10.0
     headroom_fraction: NonNegativeFloat = 0.0
     spot_price_estimator: Literal["current", "mean-7d", "max-current-mean-7d", "p95-30d"] = (
         "max-current-mean-7d"
