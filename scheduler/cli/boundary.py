@@ -24,15 +24,16 @@ EXIT_INTERNAL = 70
 DEBUG_ENV = "SCHEDULER_DEBUG"
 
 
-def run(app: typer.Typer) -> int:
-    """Run ``app`` on ``sys.argv``; return the exit code, having printed any error as one line.
+def run(app: typer.Typer, args: list[str] | None = None) -> int:
+    """Run ``app`` on ``args`` (default: ``sys.argv``); return the exit code, having printed
+    any error as one line on stderr.
 
     Every number option of every command takes finite values only (``--budget inf`` or
     ``--headroom nan`` are usage errors naming the option)."""
     command = typer.main.get_command(app)
     finite_numbers(command)
     try:
-        code = command.main(standalone_mode=False)
+        code = command.main(args=args, prog_name="scheduler", standalone_mode=False)
     except SystemExit:
         raise
     except BaseException as error:
