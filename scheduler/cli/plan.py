@@ -14,7 +14,7 @@ from rich.table import Table
 
 from oracle.errors import InputError
 from scheduler.cli.output import console, emit_json, err_console, format_age
-from scheduler.config import PlannerConfig
+from scheduler.config import MAX_BUDGET_USD_PER_HOUR, MAX_HEADROOM_FRACTION, PlannerConfig
 from scheduler.runtime import Runtime
 from scheduler.slo import parse_slo
 from scheduler.timeparse import parse_moment
@@ -295,12 +295,18 @@ def _config(
     if instance_types:
         updates["instance_types_allow"] = list(instance_types)
     if budget is not None:
-        if budget < 0:
-            raise InputError("--budget must be 0 (none) or a positive USD per hour")
+        if not 0 <= budget <= MAX_BUDGET_USD_PER_HOUR:
+            raise InputError(
+                f"--budget {budget}: write 0 (none) or USD per hour up to "
+                f"{MAX_BUDGET_USD_PER_HOUR:,.0f}"
+            )
         updates["budget_usd_per_hour"] = budget
     if headroom is not None:
-        if headroom < 0:
-            raise InputError("--headroom must be 0 or a positive fraction, e.g. 0.1")
+        if not 0 <= headroom <= MAX_HEADROOM_FRACTION:
+            raise InputError(
+                f"--headroom {headroom}: write a fraction from 0 to {MAX_HEADROOM_FRACTION:g}, "
+                "e.g. 0.1"
+            )
         updates["headroom_fraction"] = headroom
     return base.model_copy(update=updates)
 
