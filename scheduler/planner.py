@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from oracle.errors import OracleError
 from scheduler.config import PlannerConfig
+from scheduler.errors import ConflictError
 from scheduler.planning import explain
 from scheduler.planning.baselines import compute_baselines
 from scheduler.planning.candidates import CandidateSet, PlanningData, build_candidates
@@ -49,11 +50,12 @@ __all__ = [
 ]
 
 
-class InfeasiblePlanError(OracleError):
+class InfeasiblePlanError(OracleError, ConflictError):
     """No plan meets the SLO under the constraints; the message says which one and how to relax
-    it. The command line exits with code 1."""
+    it. The command line exits with code 1; the API answers 409 ``infeasible``."""
 
     exit_code = 1
+    code = "infeasible"
 
 
 def make_plan(

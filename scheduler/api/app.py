@@ -22,6 +22,7 @@ def create_app(context: ApiContext) -> FastAPI:
         "and keeps the EC2 fleet matching it. Errors are JSON {code, message}; endpoints that "
         "change anything need `Authorization: Bearer <service.api_token>`.",
         version="0.1.0",
+        max_body_size=context.settings.service.max_body_bytes,
     )
     app.state.context = context
     errors.install(app)

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from scheduler.api.auth import ContextDep, ReadAuth
+from scheduler.api.responses import errors
 from scheduler.api.schemas import ActionResponse, ReplicaResponse
 from scheduler.services import fleet as fleet_service
 
-router = APIRouter(tags=["fleet"], dependencies=[ReadAuth])
+router = APIRouter(tags=["fleet"], dependencies=[ReadAuth], responses=errors(401, 403, 503))
 
 
 @router.get("/fleet", summary="Every managed replica: pool, state, launch time, price")
