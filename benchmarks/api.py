@@ -1,6 +1,7 @@
 """Benchmark: GET /recommendations under concurrent load, beside a bare FastAPI route.
 
     python -m benchmarks.api [--concurrency 32] [--duration-s 10] [--slo 500tok/s]
+    python -m benchmarks.api --busters 16 [--cached-clients 4] [--duration-s 30]
 
 Starts `scheduler serve` (uvicorn, one process) on a fresh SQLite database holding the embedded
 sample market and reference goodput figures (loaded by one `scheduler plan` first), warms the
@@ -9,6 +10,12 @@ clients for ``--duration-s`` seconds. The baseline is a bare FastAPI route on uv
 the same JSON bytes, driven the same way in the same run, in interleaved rounds so that load
 from elsewhere on the machine hits both alike. Prints requests per second and p50 / p99 latency
 of each, and the ratio scheduler / bare (goal: >= 0.7). Figures depend on the machine.
+
+With ``--busters N`` it measures cheap reads under load instead: ``--cached-clients`` clients
+ask for the cached SLO alone for ``--duration-s`` seconds, then again beside N cache-busting
+clients that each ask for a new SLO on every request (uncached plans). Prints the cached
+clients' p50/p99 without and with the busters (goal: p99 ratio <= 2), and the uncached plans
+served per second (goal: >= 10 on 2 cores; the busters' 503 `busy` answers are counted apart).
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration-s", type=float, default=10.0)
     parser.add_argument("--slo", default="500tok/s")
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per side")
+    parser.add_argument("--busters", type=int, default=0, help="cache-busting clients")
+    parser.add_argument("--cached-clients", type=int, default=4)
     parser.add_argument(
         "--bare-server", nargs=2, metavar=("PORT", "BODY_FILE"), help=argparse.SUPPRESS
     )
@@ -67,6 +76,10 @@ def main(argv: list[str] | None = None) -> None:
             cwd=tmp,
         )
         path = f"/recommendations?slo={args.slo}"
+        if args.busters:
+            with _server(_serve_command(), env, tmp) as url:
+                _busting(url, path, args)
+            return
         with _server(_serve_command(), env, tmp) as url:
             first = httpx.get(url + path, timeout=300)  # warms the cache
             if first.status_code != 200:
@@ -96,6 +109,75 @@ def main(argv: list[str] | None = None) -> None:
         )
     ratio = scheduler["rps"] / bare["rps"] if bare["rps"] else float("nan")
     print(f"ratio scheduler / bare (req/s): {ratio:.2f} (goal >= 0.7)")
+
+
+def _busting(url: str, path: str, args: argparse.Namespace) -> None:
+    first = httpx.get(url + path, timeout=300)  # warms the cache (and the planning data)
+    if first.status_code != 200:
+        raise RuntimeError(f"GET {path}: {first.status_code} {first.text}")
+    alone = asyncio.run(_load(url + path, args.cached_clients, args.duration_s))
+    cached, busting = asyncio.run(_with_busters(url, path, args))
+    alone_f, cached_f = _combine([alone]), _combine([cached])
+    print(
+        f"GET /recommendations: {args.cached_clients} clients on a cached SLO, "
+        f"{args.duration_s:.0f} s alone, then {args.duration_s:.0f} s beside {args.busters} "
+        "cache-busting clients (a new SLO per request)"
+    )
+    print(f"{'cached clients':24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    for name, figures in (("alone", alone_f), ("beside the busters", cached_f)):
+        print(
+            f"{name:24}{figures['rps']:>10.0f}{figures['p50_ms']:>10.1f}"
+            f"{figures['p99_ms']:>10.1f}{figures['errors']:>8}"
+        )
+    ratio = cached_f["p99_ms"] / alone_f["p99_ms"]
+    print(f"cached p99 beside the busters / alone: {ratio:.2f} (goal <= 2)")
+    planned = busting["planned"] / busting["elapsed_s"]
+    print(
+        f"uncached plans served: {planned:.1f}/s (goal >= 10), p50 "
+        f"{np.percentile(busting['latencies_ms'], 50) if busting['planned'] else float('nan'):.0f}"
+        f" ms; busy (503) answers {busting['busy']}, other errors {busting['errors']}"
+    )
+
+
+async def _with_busters(
+    url: str, path: str, args: argparse.Namespace
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    counter = iter(range(10**9))
+    busting: dict[str, Any] = {"planned": 0, "busy": 0, "errors": 0, "latencies": []}
+    stop_at = time.perf_counter() + args.duration_s
+    limits = httpx.Limits(max_connections=args.busters, max_keepalive_connections=args.busters)
+
+    async def buster(client: httpx.AsyncClient) -> None:
+        while time.perf_counter() < stop_at:
+            # A distinct SLO per request: 400.001, 400.002, ... tok/s.
+            slo = f"{400 + next(counter) / 1000:.3f}tok/s"
+            started = time.perf_counter()
+            try:
+                response = await client.get(f"{url}/recommendations?slo={slo}")
+                status = response.status_code
+            except httpx.HTTPError:
+                status = 0
+            if status == 200:
+                busting["planned"] += 1
+                busting["latencies"].append(time.perf_counter() - started)
+            elif status == 503:
+                busting["busy"] += 1
+                await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+            else:
+                busting["errors"] += 1
+
+    async def busters() -> float:
+        began = time.perf_counter()
+        async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+            await asyncio.gather(*(buster(client) for _ in range(args.busters)))
+        return time.perf_counter() - began
+
+    cached, elapsed = await asyncio.gather(
+        _load(url + path, args.cached_clients, args.duration_s), busters()
+    )
+    busting["elapsed_s"] = elapsed
+    busting["latencies_ms"] = np.array(busting.pop("latencies")) * 1000
+    return cached, busting
 
 
 def _serve_command() -> list[str]:

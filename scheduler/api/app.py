@@ -12,7 +12,7 @@ from scheduler.api import errors
 from scheduler.api.context import ApiContext
 from scheduler.api.routers import events, fleet, health, oracle, plans, recommendations
 from scheduler.config import Settings
-from scheduler.services.recommendations import RecommendationCache
+from scheduler.services.recommendations import RecommendationCache, SnapshotRecommender
 
 
 def create_app(context: ApiContext) -> FastAPI:
@@ -33,8 +33,9 @@ def create_app(context: ApiContext) -> FastAPI:
 
 def build_context(engine: Engine, settings: Settings) -> ApiContext:
     """The context with the real actuator (boto3 EC2/ELBv2, HTTP probe) and the real planner."""
-    from scheduler.services.wiring import build_actuator, recommend
+    from scheduler.services.wiring import build_actuator
 
+    service = settings.service
     return ApiContext(
         engine=engine,
         settings=settings,
@@ -42,8 +43,11 @@ def build_context(engine: Engine, settings: Settings) -> ApiContext:
         actuator_factory=functools.cache(lambda: build_actuator(engine, settings)),
         recommendations=RecommendationCache(
             engine,
-            lambda slo, model: recommend(engine, settings, slo, model),
-            ttl_s=settings.service.recommendation_cache_s,
+            SnapshotRecommender(engine, settings, max_age_s=service.recommendation_cache_s),
+            ttl_s=service.recommendation_cache_s,
+            max_entries=service.recommendation_cache_entries,
+            max_concurrent=service.max_concurrent_plans,
+            queue_wait_s=service.plan_queue_wait_s,
         ),
     )
 
