@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from scheduler.api import errors
+from scheduler.api.body_limit import BodyLimit
 from scheduler.api.context import ApiContext
 from scheduler.api.routers import events, fleet, health, oracle, plans, recommendations
 from scheduler.config import Settings
@@ -22,9 +23,9 @@ def create_app(context: ApiContext) -> FastAPI:
         "and keeps the EC2 fleet matching it. Errors are JSON {code, message}; endpoints that "
         "change anything need `Authorization: Bearer <service.api_token>`.",
         version="0.1.0",
-        max_body_size=context.settings.service.max_body_bytes,
     )
     app.state.context = context
+    app.add_middleware(BodyLimit, max_bytes=context.settings.service.max_body_bytes)
     errors.install(app)
     for module in (health, recommendations, plans, fleet, events, oracle):
         app.include_router(module.router)

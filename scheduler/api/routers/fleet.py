@@ -29,7 +29,7 @@ def get_fleet(
 def get_actions(
     context: ContextDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    plan_id: Annotated[int | None, Query(ge=1)] = None,
+    plan_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> list[ActionResponse]:
     rows = fleet_service.list_actions(
         context.engine, service=context.service, limit=limit, plan_id=plan_id
