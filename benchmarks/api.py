@@ -37,6 +37,7 @@ import httpx
 import numpy as np
 
 TOKEN = "bench-token"
+WARM_UP_S = 8.0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,9 +77,10 @@ def main(argv: list[str] | None = None) -> None:
             cwd=tmp,
         )
         path = f"/recommendations?slo={args.slo}"
+        pids: list[int] = []
         if args.busters:
-            with _server(_serve_command(), env, tmp) as url:
-                _busting(url, path, args)
+            with _server(_serve_command(), env, tmp, pids) as url:
+                _busting(url, path, args, pids[0])
             return
         with _server(_serve_command(), env, tmp) as url:
             first = httpx.get(url + path, timeout=300)  # warms the cache
@@ -111,12 +113,19 @@ def main(argv: list[str] | None = None) -> None:
     print(f"ratio scheduler / bare (req/s): {ratio:.2f} (goal >= 0.7)")
 
 
-def _busting(url: str, path: str, args: argparse.Namespace) -> None:
+def _busting(url: str, path: str, args: argparse.Namespace, server_pid: int) -> None:
     first = httpx.get(url + path, timeout=300)  # warms the cache (and the planning data)
     if first.status_code != 200:
         raise RuntimeError(f"GET {path}: {first.status_code} {first.text}")
     alone = asyncio.run(_load(url + path, args.cached_clients, args.duration_s))
+    # The first uncached plans start the planning workers (and load their copy of the data):
+    # a one-off at start-up, kept out of the measurement.
+    asyncio.run(_with_busters(url, path, args, duration_s=WARM_UP_S, seed=10**8))
+    (serving_before_s, workers_before_s), began = _tree_cpu_s(server_pid), time.perf_counter()
     cached, busting = asyncio.run(_with_busters(url, path, args))
+    serving_after_s, workers_after_s = _tree_cpu_s(server_pid)
+    elapsed_s = time.perf_counter() - began
+    serving_s, workers_s = serving_after_s - serving_before_s, workers_after_s - workers_before_s
     alone_f, cached_f = _combine([alone]), _combine([cached])
     print(
         f"GET /recommendations: {args.cached_clients} clients on a cached SLO, "
@@ -137,14 +146,31 @@ def _busting(url: str, path: str, args: argparse.Namespace) -> None:
         f"{np.percentile(busting['latencies_ms'], 50) if busting['planned'] else float('nan'):.0f}"
         f" ms; busy (503) answers {busting['busy']}, other errors {busting['errors']}"
     )
+    per_plan_s = workers_s / busting["planned"] if busting["planned"] else float("nan")
+    print(
+        f"meanwhile: serving process {serving_s / elapsed_s:.2f} cores, planning workers "
+        f"{workers_s / elapsed_s:.2f} cores ({per_plan_s:.3f} CPU-s per uncached plan), load "
+        f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    spare = (os.cpu_count() or 1) - serving_s / elapsed_s
+    print(
+        f"uncached plans per second the workers would serve with the {spare:.2f} cores the "
+        f"serving process leaves on an otherwise idle machine: {spare / per_plan_s:.1f}"
+    )
 
 
 async def _with_busters(
-    url: str, path: str, args: argparse.Namespace
+    url: str,
+    path: str,
+    args: argparse.Namespace,
+    *,
+    duration_s: float | None = None,
+    seed: int = 0,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    counter = iter(range(10**9))
+    duration_s = duration_s or args.duration_s
+    counter = iter(range(seed, 10**9))
     busting: dict[str, Any] = {"planned": 0, "busy": 0, "errors": 0, "latencies": []}
-    stop_at = time.perf_counter() + args.duration_s
+    stop_at = time.perf_counter() + duration_s
     limits = httpx.Limits(max_connections=args.busters, max_keepalive_connections=args.busters)
 
     async def buster(client: httpx.AsyncClient) -> None:
@@ -173,11 +199,33 @@ async def _with_busters(
         return time.perf_counter() - began
 
     cached, elapsed = await asyncio.gather(
-        _load(url + path, args.cached_clients, args.duration_s), busters()
+        _load(url + path, args.cached_clients, duration_s), busters()
     )
     busting["elapsed_s"] = elapsed
     busting["latencies_ms"] = np.array(busting.pop("latencies")) * 1000
     return cached, busting
+
+
+def _tree_cpu_s(pid: int) -> tuple[float, float]:
+    """User + system CPU seconds of ``pid`` and of its live descendants, from /proc (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        process = int(stat.parent.name)
+        parent[process] = int(fields[1])
+        cpu[process] = (int(fields[11]) + int(fields[12])) / ticks
+    tree = {pid}
+    while True:
+        more = {p for p, pp in parent.items() if pp in tree} - tree
+        if not more:
+            break
+        tree |= more
+    return cpu.get(pid, 0.0), sum(cpu.get(p, 0.0) for p in tree - {pid})
 
 
 def _serve_command() -> list[str]:
@@ -190,7 +238,9 @@ def _scheduler() -> str:
 
 
 @contextmanager
-def _server(command: list[str], env: dict[str, str], cwd: str) -> Iterator[str]:
+def _server(
+    command: list[str], env: dict[str, str], cwd: str, pids: list[int] | None = None
+) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -201,6 +251,8 @@ def _server(command: list[str], env: dict[str, str], cwd: str) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    if pids is not None:
+        pids.append(process.pid)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -226,6 +278,7 @@ def _combine(rounds: list[dict[str, Any]]) -> dict[str, float]:
         return {"rps": 0.0, "p50_ms": float("nan"), "p99_ms": float("nan"), "errors": 0}
     return {
         "rps": len(latencies) / elapsed,
+        "requests": float(len(latencies)),
         "p50_ms": float(np.percentile(latencies, 50)),
         "p99_ms": float(np.percentile(latencies, 99)),
         "errors": sum(r["errors"] for r in rounds),

@@ -20,10 +20,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
+import multiprocessing
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +51,8 @@ if TYPE_CHECKING:
     from scheduler.config import Settings
     from scheduler.planning.candidates import CandidateSet, PlanningData
 
+log = logging.getLogger("scheduler.api")
+
 #: Tables whose change invalidates a recommendation (newest id of each: one index lookup).
 _WATCHED = (
     SpotPriceModel,
@@ -58,6 +65,9 @@ _WATCHED = (
 
 #: Seconds between two looks at the oracle's tables (so a hot endpoint costs no query per hit).
 RECHECK_S = 1.0
+
+#: How much lower the planning workers' scheduling priority is than the serving process's.
+WORKER_NICENESS = 10
 
 #: (slo tokens/s, model) -> the planner's JSON document.
 Recommender = Callable[[float, str], dict[str, Any]]
@@ -109,6 +119,12 @@ class RecommendationCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def close(self) -> None:
+        """Stop the recommender's workers, if it has any."""
+        close = getattr(self._recommend, "close", None)
+        if close is not None:
+            close()
 
     def peek(self, slo_tokens_per_second: float, model: str) -> tuple[Recommendation | None, bool]:
         """The cached recommendation when it needs no database look (never blocks on I/O), and
@@ -255,10 +271,13 @@ class SnapshotRecommender:
     figures (:func:`scheduler.planning.load.ensure_planning_data`), and its plans say so.
     """
 
-    def __init__(self, engine: Engine, settings: Settings, *, max_age_s: float) -> None:
+    def __init__(
+        self, engine: Engine, settings: Settings, *, max_age_s: float, ensure: bool = True
+    ) -> None:
         self._engine = engine
         self._settings = settings
         self._max_age_s = max_age_s
+        self._ensure = ensure
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
         self._snapshots: dict[str, _Snapshot] = {}
@@ -316,7 +335,7 @@ class SnapshotRecommender:
         from scheduler.planning.load import ensure_planning_data, load_planning_data
 
         config = self._settings.planner
-        if model == (self._settings.service.spec.model or config.model):
+        if self._ensure and model == served_model(self._settings):
             done = ensure_planning_data(self._engine, settings=self._settings, model=model)
             notes = (*notes, *done)
         current = fingerprint(self._engine)
@@ -325,3 +344,85 @@ class SnapshotRecommender:
         with self._lock:
             self._fingerprint, self._checked_at = current, loaded_at
         return _Snapshot(current, loaded_at, data, build_candidates(data, config), notes)
+
+
+class ProcessRecommender:
+    """A :data:`Recommender` that plans in ``workers`` worker processes, each with its own
+    engine and its own :class:`SnapshotRecommender`, so that planning uses every core and
+    never holds the serving process's GIL (cached reads stay fast beside it).
+
+    The served model's embedded-sample check (which may write the sample into an empty
+    oracle) runs here, once, before any worker plans, so that two workers never both load it.
+    """
+
+    def __init__(
+        self, engine: Engine, settings: Settings, *, workers: int, max_age_s: float
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._ensured: dict[str, tuple[str, ...]] = {}
+        self._lock = threading.Lock()
+        self._workers = workers
+        self._max_age_s = max_age_s
+        self._pool = self._start()
+
+    def __call__(self, slo_tokens_per_second: float, model: str) -> dict[str, Any]:
+        notes = self._ensure(model)
+        pool = self._pool
+        try:
+            document = pool.submit(_plan_in_worker, slo_tokens_per_second, model).result()
+        except BrokenProcessPool:
+            log.error("a planning worker died; starting new ones")
+            with self._lock:
+                if self._pool is pool:
+                    self._pool = self._start()
+            raise BusyError("a planning worker restarted; retry", retry_after_s=1.0) from None
+        document["notes"] = [*notes, *document["notes"]]
+        return document
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _start(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self._workers,
+            # Not fork: the serving process runs threads (and holds pooled connections).
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(
+                self._engine.url.render_as_string(hide_password=False),
+                self._settings,
+                self._max_age_s,
+            ),
+        )
+
+    def _ensure(self, model: str) -> tuple[str, ...]:
+        from scheduler.planning.load import ensure_planning_data
+
+        with self._lock:
+            if model not in self._ensured:
+                done: list[str] = []
+                if model == served_model(self._settings):
+                    done = ensure_planning_data(self._engine, settings=self._settings, model=model)
+                self._ensured[model] = tuple(done)
+            return self._ensured[model]
+
+
+def served_model(settings: Settings) -> str:
+    return settings.service.spec.model or settings.planner.model
+
+
+_worker: list[SnapshotRecommender] = []
+
+
+def _start_worker(database_url: str, settings: Settings, max_age_s: float) -> None:
+    from oracle.db import make_engine
+
+    # Below the serving process: when the cores are busy, cached reads go first.
+    os.nice(WORKER_NICENESS)
+    engine = make_engine(database_url)
+    _worker[:] = [SnapshotRecommender(engine, settings, max_age_s=max_age_s, ensure=False)]
+
+
+def _plan_in_worker(slo_tokens_per_second: float, model: str) -> dict[str, Any]:
+    return _worker[0](slo_tokens_per_second, model)
