@@ -117,3 +117,40 @@ def test_ec2_fleet_launches_exactly_the_planned_counts_and_botocore_accepts_each
         }
     )
     assert launched == planned
+
+
+def test_moto_creates_each_exported_fleet_with_the_planned_instances(
+    moto_server: str, monkeypatch: Any
+) -> None:
+    """The requests as exported, sent to moto's EC2 (server mode) as `create-fleet` would."""
+    import boto3
+    import httpx
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    httpx.post(f"{moto_server}/moto-api/reset")
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=moto_server)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    ec2.create_launch_template(
+        LaunchTemplateName="spot-scheduler-vllm", LaunchTemplateData={"ImageId": image}
+    )
+    spot = PoolKey("us-east-1", "use1-az1", "g5.xlarge", "spot")
+    on_demand = PoolKey("us-east-1", "", "g6.xlarge", "on-demand")
+    plan = _plan(
+        [
+            Allocation(spot, "us-east-1b", "use1-az1", 2, 1026.4, 0.4),
+            Allocation(on_demand, None, None, 1, 700.0, 0.8),
+        ]
+    )
+    launched: Counter[tuple[str, str]] = Counter()
+    for entry in fleet_export(plan):
+        fleet = ec2.create_fleet(**entry["request"])["FleetId"]
+        ids = [
+            i["InstanceId"] for i in ec2.describe_fleet_instances(FleetId=fleet)["ActiveInstances"]
+        ]
+        for reservation in ec2.describe_instances(InstanceIds=ids)["Reservations"]:
+            for instance in reservation["Instances"]:
+                launched[(instance["InstanceType"], entry["market"])] += 1
+    # (moto places a fleet's instances in its default AZ whatever the override says; the
+    # zone of each request is checked above, against botocore's shape and the fill rule.)
+    assert launched == Counter({("g5.xlarge", "spot"): 2, ("g6.xlarge", "on-demand"): 1})
