@@ -190,6 +190,11 @@ class ServiceConfig(Section):
     launch_early_on_rebalance: bool = False
     run_jobs: bool = False
     recommendation_cache_s: PositiveFloat = 60.0
+    recommendation_cache_entries: PositiveInt = 256
+    max_concurrent_plans: PositiveInt = 2
+    plan_in_processes: bool = True
+    plan_queue_wait_s: NonNegativeFloat = 2.0
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20
     spec: ServiceSpecConfig = ServiceSpecConfig()
 
 

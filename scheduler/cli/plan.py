@@ -68,7 +68,8 @@ def plan(
         PlanFormat,
         typer.Option(
             "--format",
-            help="table for people; json (documented keys); fleet (EC2 CreateFleet requests); "
+            help="table for people; json (documented keys); fleet (one EC2 CreateFleet request "
+            "per pool, each with the `aws ec2 create-fleet --region ...` command that sends it); "
             "skypilot (a sky serve YAML).",
         ),
     ] = PlanFormat.table,
@@ -112,7 +113,7 @@ def plan(
 ) -> None:
     # Imported here: the planner pulls in scipy and pandas, which `--help` does without.
     from scheduler.planner import make_plan
-    from scheduler.planning.formats import fleet_requests, skypilot_yaml
+    from scheduler.planning.formats import fleet_export, skypilot_yaml
     from scheduler.planning.load import ensure_planning_data
 
     runtime: Runtime = ctx.obj
@@ -145,7 +146,7 @@ def plan(
     if output_format is PlanFormat.json:
         emit_json(result.to_dict())
     elif output_format is PlanFormat.fleet:
-        emit_json(fleet_requests(result))
+        emit_json(fleet_export(result))
     elif output_format is PlanFormat.skypilot:
         sys.stdout.write(skypilot_yaml(result))
     else:
