@@ -9,8 +9,9 @@ from typing import Any
 from scheduler.jobs.context import JobContext
 from scheduler.jobs.load import follow_load, scrape_generated_tokens
 from scheduler.jobs.recording import last_details, recorded
+from scheduler.models import ReplicaState
+from scheduler.plan_store import latest_applied_plan
 from scheduler.services.fleet import list_replicas
-from scheduler.services.plans import latest_applied_plan
 from scheduler.services.rebalance import rebalance
 from scheduler.slo import parse_slo
 
@@ -31,7 +32,7 @@ def _body(context: JobContext) -> dict[str, Any]:
         endpoints = [
             r["endpoint"]
             for r in list_replicas(context.engine, service=settings.service.name)
-            if r["state"] == "READY" and r["endpoint"]
+            if r["state"] == ReplicaState.READY and r["endpoint"]
         ]
         decision = follow_load(
             settings.jobs,

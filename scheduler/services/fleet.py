@@ -11,7 +11,8 @@ from sqlalchemy.engine import Engine
 from oracle.db import transaction
 from scheduler.actuator.executor import Actuator
 from scheduler.actuator.reconcile import reconcile
-from scheduler.models import FINAL_STATES, ActionModel, PlanModel, ReplicaModel
+from scheduler.models import FINAL_STATES, ActionModel, ReplicaModel, ReplicaState
+from scheduler.plan_store import latest_applied_plan
 
 
 def list_replicas(
@@ -38,23 +39,17 @@ def list_actions(
 def service_summary(engine: Engine, *, service: str, now: datetime) -> dict[str, Any]:
     """One line of `scheduler status`: replicas ready/total, cost, the applied plan."""
     replicas = list_replicas(engine, service=service)
-    with transaction(engine) as session:
-        plan = session.scalars(
-            sa.select(PlanModel)
-            .where(PlanModel.service == service, PlanModel.applied_at.is_not(None))
-            .order_by(PlanModel.applied_at.desc(), PlanModel.id.desc())
-            .limit(1)
-        ).first()
-        plan_info = (
-            {
-                "id": plan.id,
-                "slo_tokens_per_second": plan.slo_tokens_per_second,
-                "applied_at": plan.applied_at,
-            }
-            if plan
-            else None
-        )
-    ready = [r for r in replicas if r["state"] == "READY"]
+    plan = latest_applied_plan(engine, service)
+    plan_info = (
+        {
+            "id": plan.id,
+            "slo_tokens_per_second": plan.slo_tokens_per_second,
+            "applied_at": plan.applied_at,
+        }
+        if plan
+        else None
+    )
+    ready = [r for r in replicas if r["state"] == ReplicaState.READY]
     first = min((r["launched_at"] for r in replicas if r["launched_at"]), default=None)
     return {
         "name": service,

@@ -6,8 +6,9 @@ against the running fleet priced the same way the planner prices pools (the conf
 estimator capped at on-demand, plus expected interruptions). It acts when the saving clears
 both thresholds (percent and $/h), or when the SLO itself moved (load following). No replica
 younger than the minimum dwell time is moved, and the launches plus terminations of one run
-are capped. Execution is make-before-break, and a termination happens only if the fleet still
-meets the SLO without the replica.
+are capped. The decision becomes a :class:`~scheduler.actuator.command.Command` that the one
+executor runs: make-before-break, and a termination happens only if the fleet still meets the
+SLO without the replica.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from sqlalchemy.engine import Engine
 from oracle.db import transaction
 from scheduler.actuator import journal
 from scheduler.actuator.apply_lock import apply_in_progress_message, apply_lock
+from scheduler.actuator.command import Command
 from scheduler.actuator.diff import diff
-from scheduler.actuator.executor import Actuator, ApplyResult
+from scheduler.actuator.executor import Actuator
 from scheduler.actuator.types import Action, FleetReplica
 from scheduler.config import JobsConfig, Settings
-from scheduler.models import PlanModel, ReplicaModel
-from scheduler.services.plans import latest_applied_plan
+from scheduler.models import ReplicaModel
+from scheduler.plan_store import latest_applied_plan
 
 
 @dataclass
@@ -160,7 +162,7 @@ def _rebalance(
     )
     report: dict[str, Any] = {"plan_id": plan_id, **decision.to_dict()}
     if decision.act:
-        report["result"] = _execute(actuator, plan_id, decision, slo).to_dict()
+        report["result"] = actuator.execute(rebalance_command(plan_id, decision, slo)).to_dict()
     return report
 
 
@@ -222,40 +224,12 @@ def _launched_at(engine: Engine, fleet: Sequence[FleetReplica]) -> dict[int, dat
         )
 
 
-def _execute(
-    actuator: Actuator, plan_id: int, decision: RebalanceDecision, slo: float
-) -> ApplyResult:
-    result = ApplyResult(plan_id=plan_id, dry_run=False)
-    with transaction(actuator.engine) as session:
-        session.get_one(PlanModel, plan_id).applied_at = actuator.clock()
-    for action in decision.launches:
-        assert action.allocation is not None
-        result.launched.append(
-            actuator.launch(
-                action.allocation, plan_id=plan_id, reason=f"rebalance: {action.reason}"
-            )
-        )
-    actuator.wait_until_settled(result.launched, result)
-    if result.failed:
-        return result  # no break without the make
-    for action in decision.terminations:
-        assert action.replica_id is not None
-        if _serving_tokens_per_second(actuator, without=action.replica_id) < slo:
-            continue  # keep the SLO: this replica is still needed
-        actuator.retire(action.replica_id, reason=f"rebalance: {action.reason}", plan_id=plan_id)
-        result.terminated.append(action.replica_id)
-    return result
-
-
-def _serving_tokens_per_second(actuator: Actuator, *, without: int) -> float:
-    with transaction(actuator.engine) as session:
-        return float(
-            session.scalar(
-                sa.select(sa.func.coalesce(sa.func.sum(ReplicaModel.tokens_per_second), 0.0)).where(
-                    ReplicaModel.service == actuator.service,
-                    ReplicaModel.state == "READY",
-                    ReplicaModel.id != without,
-                )
-            )
-            or 0.0
-        )
+def rebalance_command(plan_id: int, decision: RebalanceDecision, slo: float) -> Command:
+    """The command that carries out a rebalance decision, keeping ``slo`` tok/s served."""
+    return Command(
+        plan_id=plan_id,
+        reason="rebalance",
+        launches=tuple(decision.launches),
+        terminations=tuple(decision.terminations),
+        slo_tokens_per_second=slo,
+    )

@@ -13,7 +13,7 @@ from oracle.db import transaction
 from scheduler.actuator.ec2 import TAG_POOL
 from scheduler.actuator.types import Pool, TargetAllocation
 from scheduler.models import LIVE_STATES, ReplicaModel
-from scheduler.services.plans import store_plan
+from scheduler.plan_store import store_plan
 
 REGION = "us-east-1"
 

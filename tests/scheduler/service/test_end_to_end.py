@@ -231,7 +231,7 @@ def test_rebalancer_compares_expected_costs_not_list_prices(
     market_settings: Settings,
     make_actuator: Callable[..., Actuator],
 ) -> None:
-    from scheduler.services.plans import get_plan
+    from scheduler.plan_store import get_plan
 
     actuator, plan_id = _planned_actuator(engine, market_settings, make_actuator)
     actuator.apply(plan_id)
