@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +24,7 @@ from oracle.db import transaction
 from oracle.errors import InputError
 from oracle.models import InterruptionEventModel
 from scheduler.actuator import journal
+from scheduler.actuator.aws import SqsApi
 from scheduler.actuator.command import Command
 from scheduler.actuator.diff import diff
 from scheduler.actuator.executor import Actuator
@@ -31,6 +32,9 @@ from scheduler.actuator.fallback import ReplanRequest
 from scheduler.actuator.types import Action, Pool
 from scheduler.models import FINAL_STATES, EventModel, ReplicaModel, ReplicaState
 from scheduler.plan_store import latest_applied_plan
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 DETAIL_TYPES = {
     "EC2 Spot Instance Interruption Warning": "spot-interruption",
@@ -113,7 +117,7 @@ def handle_event(
     return result
 
 
-def poll_sqs(actuator: Actuator, sqs: Any, queue_url: str, *, wait_s: int = 0) -> int:
+def poll_sqs(actuator: Actuator, sqs: SqsApi, queue_url: str, *, wait_s: int = 0) -> int:
     """Receive one batch of events from SQS, handle each, delete it; return the count.
 
     A message that is not an EC2 event is deleted too (it can never be handled), and noted in
@@ -167,7 +171,7 @@ def _record(actuator: Actuator, event: Ec2Event, channel: str) -> int | None:
         return None
 
 
-def _record_invalid(actuator: Actuator, message: dict[str, Any], error: str) -> None:
+def _record_invalid(actuator: Actuator, message: MessageTypeDef, error: str) -> None:
     with transaction(actuator.engine) as session:
         session.add(
             EventModel(

@@ -27,7 +27,7 @@ from scheduler.actuator import journal
 from scheduler.actuator.apply_lock import apply_in_progress_message, apply_lock
 from scheduler.actuator.command import Command
 from scheduler.actuator.diff import diff
-from scheduler.actuator.executor import Actuator
+from scheduler.actuator.executor import Actuator, ApplyResult
 from scheduler.actuator.types import Action, FleetReplica
 from scheduler.config import JobsConfig, Settings
 from scheduler.models import ReplicaModel
@@ -112,17 +112,36 @@ def decide(
     return decision
 
 
+@dataclass
+class RebalanceReport:
+    """What one rebalance run decided and did (``to_dict`` for the job's record and JSON)."""
+
+    act: bool
+    reason: str
+    plan_id: int | None = None
+    decision: RebalanceDecision | None = None
+    result: ApplyResult | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.decision is None:
+            return {"act": self.act, "reason": self.reason}
+        out: dict[str, Any] = {"plan_id": self.plan_id, **self.decision.to_dict()}
+        if self.result is not None:
+            out["result"] = self.result.to_dict()
+        return out
+
+
 def rebalance(
     actuator: Actuator,
     *,
     now: datetime,
     slo_tokens_per_second: float | None = None,
-) -> dict[str, Any]:
+) -> RebalanceReport:
     """One rebalance run; returns the decision and what was done. It holds the service's apply
     lock throughout, and skips the run while another process applies a plan."""
     lock = apply_lock(actuator.engine, actuator.service)
     if not lock.try_acquire():
-        return {"act": False, "reason": apply_in_progress_message(actuator.service)}
+        return RebalanceReport(act=False, reason=apply_in_progress_message(actuator.service))
     try:
         return _rebalance(actuator, now=now, slo_tokens_per_second=slo_tokens_per_second)
     finally:
@@ -131,13 +150,13 @@ def rebalance(
 
 def _rebalance(
     actuator: Actuator, *, now: datetime, slo_tokens_per_second: float | None
-) -> dict[str, Any]:
+) -> RebalanceReport:
     from scheduler.services.planning import plan_and_store
 
     engine, settings = actuator.engine, actuator.settings
     applied = latest_applied_plan(engine, actuator.service)
     if applied is None:
-        return {"act": False, "reason": "no applied plan to rebalance"}
+        return RebalanceReport(act=False, reason="no applied plan to rebalance")
     slo = slo_tokens_per_second or applied.slo_tokens_per_second
     fleet = journal.live_fleet(engine, actuator.service)
     plan_id, plan = plan_and_store(
@@ -160,9 +179,9 @@ def _rebalance(
         now=now,
         slo_changed=abs(slo - applied.slo_tokens_per_second) > 1e-9,
     )
-    report: dict[str, Any] = {"plan_id": plan_id, **decision.to_dict()}
+    report = RebalanceReport(decision.act, decision.reason, plan_id=plan_id, decision=decision)
     if decision.act:
-        report["result"] = actuator.execute(rebalance_command(plan_id, decision, slo)).to_dict()
+        report.result = actuator.execute(rebalance_command(plan_id, decision, slo))
     return report
 
 
