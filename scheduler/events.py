@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from oracle.db import transaction
 from oracle.errors import InputError
 from oracle.models import InterruptionEventModel
+from oracle.observations import record_notice
 from scheduler.actuator import journal
 from scheduler.actuator.aws import SqsApi
 from scheduler.actuator.command import Command
@@ -232,6 +233,13 @@ def _interruption(
                 instance_id=event.instance_id,
                 kind="interruption" if interruption else "rebalance",
             )
+        )
+        record_notice(
+            session,
+            replica.pool,
+            interruption=interruption,
+            observed_at=event.time,
+            source_detail=f"EventBridge {event.event_id}",
         )
     result: dict[str, Any] = {"replica_id": replica.id, "pool": replica.pool.label}
     if interruption:
