@@ -16,9 +16,9 @@ from scheduler.models import (
     ActionModel,
     EventModel,
     JobRunModel,
-    PlanModel,
     ReplicaModel,
 )
+from scheduler.plan_store import latest_applied_query
 
 
 def registry_for(engine: Engine, service: str) -> CollectorRegistry:
@@ -35,12 +35,8 @@ class _ServiceCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         service = self._service
         with transaction(self._engine) as session:
-            cost = session.scalar(
-                sa.select(PlanModel.cost_usd_per_hour)
-                .where(PlanModel.service == service, PlanModel.applied_at.is_not(None))
-                .order_by(PlanModel.applied_at.desc(), PlanModel.id.desc())
-                .limit(1)
-            )
+            applied = session.scalars(latest_applied_query(service)).first()
+            cost = applied.cost_usd_per_hour if applied else None
             fleet = session.execute(
                 sa.select(ReplicaModel.market, ReplicaModel.state, sa.func.count())
                 .where(ReplicaModel.service == service, ReplicaModel.state.in_(LIVE_STATES))
