@@ -181,6 +181,8 @@ class ServiceConfig(Section):
     launch_early_on_rebalance: bool = False
     run_jobs: bool = False
     recommendation_cache_s: PositiveFloat = 60.0
+    reports_dir: str = "reports"
+    dashboard_slo: str = "500tok/s"
     spec: ServiceSpecConfig = ServiceSpecConfig()
 
 

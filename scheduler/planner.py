@@ -10,6 +10,7 @@ out), and explains the answer: binding constraints, baselines on the same data
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Collection, Sequence
 from datetime import datetime
@@ -184,4 +185,5 @@ def plan_from_data(
         warnings=explain.warnings(chosen, ages, config),
         candidates=len(planning.candidates),
         timing_s={"build": build_s, "solve": solution.solve_s, "baselines": baselines_s},
+        recheck=functools.partial(explain.recheck, planning, solution, config),
     )

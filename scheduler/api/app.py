@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from scheduler import ui
 from scheduler.api import errors
 from scheduler.api.context import ApiContext
 from scheduler.api.routers import events, fleet, health, oracle, plans, recommendations
@@ -27,6 +28,7 @@ def create_app(context: ApiContext) -> FastAPI:
     errors.install(app)
     for module in (health, recommendations, plans, fleet, events, oracle):
         app.include_router(module.router)
+    app.include_router(ui.router)  # the dashboard at /ui, and the JSON its pages show
     return app
 
 

@@ -20,11 +20,26 @@
 - ``binding``: objects with ``constraint`` and ``explanation``;
 - ``data``: per fact kind, its ``sources``, ``oldest_observed_at``, ``newest_observed_at`` and
   ``age_hours`` (of the newest);
-  ``warnings``: plain sentences; ``model``, ``as_of``, ``hedge``, ``candidates``, ``timing_s``.
+  ``warnings``: plain sentences; ``model``, ``as_of``, ``hedge``, ``candidate_count``,
+  ``timing_s``;
+- ``candidates``: every pool the solver chose from, enough to rebuild the MILP from the JSON
+  alone: ``region``, ``availability_zone``, ``zone``, ``instance_type``, ``market``,
+  ``expected_cost_usd_per_hour_each`` (the objective's coefficient),
+  ``price_usd_per_hour_each``, ``interruption_cost_usd_per_hour_each``,
+  ``tokens_per_second_each``, ``cap`` (the largest count; null: only quotas bound it),
+  ``cap_reason`` (placement score, quota, pool share), ``vcpus_each``, ``quota`` (the
+  ``code:region`` of its quota row), ``hedge_group`` (its AZ or region; null for on-demand);
+- ``limits``: ``slo_tokens_per_second``, ``required_tokens_per_second`` (with the headroom),
+  ``headroom_fraction``, ``hedge``, ``hedge_groups`` (az | region | null), ``quotas`` (per
+  code and region: ``limit_vcpus``, ``source``, ``observed_at``), ``max_pool_share``,
+  ``budget_usd_per_hour`` (null: none);
+- ``solver``: ``backend``, ``mip_gap``, ``mip_rel_gap_tolerance``, ``solve_s``,
+  ``proven_optimal``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
@@ -161,6 +176,10 @@ class Plan:
     warnings: list[str]
     candidates: int
     timing_s: dict[str, float] = field(default_factory=dict)
+    #: Makes the ``candidates``, ``limits`` and ``solver`` keys of :meth:`to_dict` (see
+    #: :func:`scheduler.planning.explain.recheck`), only when asked: a replay that plans
+    #: thousands of times never needs them.
+    recheck: Callable[[], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def usd_per_million_tokens(self) -> float:
@@ -189,6 +208,7 @@ class Plan:
             ],
             "data": [age.to_dict() for age in self.data],
             "warnings": list(self.warnings),
-            "candidates": self.candidates,
+            "candidate_count": self.candidates,
+            **(self.recheck() if self.recheck else {"candidates": [], "limits": {}, "solver": {}}),
             "timing_s": dict(self.timing_s),
         }
