@@ -27,8 +27,9 @@ def figure(
             "xaxis": {"title": {"text": x_title}, "automargin": True},
             "yaxis": {"title": {"text": y_title}, "automargin": True, "rangemode": "tozero"},
             "showlegend": True,
-            "legend": {"orientation": "h", "y": -0.25, "x": 0},
-            "margin": {"l": 60, "r": 20, "t": 20, "b": 40},
+            # Above the plot: below it, a long legend runs into the x axis's title.
+            "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+            "margin": {"l": 60, "r": 20, "t": 10, "b": 40},
             "hovermode": "closest",
             "font": {"family": "system-ui, sans-serif", "size": 12},
             "paper_bgcolor": "rgba(0,0,0,0)",
@@ -37,20 +38,28 @@ def figure(
     }
 
 
+#: Short names of the baselines (the page lists their full descriptions beside the chart).
+BASELINE_NAMES = {
+    "all_on_demand": "all on-demand",
+    "cheapest_single_spot_pool": "one spot pool, no hedge",
+    "cheapest_single_instance_type": "one instance type",
+}
+
+
 def plan_against_baselines(document: dict[str, Any]) -> dict[str, Any]:
     """The plan's expected cost beside each baseline on the same data (USD per hour)."""
     names = ["this plan"]
     costs = [document["cost_usd_per_hour"]]
-    for baseline in document.get("baselines", {}).values():
+    for key, baseline in document.get("baselines", {}).items():
         if baseline.get("cost_usd_per_hour") is not None:
-            names.append(baseline["description"])
+            names.append(BASELINE_NAMES.get(key, key.replace("_", " ")))
             costs.append(baseline["cost_usd_per_hour"])
     bars = [
         {
             "type": "bar",
             "orientation": "h",
-            "name": name if len(name) < 60 else name[:57] + "...",
-            "y": [name if len(name) < 40 else name[:37] + "..."],
+            "name": name,
+            "y": [name],
             "x": [cost],
             "marker": {"color": COLOURS[index % len(COLOURS)]},
             "hovertemplate": "$%{x:.2f}/h<extra>" + name + "</extra>",
@@ -59,10 +68,11 @@ def plan_against_baselines(document: dict[str, Any]) -> dict[str, Any]:
     ]
     return figure(
         bars,
-        x_title="expected cost (USD per hour)",
+        x_title="expected USD per hour",
         y_title="",
-        barmode="group",
+        barmode="overlay",
         yaxis={"automargin": True, "autorange": "reversed"},
+        height=300,
     )
 
 
@@ -80,7 +90,7 @@ def savings_rates(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
             ),
         ],
         x_title="time (UTC)",
-        y_title="cost (USD per hour)",
+        y_title="USD per hour",
     )
 
 
@@ -100,7 +110,7 @@ def savings_cumulative(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
             ),
         ],
         x_title="time (UTC)",
-        y_title="cumulative cost (USD)",
+        y_title="cumulative USD",
     )
 
 
@@ -120,7 +130,7 @@ def spot_prices(market: dict[str, Any]) -> dict[str, Any]:
         data.append(
             _line("on-demand", edges, [on_demand["price_usd_per_hour"]] * 2, 7, dash="dash")
         )
-    return figure(data, x_title="time (UTC)", y_title="price (USD per instance-hour)")
+    return figure(data, x_title="time (UTC)", y_title="USD per instance-hour")
 
 
 def placement_scores(market: dict[str, Any]) -> dict[str, Any]:
@@ -138,8 +148,8 @@ def placement_scores(market: dict[str, Any]) -> dict[str, Any]:
     return figure(
         data,
         x_title="time (UTC)",
-        y_title="placement score (1 to 10)",
-        yaxis={"title": {"text": "placement score (1 to 10)"}, "range": [0, 10.5]},
+        y_title="score (1 to 10)",
+        yaxis={"title": {"text": "score (1 to 10)"}, "range": [0, 10.5], "automargin": True},
     )
 
 
@@ -166,7 +176,7 @@ def hazard(series: Sequence[dict[str, Any]]) -> dict[str, Any]:
             for index, s in enumerate(series)
         ],
         x_title="time (UTC)",
-        y_title="hazard (interruptions per instance-hour)",
+        y_title="interruptions per instance-hour",
     )
 
 
@@ -189,14 +199,14 @@ def pool_ranking(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         )
     return figure(
         data,
-        x_title="expected cost (USD per hour per 1k output tok/s)",
+        x_title="USD per hour per 1k output tok/s",
         y_title="",
         yaxis={"automargin": True, "autorange": "reversed", "type": "category"},
         height=max(260, 22 * len(rows) + 90),
     )
 
 
-def timeline(events: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def timeline(events: Sequence[dict[str, Any]], *, start: Any, end: Any) -> dict[str, Any]:
     kinds = sorted({e["kind"] for e in events})
     data = [
         {
@@ -219,7 +229,8 @@ def timeline(events: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return figure(
         data,
         x_title="time (UTC)",
-        y_title="pool (region/zone/type/market)",
+        y_title="",
+        xaxis={"title": {"text": "time (UTC)"}, "range": [start, end], "automargin": True},
         yaxis={"type": "category", "automargin": True, "categoryarray": pools},
         height=max(260, 28 * len(pools) + 120),
     )

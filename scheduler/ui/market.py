@@ -179,6 +179,11 @@ def _placement_series(
         )
         entry["times"].append(row.observed_at)
         entry["scores"].append(row.score)
+    if not zone and series:
+        # All zones at every target capacity is a crowd of lines: without a chosen zone, keep
+        # the largest target capacity asked about (the one a fleet needs).
+        largest = max(capacity for _, capacity in series)
+        series = {key: value for key, value in series.items() if key[1] == largest}
     return [series[key] for key in sorted(series)]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
@@ -13,6 +13,7 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from oracle.db import transaction
 from oracle.errors import InputError, OracleError
 from scheduler.api.auth import ContextDep
 from scheduler.api.context import ApiContext
@@ -27,6 +28,7 @@ from scheduler.ui.api import (
     start_backtest,
 )
 from scheduler.ui.first_use import FirstUse
+from scheduler.ui.lineage import planner_document
 from scheduler.ui.market import market_choices
 from scheduler.ui.render import HERE, page
 from scheduler.ui.savings import savings
@@ -179,23 +181,31 @@ def _fleet_values(context: ApiContext) -> Values:
     actions = fleet_service.list_actions(context.engine, service=service, limit=JOURNAL_ROWS)
     applied = latest_applied_plan(context.engine, service)
     recommended, error, slo = _recommendation(context, applied)
-    document = applied.document if applied is not None else recommended
-    has_plan = document is not None and "cost_usd_per_hour" in document
+    plan_cost: float | None
+    if applied is not None:
+        with transaction(context.engine) as session:
+            document = planner_document(session, applied.document)
+        allocations = list(applied.allocations)
+        plan_cost = applied.cost_usd_per_hour
+    else:
+        document = recommended
+        allocations = list((recommended or {}).get("allocations", ()))
+        plan_cost = recommended["cost_usd_per_hour"] if recommended else None
     return {
         "replicas": replicas,
         "ready": sum(1 for r in replicas if r["state"] == "READY"),
         "cost_now_usd_per_hour": sum(r["price_usd_per_hour"] for r in replicas),
         "actions": actions,
         "applied": applied,
+        "plan_cost_usd_per_hour": plan_cost,
+        "allocations": allocations,
         "recommended": recommended,
         "recommendation_error": error,
         "slo": slo,
-        "document": document if has_plan else None,
-        "baselines_figure": charts.plan_against_baselines(document)
-        if document is not None and has_plan
-        else None,
+        "document": document,
+        "baselines_figure": charts.plan_against_baselines(document) if document else None,
         "rebalance": next_rebalance(context.engine, context.settings),
-        "sample": _document_is_sample(document),
+        "sample": _document_is_sample(document) or _document_is_sample(recommended),
     }
 
 
@@ -262,7 +272,13 @@ def _interruptions_values(context: ApiContext, *, days: int) -> Values:
     return {
         "timeline": timeline,
         "days": days,
-        "figure": charts.timeline(timeline["events"]) if timeline["events"] else None,
+        "figure": charts.timeline(
+            timeline["events"],
+            start=timeline["as_of"] - timedelta(days=days),
+            end=timeline["as_of"],
+        )
+        if timeline["events"]
+        else None,
         "sample": timeline["sample"],
     }
 

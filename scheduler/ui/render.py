@@ -20,7 +20,15 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 
 
 def usd(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"${value:,.{digits}f}"
+    if value is None:
+        return "-"
+    sign = "-" if value < 0 and round(value, digits) != 0 else ""
+    return f"{sign}${abs(value):,.{digits}f}"
+
+
+def usd_total(value: float | None) -> str:
+    """A sum of money: cents, or hundredths of a cent below a dollar (a fleet's first hour)."""
+    return usd(value, 4 if value is not None and abs(value) < 1 else 2)
 
 
 def number(value: float | None, digits: int = 0) -> str:
@@ -74,5 +82,11 @@ def _plain(value: Any) -> Any:
 
 
 templates.env.filters.update(
-    usd=usd, number=number, percent=percent, age=age, when=when, figure_json=figure_json
+    usd=usd,
+    usd_total=usd_total,
+    number=number,
+    percent=percent,
+    age=age,
+    when=when,
+    figure_json=figure_json,
 )

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from oracle.db import transaction
 from scheduler.models import PlanModel, ReplicaModel
+from scheduler.ui.lineage import planner_document
 
 
 def savings(engine: Engine, *, service: str, now: datetime | None = None) -> dict[str, Any]:
@@ -28,7 +29,11 @@ def savings(engine: Engine, *, service: str, now: datetime | None = None) -> dic
     with transaction(engine) as session:
         plans = session.execute(
             sa.select(
-                PlanModel.id, PlanModel.applied_at, PlanModel.cost_usd_per_hour, PlanModel.document
+                PlanModel.id,
+                PlanModel.applied_at,
+                PlanModel.origin,
+                PlanModel.cost_usd_per_hour,
+                PlanModel.document,
             )
             .where(PlanModel.service == service, PlanModel.applied_at.is_not(None))
             .order_by(PlanModel.applied_at, PlanModel.id)
@@ -40,14 +45,16 @@ def savings(engine: Engine, *, service: str, now: datetime | None = None) -> dic
                 ReplicaModel.price_usd_per_hour,
             ).where(ReplicaModel.service == service, ReplicaModel.launched_at.is_not(None))
         ).all()
+        documents = [planner_document(session, plan.document) for plan in plans]
     applied = [
         {
             "id": plan.id,
             "applied_at": plan.applied_at,
+            "origin": plan.origin,
             "cost_usd_per_hour": plan.cost_usd_per_hour,
-            "on_demand_usd_per_hour": _on_demand_baseline(plan.document),
+            "on_demand_usd_per_hour": _on_demand_baseline(document),
         }
-        for plan in plans
+        for plan, document in zip(plans, documents, strict=True)
         if plan.applied_at <= now
     ]
     intervals = [
@@ -56,7 +63,8 @@ def savings(engine: Engine, *, service: str, now: datetime | None = None) -> dic
         if row.launched_at < now
     ]
     starts = [plan["applied_at"] for plan in applied]
-    changes = sorted({*starts, *(a for a, _, _ in intervals), *(b for _, b, _ in intervals)})
+    moments = {*starts, *(a for a, _, _ in intervals), *(b for _, b, _ in intervals)}
+    changes = sorted(moment for moment in moments if moment < now)
     points: list[dict[str, Any]] = []
     total_actual_usd = total_on_demand_usd = 0.0
     for index, moment in enumerate(changes):
@@ -96,15 +104,15 @@ def savings(engine: Engine, *, service: str, now: datetime | None = None) -> dic
         "on_demand_usd": total_on_demand_usd,
         "saving_usd": saving_usd,
         "saving_pct": 100.0 * saving_usd / total_on_demand_usd if total_on_demand_usd else None,
-        "sample": any(_is_sample(plan.document) for plan in plans),
+        "sample": any(_is_sample(document) for document in documents),
     }
 
 
-def _on_demand_baseline(document: dict[str, Any]) -> float | None:
+def _on_demand_baseline(document: dict[str, Any] | None) -> float | None:
     baseline = (document or {}).get("baselines", {}).get("all_on_demand") or {}
     cost = baseline.get("cost_usd_per_hour")
     return float(cost) if cost is not None else None
 
 
-def _is_sample(document: dict[str, Any]) -> bool:
+def _is_sample(document: dict[str, Any] | None) -> bool:
     return any("sample" in age.get("sources", ()) for age in (document or {}).get("data", ()))
