@@ -299,7 +299,6 @@ def _backtests_values(context: ApiContext) -> Values:
 # --- helpers ----------------------------------------------------------------------------
 
 _CACHE = {"Cache-Control": "public, max-age=86400"}
-_first_use = FirstUse()
 
 
 async def _guarded(
@@ -317,12 +316,13 @@ async def _guarded(
     except access.SignInRequired as needed:
         return _sign_in(request, needed)
     model = context.settings.service.spec.model or context.settings.planner.model
-    if _first_use.loading(context.engine, context.settings, model):
+    first_use: FirstUse = context.extras.setdefault("first_use", FirstUse())
+    if first_use.loading(context.engine, context.settings, model):
         return page(
             request, "loading.html", 200, title="Loading the sample market", nav=_nav(request)
         )
     values = await run_in_threadpool(build, context)
-    values.setdefault("first_use_error", _first_use.error)
+    values.setdefault("first_use_error", first_use.error)
     return page(
         request,
         template,
