@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -15,6 +14,7 @@ from scheduler.planning.candidates import Candidate, CandidateSet
 from scheduler.planning.model import Binding, DataAge
 from scheduler.planning.problem import PlanningProblem, QuotaRow
 from scheduler.solver import MIP_REL_GAP, Infeasibility, Solution
+from scheduler.solver.backends import highspy_module
 
 #: The kinds of fact whose age is held against planner.staleness_limit_hours.
 STALENESS_CHECKED = ("spot prices", "placement scores")
@@ -330,11 +330,9 @@ def limits(planning: PlanningProblem, config: PlannerConfig) -> dict[str, Any]:
 def solver_info(solution: Solution) -> dict[str, Any]:
     """How the MILP was solved: the backend, HiGHS's relative MIP gap at the end, the seconds
     spent and whether optimality was proven (the gap within the solver's tolerance)."""
-    backend = getattr(solution, "backend", None) or (
-        "highspy" if importlib.util.find_spec("highspy") else "scipy"
-    )
+    # The planner solves with backend "auto": highspy when installed, else scipy's milp.
     return {
-        "backend": backend,
+        "backend": "highspy" if highspy_module() is not None else "scipy",
         "mip_gap": solution.mip_gap,
         "mip_rel_gap_tolerance": MIP_REL_GAP,
         "solve_s": solution.solve_s,
