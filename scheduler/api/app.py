@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from scheduler import ui
-from scheduler.api import errors
+from scheduler.api import errors, metrics
 from scheduler.api.context import ApiContext
 from scheduler.api.routers import events, fleet, health, oracle, plans, recommendations
 from scheduler.config import Settings
@@ -29,6 +29,7 @@ def create_app(context: ApiContext) -> FastAPI:
     for module in (health, recommendations, plans, fleet, events, oracle):
         app.include_router(module.router)
     app.include_router(ui.router)  # the dashboard at /ui, and the JSON its pages show
+    metrics.instrument(app, context)  # request latency into /metrics
     return app
 
 
