@@ -17,8 +17,8 @@ HELP = (
     "GET /actions, POST /events/ec2, GET /prices, GET /benchmarks, /healthz, /readyz, /metrics "
     "(OpenAPI at /docs), and the read-only dashboard at /ui (on an empty oracle it first loads "
     "the embedded sample market). Endpoints that change anything need `Authorization: Bearer "
-    "TOKEN` (service.api_token or $SCHEDULER_API_TOKEN). With service.run_jobs = true (or --jobs) the "
-    "scheduled jobs run here too, under the same lock as `scheduler worker`."
+    "TOKEN` (service.api_token or $SCHEDULER_API_TOKEN). With service.run_jobs = true (or "
+    "--jobs) the scheduled jobs run here too, under the same lock as `scheduler worker`."
 )
 
 
