@@ -5,6 +5,7 @@ market and savings within a minute. Every figure drawn from it is marked sample.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -13,11 +14,21 @@ from oracle.db import transaction
 from oracle.models import OnDemandPriceModel, SpotPriceModel
 from scheduler.config import Settings
 
+#: Fills an empty oracle: (engine, settings, model) -> what was done, in words.
+Loader = Callable[[Engine, Settings, str], list[str]]
+
+
+def load_sample(engine: Engine, settings: Settings, model: str) -> list[str]:
+    from scheduler.planning.load import ensure_planning_data
+
+    return ensure_planning_data(engine, settings=settings, model=model)
+
 
 class FirstUse:
-    """The state of the one-off sample load of a process: idle, loading, done or failed."""
+    """The state of the one-off sample load of a service: idle, loading, done or failed."""
 
-    def __init__(self) -> None:
+    def __init__(self, load: Loader = load_sample) -> None:
+        self._load_data = load
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.error: str | None = None
@@ -37,10 +48,8 @@ class FirstUse:
             return True
 
     def _load(self, engine: Engine, settings: Settings, model: str) -> None:
-        from scheduler.planning.load import ensure_planning_data
-
         try:
-            self.notes = ensure_planning_data(engine, settings=settings, model=model)
+            self.notes = self._load_data(engine, settings, model)
         except Exception as error:  # shown on the page
             self.error = str(error).splitlines()[0] if str(error) else type(error).__name__
 

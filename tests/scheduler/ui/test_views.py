@@ -3,6 +3,8 @@ history, the interruption timeline; and who may see and do what over HTTP."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -272,3 +274,50 @@ def _replica(
             terminated_at=terminated,
         )
     )  # fmt: skip
+
+
+def test_an_empty_oracle_is_filled_once_while_the_page_says_so(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from oracle.reference import ensure_goodput_figures
+    from oracle.sample import ingest_sample
+    from scheduler.ui.first_use import FirstUse
+
+    loads: list[str] = []
+    release = threading.Event()
+
+    def load(target: Engine, settings: Settings, model: str) -> list[str]:
+        loads.append(model)
+        release.wait(30)  # the page is asked for while the load runs
+        ingest_sample(
+            target, seed=1, regions=["us-east-1"], instance_types=["g5.2xlarge", "g6.xlarge"]
+        )
+        ensure_goodput_figures(target, model=model)
+        return ["loaded"]
+
+    settings = Settings(service=ServiceConfig(name="llm-ui", reports_dir=str(tmp_path)))
+    context = ApiContext(
+        engine=engine,
+        settings=settings,
+        actuator_factory=lambda: None,  # type: ignore[arg-type,return-value]
+        recommendations=RecommendationCache(
+            engine, lambda slo, model: recommend(engine, settings, slo, model), ttl_s=60
+        ),
+    )
+    first_use = context.extras["first_use"] = FirstUse(load)
+    with TestClient(create_app(context)) as client:
+        for path in ("/ui", "/ui/market"):
+            waiting = client.get(path)
+            assert waiting.status_code == 200 and 'id="loading"' in waiting.text
+            assert 'http-equiv="refresh"' in waiting.text
+        release.set()
+        deadline = time.monotonic() + 60
+        while first_use.loading(engine, settings, "m") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        page = client.get("/ui")
+        assert first_use.error is None, first_use.error
+        assert 'id="loading"' not in page.text, page.text[-1500:]
+        assert 'id="sample-banner"' in page.text
+        recommended = client.get("/recommendations", params={"slo": "500tok/s"}).json()
+        assert f"${recommended['cost_usd_per_hour']:,.2f}/h" in page.text
+    assert loads == [PlannerConfig().model]  # once, though asked for three times
