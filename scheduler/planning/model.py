@@ -20,15 +20,20 @@
 - ``binding``: objects with ``constraint`` and ``explanation``;
 - ``data``: per fact kind, its ``sources``, ``oldest_observed_at``, ``newest_observed_at`` and
   ``age_hours`` (of the newest);
-  ``warnings``: plain sentences; ``model``, ``as_of``, ``hedge``, ``candidate_count``,
-  ``timing_s``;
+  ``warnings``: plain sentences; ``model``, ``as_of``, ``hedge`` (the depth used: az, region,
+  two-az or none), ``candidate_count``, ``timing_s``;
+- risk: ``availability_target``, ``estimated_attainment`` (share of time the plan carries the
+  SLO, by the risk model of :mod:`scheduler.planning.attainment`),
+  ``expected_deficit_tokens_per_second``, ``deficit_usd_per_hour`` (that deficit priced) and
+  ``hedge_reason`` (why this depth);
 - ``candidates``: every pool the solver chose from, enough to rebuild the MILP from the JSON
   alone: ``region``, ``availability_zone``, ``zone``, ``instance_type``, ``market``,
   ``expected_cost_usd_per_hour_each`` (the objective's coefficient),
   ``price_usd_per_hour_each``, ``interruption_cost_usd_per_hour_each``,
   ``tokens_per_second_each``, ``cap`` (the largest count; null: only quotas bound it),
-  ``cap_reason`` (placement score, quota, pool share), ``vcpus_each``, ``quota`` (the
-  ``code:region`` of its quota row), ``hedge_group`` (its AZ or region; null for on-demand);
+  ``cap_reason`` (placement score, quota, pool share, availability), ``vcpus_each``, ``quota``
+  (the ``code:region`` of its quota row), ``hedge_group`` (its AZ or region; null for
+  on-demand);
 - ``limits``: ``slo_tokens_per_second``, ``required_tokens_per_second`` (with the headroom),
   ``headroom_fraction``, ``hedge``, ``hedge_groups`` (az | region | null), ``quotas`` (per
   code and region: ``limit_vcpus``, ``source``, ``observed_at``), ``max_pool_share``,
@@ -176,6 +181,12 @@ class Plan:
     warnings: list[str]
     candidates: int
     timing_s: dict[str, float] = field(default_factory=dict)
+    #: The risk model's estimate (scheduler.planning.attainment) and why this hedge depth.
+    availability_target: float | None = None
+    estimated_attainment: float | None = None
+    expected_deficit_tokens_per_second: float = 0.0
+    deficit_usd_per_hour: float = 0.0
+    hedge_reason: str = ""
     #: Makes the ``candidates``, ``limits`` and ``solver`` keys of :meth:`to_dict` (see
     #: :func:`scheduler.planning.explain.recheck`), only when asked: a replay that plans
     #: thousands of times never needs them.
@@ -211,4 +222,9 @@ class Plan:
             "candidate_count": self.candidates,
             **(self.recheck() if self.recheck else {"candidates": [], "limits": {}, "solver": {}}),
             "timing_s": dict(self.timing_s),
+            "availability_target": self.availability_target,
+            "estimated_attainment": self.estimated_attainment,
+            "expected_deficit_tokens_per_second": self.expected_deficit_tokens_per_second,
+            "deficit_usd_per_hour": self.deficit_usd_per_hour,
+            "hedge_reason": self.hedge_reason,
         }

@@ -17,6 +17,7 @@ from oracle.db import transaction
 from oracle.errors import InputError, OracleError
 from scheduler.api.auth import ContextDep
 from scheduler.api.context import ApiContext
+from scheduler.errors import SchedulerError
 from scheduler.services import fleet as fleet_service
 from scheduler.services.plans import latest_applied_plan
 from scheduler.slo import parse_slo
@@ -362,7 +363,7 @@ def _recommendation(
     try:
         tokens_per_second = parse_slo(slo)
         made = context.recommendations.get(tokens_per_second, model)
-    except (InputError, OracleError) as error:
+    except (InputError, OracleError, SchedulerError) as error:  # shown on the page
         return None, str(error).splitlines()[0], slo
     return made.document, None, slo
 
