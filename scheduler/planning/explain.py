@@ -291,6 +291,8 @@ def candidate_rows(planning: PlanningProblem) -> list[dict[str, Any]]:
                 "quota": None if quota is None else f"{quota.quota_code}:{quota.region}",
                 "hedge_group": problem.hedge_group_names[group] if group >= 0 else None,
                 "interruption_band": candidate.band_label if pool.market == "spot" else None,
+                "hazard_per_hour": candidate.hazard_per_hour,
+                "launch_availability": candidate.launch_availability,
                 "placement_score": candidate.placement_score,
                 "price_source": candidate.price_source,
                 "goodput_source": candidate.goodput.source,
@@ -306,8 +308,10 @@ def limits(planning: PlanningProblem, config: PlannerConfig) -> dict[str, Any]:
         "slo_tokens_per_second": problem.slo_tokens_per_second,
         "required_tokens_per_second": problem.required_tokens_per_second,
         "headroom_fraction": config.headroom_fraction,
-        "hedge": config.hedge if problem.hedge else "none",
+        "hedge": _depth(planning),
         "hedge_groups": planning.group_kind if problem.hedge else None,
+        # The SLO must survive losing this many hedge groups at once (2: every pair of AZs).
+        "hedge_losses": problem.hedge_losses if problem.hedge else 0,
         "quotas": [
             {
                 "quota": f"{row.quota_code}:{row.region}",
@@ -338,6 +342,15 @@ def solver_info(solution: Solution) -> dict[str, Any]:
         "solve_s": solution.solve_s,
         "proven_optimal": solution.status == "optimal" and solution.mip_gap <= MIP_REL_GAP,
     }
+
+
+def _depth(planning: PlanningProblem) -> str:
+    problem = planning.problem
+    if not problem.hedge:
+        return "none"
+    if planning.group_kind == "region":
+        return "region"
+    return "two-az" if problem.hedge_losses == 2 else "az"
 
 
 def _quota_of(planning: PlanningProblem, p: int) -> QuotaRow | None:

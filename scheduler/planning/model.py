@@ -31,11 +31,13 @@
   ``expected_cost_usd_per_hour_each`` (the objective's coefficient),
   ``price_usd_per_hour_each``, ``interruption_cost_usd_per_hour_each``,
   ``tokens_per_second_each``, ``cap`` (the largest count; null: only quotas bound it),
-  ``cap_reason`` (placement score, quota, pool share, availability), ``vcpus_each``, ``quota``
+  ``cap_reason`` (placement score, quota, pool share), ``vcpus_each``, ``quota``
   (the ``code:region`` of its quota row), ``hedge_group`` (its AZ or region; null for
-  on-demand);
+  on-demand), ``hazard_per_hour`` and ``launch_availability`` (the learned risk behind the
+  interruption cost); pools marked unavailable after a capacity error are not candidates;
 - ``limits``: ``slo_tokens_per_second``, ``required_tokens_per_second`` (with the headroom),
-  ``headroom_fraction``, ``hedge``, ``hedge_groups`` (az | region | null), ``quotas`` (per
+  ``headroom_fraction``, ``hedge`` (az | two-az | region | none), ``hedge_groups`` (az |
+  region | null), ``hedge_losses`` (groups lost at once the SLO survives), ``quotas`` (per
   code and region: ``limit_vcpus``, ``source``, ``observed_at``), ``max_pool_share``,
   ``budget_usd_per_hour`` (null: none);
 - ``solver``: ``backend``, ``mip_gap``, ``mip_rel_gap_tolerance``, ``solve_s``,

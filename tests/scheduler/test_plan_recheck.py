@@ -4,6 +4,7 @@ planner's code) solves to the plan's cost."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -88,7 +89,7 @@ def test_the_commands_json_rebuilds_to_the_plans_cost(sample_url: str, tmp_path:
 )
 @given(
     slo=st.integers(min_value=100, max_value=60_000),
-    hedge=st.sampled_from(["az", "region", "none"]),
+    hedge=st.sampled_from(["auto", "az", "two-az", "region", "none"]),
     share=st.sampled_from([1.0, 0.5, 0.3]),
     quota=st.sampled_from([1024.0, 96.0]),
 )
@@ -126,14 +127,18 @@ def recheck(plan: dict[str, Any]) -> float | None:
     total = pulp.lpSum(g * v for g, v in zip(goodput, x, strict=True))
     model += pulp.lpSum(c * v for c, v in zip(cost, x, strict=True))
     model += total >= limits["required_tokens_per_second"]
-    if limits["hedge"] != "none":
-        for group in {c["hedge_group"] for c in candidates if c["hedge_group"]}:
-            kept = [
-                g * v
-                for c, g, v in zip(candidates, goodput, x, strict=True)
-                if c["hedge_group"] != group
-            ]
-            model += pulp.lpSum(kept) >= limits["slo_tokens_per_second"]
+    groups = sorted({c["hedge_group"] for c in candidates if c["hedge_group"]})
+    losses = limits["hedge_losses"]
+    lost_sets = [{a} for a in groups] if losses == 1 else []
+    if losses == 2:  # every pair of groups (a single group's loss is implied)
+        lost_sets = [set(pair) for pair in itertools.combinations(groups, 2)] or [set(groups)]
+    for lost in lost_sets:
+        kept = [
+            g * v
+            for c, g, v in zip(candidates, goodput, x, strict=True)
+            if c["hedge_group"] not in lost
+        ]
+        model += pulp.lpSum(kept) >= limits["slo_tokens_per_second"]
     for quota in limits["quotas"]:
         used = [
             c["vcpus_each"] * v
