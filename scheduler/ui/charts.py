@@ -169,14 +169,14 @@ def advisor_bands(market: dict[str, Any]) -> dict[str, Any]:
 
 
 def hazard(series: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The learned interruption hazard per pool over time (events per instance-hour)."""
+    """The learned interruption hazard per pool over time (losses per instance-hour)."""
     return figure(
         [
-            _step(s["name"], s["times"], s["hazard_per_hour"], index)
+            _line(f"{s['zone']} ({s['source']})", s["times"], s["hazard_per_hour"], index)
             for index, s in enumerate(series)
         ],
         x_title="time (UTC)",
-        y_title="interruptions per instance-hour",
+        y_title="losses per instance-hour",
     )
 
 

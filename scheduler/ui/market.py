@@ -15,6 +15,8 @@ from oracle.models import (
     PlacementScoreModel,
     SpotPriceModel,
 )
+from oracle.observations import load_observations
+from oracle.risk import Observation, advisor_prior, estimate_risk
 from oracle.stats import on_demand_offers
 
 
@@ -52,7 +54,13 @@ def market_history(
         )
         placement = _placement_series(session, region, instance_type, zone, start, as_of)
         advisor = _advisor_series(session, region, instance_type, operating_system, start, as_of)
+        observations = load_observations(
+            session, as_of=as_of, regions=[region], instance_types=[instance_type]
+        )
     offer = offers[0] if offers else None
+    hazard = _hazard_series(
+        [s["zone"] for s in spot], region, instance_type, advisor, observations, start, as_of
+    )
     sources = {s["source"] for s in spot} | {s["source"] for s in placement}
     sources |= {point["source"] for point in advisor}
     if offer is not None:
@@ -73,6 +81,7 @@ def market_history(
         },
         "placement_scores": placement,
         "advisor": advisor,
+        "hazard": hazard,
         "sample": "sample" in sources,
     }
 
@@ -187,6 +196,56 @@ def _placement_series(
     return [series[key] for key in sorted(series)]
 
 
+#: Points of the learned hazard's curve over the window.
+HAZARD_POINTS = 45
+
+
+def _hazard_series(
+    zones: list[str],
+    region: str,
+    instance_type: str,
+    advisor: list[dict[str, Any]],
+    observations: list[Observation],
+    start: datetime,
+    as_of: datetime,
+) -> list[dict[str, Any]]:
+    """Per zone, the hazard the oracle learned (:mod:`oracle.risk`) as known at each of
+    :data:`HAZARD_POINTS` moments of the window: the Advisor band then as the prior, updated by
+    the losses and time held observed up to that moment (no look-ahead)."""
+    moments = [start + (as_of - start) * i / (HAZARD_POINTS - 1) for i in range(HAZARD_POINTS)]
+    series: dict[str, dict[str, Any]] = {
+        zone: {"zone": zone, "times": [], "hazard_per_hour": [], "launch_availability": []}
+        for zone in zones
+    }
+    for moment in moments:
+        band = None
+        for point in advisor:
+            if point["observed_at"] <= moment:
+                band = point["band_index"]
+        seen = [o for o in observations if o.observed_at <= moment]
+        priors = {
+            (region, zone, instance_type, "spot"): advisor_prior(band, market="spot")
+            for zone in zones
+        }
+        risks = estimate_risk(
+            seen,
+            priors=priors,
+            as_of=moment,
+            pools=[(region, zone, instance_type, "spot") for zone in zones],
+        )
+        for zone in zones:
+            risk = risks[(region, zone, instance_type, "spot")]
+            series[zone]["times"].append(moment)
+            series[zone]["hazard_per_hour"].append(risk.hazard_per_hour)
+            series[zone]["launch_availability"].append(risk.availability)
+    for zone in zones:
+        risk = risks[(region, zone, instance_type, "spot")]
+        series[zone]["source"] = risk.source
+        series[zone]["prior_source"] = risk.prior.source
+        series[zone]["observations"] = risk.evidence.observations
+    return [series[zone] for zone in zones]
+
+
 def _advisor_series(
     session: Any,
     region: str,
@@ -214,6 +273,7 @@ def _advisor_series(
     return [
         {
             "observed_at": row.observed_at,
+            "band_index": row.band_index,
             "band_label": row.band_label,
             "band_max_pct": row.band_max_pct,
             "savings_pct": row.savings_pct,

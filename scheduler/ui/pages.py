@@ -246,7 +246,6 @@ def _market_values(
         return {"choices": choices, "market": None, "recommendation_error": error, "slo": slo}
     market = market_of(context, region=region, instance_type=instance_type, zone=zone, days=days)
     ranked = _ranked_pools(recommended, region)
-    hazard_series = _hazard_series(context, region, instance_type, zone)
     return {
         "choices": choices,
         "market": market,
@@ -258,7 +257,7 @@ def _market_values(
         "price_figure": charts.spot_prices(market),
         "placement_figure": charts.placement_scores(market) if market["placement_scores"] else None,
         "advisor_figure": charts.advisor_bands(market) if market["advisor"] else None,
-        "hazard_figure": charts.hazard(hazard_series) if hazard_series else None,
+        "hazard_figure": charts.hazard(market["hazard"]) if market["hazard"] else None,
         "ranked": ranked,
         "ranking_figure": charts.pool_ranking(ranked) if ranked else None,
         "recommended": recommended,
@@ -395,13 +394,6 @@ def _ranked_pools(document: dict[str, Any] | None, region: str) -> list[dict[str
         )
     rows.sort(key=lambda r: (r["usd_per_hour_per_1k_tokens_per_second"], r["label"]))
     return rows[:RANKED_POOLS]
-
-
-def _hazard_series(
-    context: ApiContext, region: str, instance_type: str, zone: str | None
-) -> list[dict[str, Any]]:
-    """The learned hazard of the pools over time, when the oracle learns one (else none)."""
-    return []
 
 
 def _document_is_sample(document: dict[str, Any] | None) -> bool:

@@ -20,6 +20,8 @@ from oracle.models import (
     InterruptionFrequencyModel,
     PlacementScoreModel,
 )
+from oracle.observations import record_observation
+from oracle.risk import advisor_prior
 from scheduler.actuator.executor import Actuator
 from scheduler.api.app import create_app
 from scheduler.api.context import ApiContext
@@ -85,7 +87,23 @@ def test_market_history_opens_with_the_price_in_force_and_keeps_sources(engine: 
                 band_max_pct=10.0, savings_pct=62.0, source="aws", observed_at=now - 3 * HOUR,
             )
         )  # fmt: skip
+        # Two losses in use1-az1 three days ago, after a launch held six hours: its learned
+        # hazard rises from the prior then, not before (no look-ahead); use1-az6 keeps the prior.
+        for kind, count, at_risk_s in (("launch", 1, 6 * 3600.0), ("interruption", 2, 0.0)):
+            record_observation(
+                session, region=REGION, zone="use1-az1", instance_type="g5.xlarge",
+                market="spot", kind=kind, count=count, at_risk_s=at_risk_s,
+                observed_at=now - timedelta(days=3),
+            )  # fmt: skip
     market = market_history(engine, region=REGION, instance_type="g5.xlarge", days=7, as_of=now)
+    hazard = {s["zone"]: s for s in market["hazard"]}
+    prior = advisor_prior(1).hazard_per_hour
+    assert hazard["use1-az6"]["hazard_per_hour"][-1] == pytest.approx(prior)
+    learned = hazard["use1-az1"]["hazard_per_hour"]
+    # A week ago: nothing seen, and no Advisor band yet (the worst band's rate is the prior).
+    assert learned[0] == pytest.approx(advisor_prior(None).hazard_per_hour)
+    assert learned[-1] == pytest.approx((prior * 24 + 2) / (24 + 6))  # Gamma posterior mean
+    assert hazard["use1-az1"]["source"].startswith("observed")
     by_zone = {s["zone"]: s for s in market["spot"]}
     az6 = by_zone["use1-az6"]
     # seed_market's price was set 8 days ago: it opens the 7-day window at its left edge.
