@@ -265,7 +265,8 @@ def candidate_rows(planning: PlanningProblem) -> list[dict[str, Any]]:
     """Every pool the solver chose from, with what it needs to rebuild the MILP without the
     database: expected cost, price, interruption cost and goodput of one instance, the cap the
     solver used (``None``: only the quota rows bound it) and why, the vCPUs and quota row that
-    count it, and its hedge group (``None`` for on-demand)."""
+    count it, its hedge group (``None`` for on-demand) and learned hazard. No more than that:
+    /recommendations carries one row per pool (871 on the sample market, about 0.4 MB)."""
     problem = planning.problem
     rows = []
     for p, candidate in enumerate(planning.candidates):
@@ -277,7 +278,6 @@ def candidate_rows(planning: PlanningProblem) -> list[dict[str, Any]]:
             {
                 "region": pool.region,
                 "availability_zone": candidate.availability_zone,
-                "availability_zone_id": candidate.availability_zone_id,
                 "zone": pool.zone,
                 "instance_type": pool.instance_type,
                 "market": pool.market,
@@ -290,12 +290,7 @@ def candidate_rows(planning: PlanningProblem) -> list[dict[str, Any]]:
                 "vcpus_each": candidate.spec.vcpus,
                 "quota": None if quota is None else f"{quota.quota_code}:{quota.region}",
                 "hedge_group": problem.hedge_group_names[group] if group >= 0 else None,
-                "interruption_band": candidate.band_label if pool.market == "spot" else None,
                 "hazard_per_hour": candidate.hazard_per_hour,
-                "launch_availability": candidate.launch_availability,
-                "placement_score": candidate.placement_score,
-                "price_source": candidate.price_source,
-                "goodput_source": candidate.goodput.source,
             }
         )
     return rows

@@ -33,8 +33,8 @@
   ``tokens_per_second_each``, ``cap`` (the largest count; null: only quotas bound it),
   ``cap_reason`` (placement score, quota, pool share), ``vcpus_each``, ``quota``
   (the ``code:region`` of its quota row), ``hedge_group`` (its AZ or region; null for
-  on-demand), ``hazard_per_hour`` and ``launch_availability`` (the learned risk behind the
-  interruption cost); pools marked unavailable after a capacity error are not candidates;
+  on-demand) and ``hazard_per_hour`` (the learned risk behind the interruption cost); pools
+  marked unavailable after a capacity error are not candidates;
 - ``limits``: ``slo_tokens_per_second``, ``required_tokens_per_second`` (with the headroom),
   ``headroom_fraction``, ``hedge`` (az | two-az | region | none), ``hedge_groups`` (az |
   region | null), ``hedge_losses`` (groups lost at once the SLO survives), ``quotas`` (per
