@@ -195,6 +195,8 @@ class ServiceConfig(Section):
     plan_in_processes: bool = True
     plan_queue_wait_s: NonNegativeFloat = 2.0
     max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20
+    reports_dir: str = "reports"
+    dashboard_slo: str = "500tok/s"
     spec: ServiceSpecConfig = ServiceSpecConfig()
 
 
