@@ -18,8 +18,11 @@ it runs, into a target fleet (instances per pool), or ``None`` to keep what runs
 - ``price-capacity``: EC2 Fleet's price-capacity-optimized: among pools whose placement score
   for the count is the best, the cheapest; kept until interrupted.
 
-An interrupted pool is avoided by every policy for ``avoid_after_interruption_s`` (as the
-actuator marks a pool after a capacity error). Policies are objects because some remember a
+An interrupted pool, or one where a launch failed for want of capacity, is avoided by every
+policy for ``avoid_after_interruption_s`` (as the actuator marks a pool after a capacity
+error); after a failed launch the policy decides again at once. Every policy is handed what it
+has observed so far (:class:`Observation`: interruptions and launch failures per pool, with
+times). Policies are objects because some remember a
 choice (the zone they stay in); a fresh one is made for every run.
 """
 
@@ -47,7 +50,7 @@ from scheduler.planning.candidates import CandidateSet, PlanningData, build_cand
 from scheduler.planning.load import planning_history_days
 from scheduler.planning.model import PoolKey
 
-Reason = Literal["tick", "interruption"]
+Reason = Literal["tick", "interruption", "launch-failure"]
 Target = dict[PoolKey, int]
 
 
@@ -76,13 +79,25 @@ class PolicyContext:
 
 
 @dataclass(frozen=True)
+class Observation:
+    """What a policy saw happen in a pool: an interruption notice of its own instances, or a
+    launch that failed for want of capacity (as the actuator sees them)."""
+
+    at_s: float
+    pool: PoolKey
+    kind: Literal["interruption", "launch-failure"]
+
+
+@dataclass(frozen=True)
 class FleetState:
     """The fleet a policy runs, as it knows it at the moment of deciding."""
 
     counts: Mapping[PoolKey, int]
     ready_counts: Mapping[PoolKey, int]
-    #: Spot pools interrupted recently, to stay away from.
+    #: Spot pools interrupted or out of capacity recently, to stay away from.
     avoid: frozenset[PoolKey]
+    #: Everything this policy has observed so far, oldest first (no look-ahead).
+    observations: Sequence[Observation] = ()
 
 
 class Policy:
@@ -122,7 +137,7 @@ class PlannerPolicy(Policy):
             view.as_of_s - self.last_plan_s >= self.context.planner_interval_s
         )
         short = any(fleet.counts.get(pool, 0) < count for pool, count in self.last_target.items())
-        if not (due or short or reason == "interruption"):
+        if not (due or short or reason != "tick"):
             return None
         types = set(self.context.goodput)
         data = PlanningData(
