@@ -49,6 +49,8 @@ def draw_world(
     modelled = pools
     if options.name == "traces":
         found = _trace_files(options, interruptions)
+        # Every file is read (and a malformed one refused), whether or not it drives a pool.
+        loaded = {path: traces.load_trace(path) for path in sorted(set(found.values()))}
         covered = traces.pools_of_traces(
             {
                 p.index: (p.region, p.zone, p.availability_zone, p.availability_zone_id,
@@ -59,7 +61,7 @@ def draw_world(
         )  # fmt: skip
         _refuse_unmatched(interruptions.traces, covered, history)
         for index, path in sorted(covered.items()):
-            starts, ends = traces.load_trace(path).down_intervals(start_s, end_s)
+            starts, ends = loaded[path].down_intervals(start_s, end_s)
             down[index] = DownIntervals(starts, ends)
         parameters.update(
             trace_set=options.trace_set,
