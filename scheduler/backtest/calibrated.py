@@ -9,16 +9,16 @@ The model. A pool has capacity while three alternating up/down processes are all
 Each process alternates up and down runs whose lengths are log-normal (median and log-sd per
 kind of run): the traces' runs are heavy-tailed (us-west-2b: median up 1.4 h, mean 10.4 h),
 which exponential runs cannot give. The shared shocks make the AZs of a region fail together
-(within-region correlation 0.40-0.59 in the traces) and, rarely, all regions at once (cross-
-region 0.14, all 9 AZs empty 0.79% of the time).
+(within-region correlation 0.40-0.59 in the traces) and, rarely, all regions at once (all 9
+AZs empty 0.79% of the time). The model's cross-region correlation is about 0.02 against the
+traces' 0.14: its only cross-region link is the global outage, and one strong enough for 0.14
+would empty every AZ 3.6% of the time; the fit keeps the all-down share instead.
 
-Fit (:func:`fit`, to SkyPilot's 2023 p3.2xlarge traces, :data:`FITTED` holds the result):
-start each process from the run statistics of its own series (the AZ's, the region's "every
-AZ down" series, the "all 9 down" series), the log-sd from mean and median
-(``sigma = sqrt(2 ln(mean / median))``), then correct by simulation: multiply each own
-process's median and mean run lengths by target / simulated, and each shock's mean down run by
-the ratio of the region-down (all-down) shares, a few rounds. :func:`trace_statistics` computes
-WORLD.md's figures; the test holds the generator to them within the tolerances it states.
+Fit (:func:`fit`, to SkyPilot's 2023 p3.2xlarge traces; :data:`FITTED` holds the result): in
+closed form from the traces' shares, correlations and loss rates (see :func:`fit`), then the
+global shock's down share matched to the all-down share by simulation.
+:func:`trace_statistics` computes WORLD.md's figures; the test holds the generator to them
+within the tolerances it states.
 
 Scaling to other pools (these are a 2023 V100 in Advisor band 4, ">20%"). A pool's intensity
 
@@ -51,6 +51,8 @@ from scheduler.backtest.world import DownIntervals, merge_intervals
 PROBE_S = 195.0
 #: The Advisor band of the traces' pools (p3.2xlarge, ">20%").
 REFERENCE_BAND = 4
+#: Rounds of matching the all-AZs-down share by simulation (see :func:`fit`).
+_GLOBAL_ROUNDS = 3
 #: Warm-up before the window so that the processes start in their stationary mix.
 _WARMUP_S = 7 * 86_400.0
 #: Log-sd of the shared shocks' runs: heavy-tailed shared outages make the correlations of
@@ -285,29 +287,51 @@ def fit(series: Mapping[str, NDArray[np.bool_]], *, gap_s: float = PROBE_S) -> C
             best = (gap, float(rho), d)
     _, rho, d = best if best is not None else (0.0, 0.5, 0.0)
     global_runs = _runs_of(matrix.any(axis=0), gap_s)
-    global_shock = _with_share(global_runs.mean_down_h, max(1.0 - d, 1e-6))
-    regions = {}
-    zones = {}
-    for region, members in by_region.items():
-        p_region = min(q[region] / (1 - d * rho), 1.0)
-        region_runs = _runs_of(matrix[[names.index(m) for m in members]].any(axis=0), gap_s)
-        regions[region] = _with_share(region_runs.mean_down_h, max(p_region, 1e-6))
-        shock_rate = 1.0 / regions[region].mean_up_h + rho / global_shock.mean_up_h / (1 - d * rho)
-        for name in members:
-            figures = target["zones"][name]
-            p_own = min(available[name] / q[region], 0.999)
-            per_hour = figures["losses_per_day"] / 24.0 / available[name] - shock_rate
-            mean_up = 1.0 / per_hour if per_hour > 0 else 1e3
-            mean_down = mean_up * (1 - p_own) / p_own
-            # The AZ's own runs keep the spread (log-sd) of its observed runs.
-            observed = _runs_of(matrix[names.index(name)], gap_s)
-            zones[name] = Runs(
-                mean_up / math.exp(observed.sigma_up**2 / 2),
-                observed.sigma_up,
-                mean_down / math.exp(observed.sigma_down**2 / 2),
-                observed.sigma_down,
+
+    def assemble(d: float) -> Calibration:
+        c_global = (1 - d * (2 * rho - rho * rho)) / (1 - d * rho) ** 2 - 1
+        global_shock = _with_share(global_runs.mean_down_h, max(1.0 - d, 1e-6))
+        regions = {}
+        zones = {}
+        for region, members in by_region.items():
+            pairs = [odds[a] * odds[b] for i, a in enumerate(members) for b in members[i + 1 :]]
+            share = target["within_region_correlation"][region] / float(np.mean(pairs))
+            q_region = min(1.0 / (1.0 + max(share - c_global, 0.0)), 1.0)
+            q_region = min(max(q_region, max(available[m] for m in members) / 0.999), 1.0)
+            p_region = min(q_region / (1 - d * rho), 1.0)
+            rows = matrix[[names.index(m) for m in members]]
+            region_runs = _runs_of(rows.any(axis=0), gap_s)
+            regions[region] = _with_share(region_runs.mean_down_h, max(p_region, 1e-6))
+            shock_rate = 1.0 / regions[region].mean_up_h + rho / global_shock.mean_up_h / (
+                1 - d * rho
             )
-    return Calibration(global_shock, regions, zones, rho)
+            for name in members:
+                figures = target["zones"][name]
+                p_own = min(available[name] / q_region, 0.999)
+                per_hour = figures["losses_per_day"] / 24.0 / available[name] - shock_rate
+                mean_up = 1.0 / per_hour if per_hour > 0 else 1e3
+                mean_down = mean_up * (1 - p_own) / p_own
+                # The AZ's own runs keep the spread (log-sd) of its observed runs.
+                observed = _runs_of(matrix[names.index(name)], gap_s)
+                zones[name] = Runs(
+                    mean_up / math.exp(observed.sigma_up**2 / 2),
+                    observed.sigma_up,
+                    mean_down / math.exp(observed.sigma_down**2 / 2),
+                    observed.sigma_down,
+                )
+        return Calibration(global_shock, regions, zones, rho)
+
+    calibration = assemble(d)
+    # The closed form's global shock (about 6% down, reaching 88% of pools) empties all nine
+    # AZs 3.6% of the time against the traces' 0.8%: make it rarer to match that share, which
+    # decides whether a cross-region hedge holds, and refit the rest around it (the
+    # cross-region correlation then falls short: the traces' co-movement across regions is
+    # more than shared outages).
+    for _ in range(_GLOBAL_ROUNDS):
+        drawn = simulate_statistics(calibration, names, 6 * matrix.shape[1], seed=1, gap_s=gap_s)
+        d = min(max(d * target["all_down"] / max(drawn["all_down"], 1e-6), 1e-4), 0.5)
+        calibration = assemble(d)
+    return calibration
 
 
 def simulate_statistics(
@@ -466,22 +490,22 @@ def _shock(
 #: :func:`fit` of the 2023 p3.2xlarge traces (aws-02-15-2023, 9 AZs; WORLD.md), rounded to 4
 #: digits; a test refits them from the traces.
 FITTED = Calibration(
-    global_shock=Runs(2.827, 1.5, 0.1876, 1.5),
+    global_shock=Runs(23.61, 1.5, 0.1876, 1.5),
     regions={
-        "us-east-1": Runs(0.8006, 1.5, 0.3269, 1.5),
-        "us-east-2": Runs(5.618, 1.5, 0.6236, 1.5),
-        "us-west-2": Runs(2.453e08, 1.5, 0.2453, 1.5),
+        "us-east-1": Runs(0.6242, 1.5, 0.3269, 1.5),
+        "us-east-2": Runs(2.951, 1.5, 0.6236, 1.5),
+        "us-west-2": Runs(6.098, 1.5, 0.2453, 1.5),
     },
     zones={
-        "us-east-1a": Runs(0.5147, 1.261, 0.5214, 1.944),
-        "us-east-1c": Runs(2.046, 1.491, 0.8719, 1.51),
-        "us-east-1d": Runs(3.725, 1.497, 1.962, 1.463),
-        "us-east-1f": Runs(240, 1.689, 42.26, 1.526),
-        "us-east-2a": Runs(14.95, 1.939, 2.486, 1.765),
-        "us-east-2b": Runs(3.694, 1.654, 1.274, 1.439),
-        "us-west-2a": Runs(2.979, 1.883, 1.062, 1.23),
-        "us-west-2b": Runs(135.4, 2, 34.91, 1.462),
-        "us-west-2c": Runs(3.468, 2, 1.378, 1.257),
+        "us-east-1a": Runs(0.5267, 1.261, 0.5129, 1.944),
+        "us-east-1c": Runs(2.333, 1.491, 0.9, 1.51),
+        "us-east-1d": Runs(4.817, 1.497, 2.316, 1.463),
+        "us-east-1f": Runs(240, 1.689, 31.99, 1.526),
+        "us-east-2a": Runs(2.896, 1.939, 0.3186, 1.765),
+        "us-east-2b": Runs(2.285, 1.654, 0.6431, 1.439),
+        "us-west-2a": Runs(1.724, 1.883, 0.3865, 1.23),
+        "us-west-2b": Runs(4.559, 2, 0.6351, 1.462),
+        "us-west-2c": Runs(1.681, 2, 0.4007, 1.257),
     },
     global_reach=0.88,
 )
