@@ -149,9 +149,11 @@ class PlannerPolicy(Policy):
             instance_specs=self.context.history.instance_specs,
         )
         running = [RunningInstance(pool, count) for pool, count in sorted(fleet.counts.items())]
+        # Priced once per view for every policy and avoid set alike, then narrowed: in a world
+        # that fails, the avoid set changes at most decisions.
+        every = view.memo(self._candidates_key, lambda: build_candidates(data, self.config))
         candidates = view.memo(
-            (*self._candidates_key, fleet.avoid),
-            lambda: build_candidates(data, self.config, exclude_pools=fleet.avoid),
+            (*self._candidates_key, fleet.avoid), lambda: _without(every, fleet.avoid)
         )
         if reason == "tick" and not short and fleet.counts:
             current = self._current_cost_usd_per_hour(candidates, fleet)
@@ -385,6 +387,21 @@ def make_policies(names: Sequence[str], context: PolicyContext) -> list[Policy]:
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+def _without(candidates: CandidateSet, avoid: frozenset[PoolKey]) -> CandidateSet:
+    """``candidates`` less the pools in ``avoid``, as ``build_candidates(exclude_pools=avoid)``
+    gives them (a left-out pool counts as excluded by the caller)."""
+    if not avoid:
+        return candidates
+    kept = CandidateSet([c for c in candidates.candidates if c.pool not in avoid])
+    kept.excluded = dict(candidates.excluded)
+    dropped = len(candidates.candidates) - len(kept.candidates)
+    if dropped:
+        kept.excluded["excluded by the caller"] = (
+            kept.excluded.get("excluded by the caller", 0) + dropped
+        )
+    return kept
 
 
 def _cheapest_on_demand(
