@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from oracle import db
 from oracle.errors import InputError
 from oracle.goodput import best_goodput
-from oracle.reference import ensure_goodput_figures
+from oracle.reference import DEFAULT_MODEL, ensure_goodput_figures
 from scheduler.backtest.interruptions import InterruptionModel
 from scheduler.backtest.market import MarketHistory
 from scheduler.backtest.simulate import BacktestOptions, BacktestResult, run_backtest
@@ -77,7 +77,9 @@ def backtest(
     with db.session_factory(engine)() as session:
         goodput = best_goodput(session, model=model_name)
     if not goodput:
-        # As `scheduler plan` does on first use: published and estimated figures.
+        # As `scheduler plan` does on first use: published and estimated figures (the default
+        # model's references anchor another model's estimates).
+        ensure_goodput_figures(engine, model=DEFAULT_MODEL)
         ensure_goodput_figures(engine, model=model_name)
         with db.session_factory(engine)() as session:
             goodput = best_goodput(session, model=model_name)
