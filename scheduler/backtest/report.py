@@ -280,10 +280,13 @@ def _html(result: BacktestResult) -> str:
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}img{{max-width:100%}}</style>
 </head><body><h1>{html.escape(title)}</h1>
-<p>Tick {options.tick_s:g} s, seed {options.seed}, {result.interruption_events} interruption
-events sampled. Hindsight: the cheapest fleet carrying the SLO knowing every price, with no
-interruptions and no start-up (whole instances at each type's lowest price in a tick, or the
-fractional cost if higher): a lower bound.</p>
+<p>World {html.escape(result.world.name)}, tick {options.tick_s:g} s, seeds {options.seed} to
+{options.seed + len(result.all_seeds) - 1} (figures are means over the seeds; the chart of
+cost against attainment shows their 95% confidence intervals); {result.interruption_events}
+capacity losses or notices in the first seed's world. Three lower bounds, none paying for
+start-up: hindsight (the cheapest fleet carrying the SLO knowing every price),
+hindsight-hedged (the same, surviving the loss of any AZ) and clairvoyant (knowing capacity
+and interruptions too).</p>
 <table><tr>{head}</tr>{"".join(body)}</table>{charts}</body></html>
 """
 
