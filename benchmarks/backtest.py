@@ -120,6 +120,8 @@ def main() -> None:
             avoid_after_interruption_s=config.avoid_after_interruption_s,
             rebalance_min_saving_pct=settings.jobs.rebalance_min_saving_pct,
             rebalance_min_saving_usd_per_hour=settings.jobs.rebalance_min_saving_usd_per_hour,
+            rebalance_min_dwell_s=settings.jobs.rebalance_min_dwell_s,
+            rebalance_max_actions=settings.jobs.rebalance_max_actions,
             planner=settings.planner,
             world=world,
         )

@@ -48,6 +48,10 @@ class Fleet:
     launches: int = 0
     interruptions: int = 0
     launch_failures: int = 0
+    #: What the last :meth:`set_target` launched per pool, and the instances it retired or
+    #: cancelled (for the policy's observations).
+    last_launched: dict[PoolKey, int] = field(default_factory=dict)
+    last_ended: list[Instance] = field(default_factory=list)
     _next_id: int = 0
     _settled_s: float = -math.inf
 
@@ -65,6 +69,14 @@ class Fleet:
         for instance in self.active():
             counts[instance.pool] = counts.get(instance.pool, 0) + 1
         return counts
+
+    def launch_times(self) -> dict[PoolKey, list[float]]:
+        """Per pool, when each active instance was launched (newest first: the order in which
+        :meth:`set_target` retires serving instances)."""
+        times: dict[PoolKey, list[float]] = {}
+        for instance in self.active():
+            times.setdefault(instance.pool, []).append(instance.launched_s)
+        return {pool: sorted(values, reverse=True) for pool, values in times.items()}
 
     def ready_counts(self, t_s: float) -> dict[PoolKey, int]:
         counts: dict[PoolKey, int] = {}
@@ -86,6 +98,8 @@ class Fleet:
         running stays (make-before-break: nothing retires to make room for a failed launch).
         Returns the pools whose launches failed."""
         failed: list[PoolKey] = []
+        self.last_launched = {}
+        self.last_ended = []
         active = self.active()
         by_pool: dict[PoolKey, list[Instance]] = {}
         for instance in active:
@@ -100,6 +114,7 @@ class Fleet:
                 continue
             for _ in range(want - len(have)):
                 self._launch(pool, goodput[pool.instance_type], t_s)
+                self.last_launched[pool] = self.last_launched.get(pool, 0) + 1
         if failed:
             # Nothing retires while a launch failed: the policy replans first.
             self.advance(t_s)
@@ -111,6 +126,7 @@ class Fleet:
                 # Starting instances go first (newest first): they serve nothing yet.
                 extra = sorted(have, key=lambda i: (i.ready_s <= t_s, -i.launched_s))
                 for instance in extra[: len(have) - want]:
+                    self.last_ended.append(instance)
                     if instance.ready_s > t_s:
                         instance.stop_serving_s = instance.end_s = t_s
                     else:

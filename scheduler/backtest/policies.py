@@ -31,17 +31,20 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import numpy as np
 
 from oracle.goodput import GoodputFact
+from oracle.risk import Observation as RiskObservation
 from oracle.stats import OnDemandOffer
 from scheduler.backtest.market import MarketHistory, MarketView
 from scheduler.config import PlannerConfig
 from scheduler.planner import (
     InfeasiblePlanError,
+    Plan,
     RunningInstance,
     cost_bound_usd_per_hour,
     plan_from_data,
@@ -49,6 +52,7 @@ from scheduler.planner import (
 from scheduler.planning.candidates import CandidateSet, PlanningData, build_candidates
 from scheduler.planning.load import planning_history_days
 from scheduler.planning.model import PoolKey
+from scheduler.planning.rebalance_rule import RebalanceRule, decide_rebalance
 
 Reason = Literal["tick", "interruption", "launch-failure"]
 Target = dict[PoolKey, int]
@@ -64,9 +68,12 @@ class PolicyContext:
     goodput: Mapping[str, GoodputFact]
     planner_config: PlannerConfig
     planner_interval_s: float
-    #: The cron rebalancer's thresholds (a whole fleet moves only when both are cleared).
+    #: The cron rebalancer's rule (a whole fleet moves only when both thresholds are cleared;
+    #: younger replicas stay; at most so many actions a run).
     min_saving_pct: float = 0.0
     min_saving_usd_per_hour: float = 0.0
+    min_dwell_s: float = 0.0
+    max_actions: int = 1_000_000
 
     def tokens_per_second(self, instance_type: str) -> float:
         return self.goodput[instance_type].goodput_tokens_per_second
@@ -78,14 +85,21 @@ class PolicyContext:
         )
 
 
+ObservationKind = Literal["interruption", "launch-failure", "launch", "held"]
+
+
 @dataclass(frozen=True)
 class Observation:
-    """What a policy saw happen in a pool: an interruption notice of its own instances, or a
-    launch that failed for want of capacity (as the actuator sees them)."""
+    """What a policy saw happen in a pool, as the actuator records it: ``count`` interruption
+    notices of its own instances, launches that failed for want of capacity, launches that
+    succeeded, or instances it ended (``held``); ``at_risk_s`` is the instance time an
+    interruption or an ending accounts for (the hazard's exposure)."""
 
     at_s: float
     pool: PoolKey
-    kind: Literal["interruption", "launch-failure"]
+    kind: ObservationKind
+    count: int = 1
+    at_risk_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -98,6 +112,8 @@ class FleetState:
     avoid: frozenset[PoolKey]
     #: Everything this policy has observed so far, oldest first (no look-ahead).
     observations: Sequence[Observation] = ()
+    #: Per pool, when each active instance was launched, newest first.
+    launch_times: Mapping[PoolKey, Sequence[float]] = field(default_factory=dict)
 
 
 class Policy:
@@ -131,6 +147,8 @@ class PlannerPolicy(Policy):
         self._history_days = planning_history_days(config)
         self.last_plan_s: float | None = None
         self.last_target: Target = {}
+        #: The policy's observations as risk evidence, converted once each.
+        self._evidence: list[RiskObservation] = []
 
     def _decide(self, view: MarketView, fleet: FleetState, reason: Reason) -> Target | None:
         due = self.last_plan_s is None or (
@@ -147,13 +165,17 @@ class PlannerPolicy(Policy):
             on_demand=[o for o in view.on_demand_offers if o.instance_type in types],
             goodput=self.context.goodput,
             instance_specs=self.context.history.instance_specs,
+            observations=self._risk_evidence(view.as_of_s, fleet),
         )
         running = [RunningInstance(pool, count) for pool, count in sorted(fleet.counts.items())]
-        # Priced once per view for every policy and avoid set alike, then narrowed: in a world
-        # that fails, the avoid set changes at most decisions.
-        every = view.memo(self._candidates_key, lambda: build_candidates(data, self.config))
+        # Priced once per view and per evidence (each variant learns from what it saw), then
+        # narrowed to each avoid set: in a world that fails, that set changes most decisions.
+        seen = (self.name, len(fleet.observations))
+        every = view.memo(
+            (*self._candidates_key, *seen), lambda: build_candidates(data, self.config)
+        )
         candidates = view.memo(
-            (*self._candidates_key, fleet.avoid), lambda: _without(every, fleet.avoid)
+            (*self._candidates_key, *seen, fleet.avoid), lambda: _without(every, fleet.avoid)
         )
         if reason == "tick" and not short and fleet.counts:
             current = self._current_cost_usd_per_hour(candidates, fleet)
@@ -176,10 +198,74 @@ class PlannerPolicy(Policy):
         target = {a.pool: a.count for a in plan.allocations if a.count > 0}
         if reason == "tick" and not short and target != dict(fleet.counts):
             current = self._current_cost_usd_per_hour(candidates, fleet)
-            if current is not None and not self._worth_moving(current, plan.cost_usd_per_hour):
-                return None
+            if current is not None:
+                moved = self._rebalance(view.as_of_s, fleet, target, current, plan)
+                if moved is None:
+                    return None
+                target = moved
         self.last_target = target
         return dict(target)
+
+    def _rebalance(
+        self,
+        now_s: float,
+        fleet: FleetState,
+        target: Target,
+        current_usd_per_hour: float,
+        plan: Plan,
+    ) -> Target | None:
+        """The cron rebalancer's decision on moving a fleet that still carries the SLO to
+        ``target``: :func:`scheduler.planning.rebalance_rule.decide_rebalance`, the one rule
+        the service's rebalancer applies (thresholds, dwell time, cap on actions), on the
+        instance moves; ``None`` to keep the fleet, else the fleet after the allowed moves."""
+        context = self.context
+        launches = [
+            pool
+            for pool, count in sorted(target.items())
+            for _ in range(count - fleet.counts.get(pool, 0))
+        ]
+        terminations: list[tuple[PoolKey, float | None]] = []
+        for pool, count in sorted(fleet.counts.items()):
+            extra = count - target.get(pool, 0)
+            ages = [now_s - t for t in fleet.launch_times.get(pool, ())]
+            terminations += [(pool, ages[i] if i < len(ages) else None) for i in range(extra)]
+        decision = decide_rebalance(
+            RebalanceRule(
+                min_saving_usd_per_hour=context.min_saving_usd_per_hour,
+                min_saving_pct=context.min_saving_pct,
+                min_dwell_s=context.min_dwell_s,
+                max_actions=context.max_actions,
+            ),
+            launches=launches,
+            terminations=terminations,
+            current_usd_per_hour=current_usd_per_hour,
+            planned_usd_per_hour=plan.cost_usd_per_hour,
+        )
+        if not decision.act:
+            return None
+        moved = dict(fleet.counts)
+        for pool in decision.launches:
+            moved[pool] = moved.get(pool, 0) + 1
+        for pool in decision.terminations:
+            moved[pool] -= 1
+        return {pool: count for pool, count in moved.items() if count > 0}
+
+    def _risk_evidence(self, now_s: float, fleet: FleetState) -> list[RiskObservation]:
+        """What this policy has seen, as :mod:`oracle.risk` evidence (no look-ahead): its
+        observations so far, converted once each, and the time its running instances have
+        been held (stamped now: the exposure that a quiet pool earns)."""
+        for seen in fleet.observations[len(self._evidence) :]:
+            self._evidence.append(_risk_row(seen))
+        now = _datetime(now_s)
+        held = [
+            RiskObservation(
+                pool.region, pool.zone, pool.instance_type, pool.market, "held", now,
+                count=len(times), at_risk_s=sum(now_s - t for t in times), source="backtest",
+            )
+            for pool, times in sorted(fleet.launch_times.items())
+            if pool.market == "spot"
+        ]  # fmt: skip
+        return [*self._evidence, *held]
 
     def _cannot_pay(
         self, data: PlanningData, candidates: CandidateSet, current_usd_per_hour: float
@@ -387,6 +473,26 @@ def make_policies(names: Sequence[str], context: PolicyContext) -> list[Policy]:
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+_RISK_KIND = {
+    "interruption": "interruption",
+    "launch-failure": "capacity-error",
+    "launch": "launch",
+    "held": "held",
+}
+
+
+def _risk_row(seen: Observation) -> RiskObservation:
+    pool = seen.pool
+    return RiskObservation(
+        pool.region, pool.zone, pool.instance_type, pool.market, _RISK_KIND[seen.kind],
+        _datetime(seen.at_s), count=seen.count, at_risk_s=seen.at_risk_s, source="backtest",
+    )  # fmt: skip
+
+
+def _datetime(seconds: float) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
 
 
 def _without(candidates: CandidateSet, avoid: frozenset[PoolKey]) -> CandidateSet:

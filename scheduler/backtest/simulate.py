@@ -61,6 +61,8 @@ class BacktestOptions:
     #: The cron rebalancer's thresholds the planner policies honour (jobs.rebalance_min_*).
     rebalance_min_saving_pct: float = 10.0
     rebalance_min_saving_usd_per_hour: float = 0.5
+    rebalance_min_dwell_s: float = 0.0
+    rebalance_max_actions: int = 1_000_000
     interruptions: InterruptionModel = field(default_factory=InterruptionModel)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     world: WorldOptions = field(default_factory=lambda: WorldOptions(name="advisor"))
@@ -154,6 +156,8 @@ def run_backtest(
         planner_interval_s=options.planner_interval_s,
         min_saving_pct=options.rebalance_min_saving_pct,
         min_saving_usd_per_hour=options.rebalance_min_saving_usd_per_hour,
+        min_dwell_s=options.rebalance_min_dwell_s,
+        max_actions=options.rebalance_max_actions,
     )
     policies = make_policies(options.policies, context)
     rates = {name: fact.goodput_tokens_per_second for name, fact in goodput.items()}
@@ -181,9 +185,15 @@ def run_backtest(
             run.fleet.advance(moment)
             if kind == _NOTICE:
                 key = pools[pool].key
-                if run.fleet.interrupt(key, moment) == 0:
+                hit = run.fleet.interrupt(key, moment)
+                if hit == 0:
                     continue
-                run.observe(moment, key, "interruption")
+                held_s = sum(
+                    moment - i.launched_s
+                    for i in run.fleet.instances
+                    if i.pool == key and i.interrupted_s == moment
+                )
+                run.observe(moment, key, "interruption", count=hit, at_risk_s=held_s)
                 reason = "interruption"
             else:
                 reason = "tick"
@@ -194,6 +204,7 @@ def run_backtest(
                     break
                 run.decisions.append((moment, tuple(sorted(target.items()))))
                 failed = run.fleet.set_target(target, rates, moment, has_capacity)
+                run.record_changes(moment)
                 if not failed:
                     break
                 for key in failed:
@@ -265,9 +276,27 @@ class _Run:
     decisions: list[tuple[float, tuple[tuple[PoolKey, int], ...]]] = field(default_factory=list)
     observations: list[Observation] = field(default_factory=list)
 
-    def observe(self, moment: float, pool: PoolKey, kind: str) -> None:
+    def observe(
+        self, moment: float, pool: PoolKey, kind: str, *, count: int = 1, at_risk_s: float = 0.0
+    ) -> None:
+        """An interruption or a failed launch: the pool is marked (avoided), as the actuator
+        marks it, and the policy remembers it."""
         self.avoid[pool] = moment
-        self.observations.append(Observation(moment, pool, kind))  # type: ignore[arg-type]
+        self.observations.append(Observation(moment, pool, kind, count, at_risk_s))  # type: ignore[arg-type]
+
+    def record_changes(self, moment: float) -> None:
+        """The launches that started and the instances retired by the last change of fleet
+        (spot only: on-demand carries no risk to learn)."""
+        fleet = self.fleet
+        for pool, count in sorted(fleet.last_launched.items()):
+            if pool.market == "spot":
+                self.observations.append(Observation(moment, pool, "launch", count))
+        ended: dict[PoolKey, list[float]] = {}
+        for instance in fleet.last_ended:
+            if instance.pool.market == "spot":
+                ended.setdefault(instance.pool, []).append(moment - instance.launched_s)
+        for pool, held in sorted(ended.items()):
+            self.observations.append(Observation(moment, pool, "held", len(held), sum(held)))
 
     def state(self, moment: float, avoid_s: float) -> FleetState:
         avoid = frozenset(key for key, at in self.avoid.items() if moment - at < avoid_s)
@@ -276,6 +305,7 @@ class _Run:
             ready_counts=self.fleet.ready_counts(moment),
             avoid=avoid | self.excluded,
             observations=self.observations,
+            launch_times=self.fleet.launch_times(),
         )
 
 
