@@ -332,7 +332,7 @@ def _short_reason(reason: str) -> str:
 
 
 def _zone(allocation: Any) -> str:
-    return allocation.availability_zone or allocation.pool.zone or allocation.pool.region
+    return str(allocation.availability_zone or allocation.pool.zone or allocation.pool.region)
 
 
 def _baseline_line(baseline: Any) -> str:

@@ -176,9 +176,10 @@ def highspy_module() -> Any:
 @functools.cache
 def _load_highspy() -> Any:
     try:
-        import highspy
+        import highspy as module
     except ImportError:
         return None
+    highspy: Any = module  # its Highs() is untyped
     # The first Highs() of a process prints a banner on stdout, which would corrupt
     # `--format json`; build it once with stdout pointed at /dev/null (under the lock: two
     # threads doing this at once could leave stdout pointing there).
