@@ -18,8 +18,8 @@ from oracle.errors import InputError, OracleError
 from scheduler.api.auth import ContextDep
 from scheduler.api.context import ApiContext
 from scheduler.errors import SchedulerError
+from scheduler.plan_store import latest_applied_plan
 from scheduler.services import fleet as fleet_service
-from scheduler.services.plans import latest_applied_plan
 from scheduler.slo import parse_slo
 from scheduler.ui import access, charts, reports
 from scheduler.ui.api import (
@@ -178,8 +178,11 @@ Values = dict[str, Any]
 
 def _fleet_values(context: ApiContext) -> Values:
     service = context.service
-    replicas = fleet_service.list_replicas(context.engine, service=service)
-    actions = fleet_service.list_actions(context.engine, service=service, limit=JOURNAL_ROWS)
+    replicas = [r.to_dict() for r in fleet_service.list_replicas(context.engine, service=service)]
+    actions = [
+        a.to_dict()
+        for a in fleet_service.list_actions(context.engine, service=service, limit=JOURNAL_ROWS)
+    ]
     applied = latest_applied_plan(context.engine, service)
     recommended, error, slo = _recommendation(context, applied)
     plan_cost: float | None

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from scheduler.backtest.report import CHARTS
 from scheduler.ui.render import number, usd
 from tests.scheduler.service.helpers import interruption
 from tests.scheduler.ui.conftest import TOKEN, LiveService
@@ -94,7 +95,7 @@ def test_private_reads_need_the_token_and_the_form_asks_for_it(
         row.locator("a").click()
     page.wait_for_load_state("load")
     assert page.title().startswith("Backtest of ")
-    assert page.locator("img").count() == 3
+    assert page.locator("img").count() == len(CHARTS)
     page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     # The refusals above are answered 401 on purpose (Chromium logs each), and the report's
     # own page, written by `scheduler backtest --report`, names no icon (so /favicon.ico 404s).
