@@ -8,7 +8,8 @@
   answer.
 - **Admission.** At most ``max_concurrent`` uncached plans are computed at once; a request that
   waits longer than ``queue_wait_s`` for a slot is refused with :class:`BusyError` (503 with
-  Retry-After), so that a flood of distinct SLOs cannot starve cached reads of CPU.
+  Retry-After), so that a flood of distinct SLOs cannot starve cached reads of CPU. A key whose
+  plan outlived its time to live is served that plan instead, while the oracle is unchanged.
 - **Planning data in memory.** :class:`SnapshotRecommender` plans on a copy of the planning data
   per model, reloaded when the oracle changes (loading took most of each plan: 0.5-0.6 s of
   0.7-0.8 s on the sample market), and on an empty oracle loads the embedded sample market
@@ -159,7 +160,15 @@ class RecommendationCache:
         future: asyncio.Future[Recommendation] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
         try:
-            made = await self._admitted(slots, lambda: run_in_threadpool(self.get, *key))
+            try:
+                made = await self._admitted(slots, lambda: run_in_threadpool(self.get, *key))
+            except BusyError:
+                # An SLO planned before keeps being served while the planners are busy, as long
+                # as the oracle has not changed since (only its time to live has run out).
+                stale = await run_in_threadpool(self._unchanged, key)
+                if stale is None:
+                    raise
+                made = stale
         except BaseException as error:
             future.set_exception(error)
             future.exception()  # retrieved: no "never retrieved" warning when none waits
@@ -235,6 +244,14 @@ class RecommendationCache:
             if entry[1] != current:
                 self._entries.pop(key, None)
         return entry[2] if entry[1] == current else None
+
+    def _unchanged(self, key: Key) -> Recommendation | None:
+        """The plan held for ``key``, however old, if the oracle is as it was when planned."""
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None or entry[1] != self.fingerprint():
+            return None
+        return entry[2]
 
     def _compute(self, key: Key) -> Recommendation:
         current = self.fingerprint()

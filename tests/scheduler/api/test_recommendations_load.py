@@ -104,6 +104,32 @@ def test_excess_uncached_plans_get_503_busy_while_cached_reads_are_served(
     assert gate.calls == [1.0, 2.0]  # one computation for the two requests of 2 tok/s; 3 none
 
 
+def test_a_plan_past_its_time_to_live_is_served_while_the_planners_are_busy(
+    sqlite_engine: Engine,
+) -> None:
+    gate = _Gate()
+    cache = RecommendationCache(sqlite_engine, gate, ttl_s=0.5, max_concurrent=1, queue_wait_s=0.2)
+    context = ApiContext(
+        engine=sqlite_engine,
+        settings=Settings(service=ServiceConfig(name="llm-test")),
+        actuator_factory=lambda: pytest.fail("reads never build the actuator"),
+        recommendations=cache,
+    )
+    with TestClient(create_app(context)) as client:
+        first = client.get("/recommendations?slo=1tok/s")
+        slow = threading.Thread(target=client.get, args=("/recommendations?slo=2tok/s",))
+        slow.start()
+        assert gate.started.wait(30)
+        threading.Event().wait(0.6)  # the plan of 1 tok/s outlives its time to live
+        assert cache.peek(1.0, "meta-llama/Llama-3.1-8B-Instruct") == (None, False)
+        again = client.get("/recommendations?slo=1tok/s")  # no slot: the unchanged plan
+        assert again.status_code == 200 and again.headers["ETag"] == first.headers["ETag"]
+        assert client.get("/recommendations?slo=3tok/s").status_code == 503  # never planned
+        gate.release.set()
+        slow.join(30)
+    assert gate.calls == [1.0, 2.0]
+
+
 def test_a_new_service_plans_on_the_embedded_sample_and_says_so(sqlite_engine: Engine) -> None:
     """`scheduler serve` on a new machine: the same embedded default as `scheduler plan`."""
     app = app_for(sqlite_engine, Settings())
