@@ -142,3 +142,32 @@ def test_a_new_service_plans_on_the_embedded_sample_and_says_so(sqlite_engine: E
         assert body["allocations"] and body["cost_usd_per_hour"] > 0
         again = client.get("/recommendations?slo=600tok/s").json()
         assert "sample" in again["provenance"]
+
+
+def test_a_dead_planning_worker_is_replaced_and_its_request_answered_busy(
+    sqlite_engine: Engine,
+) -> None:
+    import multiprocessing
+    import os
+    import signal
+
+    from scheduler.config import PlannerConfig
+    from scheduler.errors import BusyError
+    from scheduler.services.recommendations import ProcessRecommender
+    from tests.scheduler.api.conftest import ZONES
+    from tests.scheduler.service.market import MODEL, seed_market
+
+    seed_market(sqlite_engine, ZONES, {("use1-az6", "g5.xlarge"): 0.3})
+    settings = Settings(planner=PlannerConfig(model=MODEL, hedge="none"))
+    before = set(multiprocessing.active_children())
+    recommender = ProcessRecommender(sqlite_engine, settings, workers=1, max_age_s=60)
+    try:
+        assert recommender(500.0, MODEL)["allocations"]
+        (worker,) = set(multiprocessing.active_children()) - before  # the planning worker
+        os.kill(worker.pid or 0, signal.SIGKILL)
+        worker.join(10)
+        with pytest.raises(BusyError):
+            recommender(600.0, MODEL)
+        assert recommender(600.0, MODEL)["slo_tokens_per_second"] == 600.0
+    finally:
+        recommender.close()
