@@ -41,9 +41,13 @@ from oracle.db import transaction
 from oracle.models import (
     BenchmarkRunModel,
     CapacityErrorModel,
+    InstanceTypeModel,
+    InterruptionEventModel,
     InterruptionFrequencyModel,
     OnDemandPriceModel,
     PlacementScoreModel,
+    PoolObservationModel,
+    ServiceQuotaModel,
     SpotPriceModel,
 )
 from scheduler.errors import BusyError
@@ -54,7 +58,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("scheduler.api")
 
-#: Tables whose change invalidates a recommendation (newest id of each: one index lookup).
+#: Every table a plan reads (:func:`scheduler.planning.load.load_planning_data`): a change to
+#: any invalidates a recommendation. The newest id of each is one index lookup.
 _WATCHED = (
     SpotPriceModel,
     OnDemandPriceModel,
@@ -62,6 +67,9 @@ _WATCHED = (
     InterruptionFrequencyModel,
     BenchmarkRunModel,
     CapacityErrorModel,
+    ServiceQuotaModel,
+    PoolObservationModel,
+    InterruptionEventModel,
 )
 
 #: Seconds between two looks at the oracle's tables (so a hot endpoint costs no query per hit).
@@ -83,10 +91,14 @@ class Recommendation:
 
 
 def fingerprint(engine: Engine) -> str:
-    """The newest row id of each watched table: any insert changes it."""
+    """The newest row id of each watched table, and the count and newest observation of the
+    instance types (keyed by name, no id): any insert changes it."""
     with transaction(engine) as session:
         ids = [session.scalar(sa.select(sa.func.max(model.id))) or 0 for model in _WATCHED]
-    return ",".join(str(i) for i in ids)
+        types = session.execute(
+            sa.select(sa.func.count(), sa.func.max(InstanceTypeModel.observed_at))
+        ).one()
+    return ",".join(str(i) for i in [*ids, *types])
 
 
 class RecommendationCache:

@@ -171,3 +171,40 @@ def test_a_dead_planning_worker_is_replaced_and_its_request_answered_busy(
         assert recommender(600.0, MODEL)["slo_tokens_per_second"] == 600.0
     finally:
         recommender.close()
+
+
+def test_the_fingerprint_changes_with_every_table_a_plan_reads(sqlite_engine: Engine) -> None:
+    from datetime import UTC, datetime
+
+    from oracle.db import transaction
+    from oracle.models import InstanceTypeModel, ServiceQuotaModel
+    from scheduler.services.recommendations import fingerprint
+
+    seen = {fingerprint(sqlite_engine)}
+    now = datetime.now(UTC)
+    rows = [
+        InstanceTypeModel(
+            instance_type="g9.xlarge",
+            family="g9",
+            accelerator_name="X1",
+            accelerator_count=1,
+            accelerator_memory_mib_each=24576,
+            vcpus=4,
+            memory_mib=16384,
+            source="file",
+            observed_at=now,
+        ),
+        ServiceQuotaModel(
+            region="us-east-1",
+            quota_code="L-3819A6DF",
+            quota_name="All G and VT Spot Instance Requests",
+            value_vcpus=64.0,
+            source="file",
+            observed_at=now,
+        ),
+    ]
+    for row in rows:
+        with transaction(sqlite_engine) as session:
+            session.add(row)
+        seen.add(fingerprint(sqlite_engine))
+    assert len(seen) == 3
