@@ -128,7 +128,10 @@ class QuotasConfig(QuotaConfig):
 
 class PlannerConfig(Section):
     model: str = "meta-llama/Llama-3.1-8B-Instruct"
-    hedge: Literal["az", "region", "none"] = "az"
+    hedge: Literal["auto", "az", "region", "two-az", "none"] = "auto"
+    availability_target: Annotated[float, Field(gt=0, lt=1)] = 0.999
+    region_correlation: Fraction = 0.5
+    deficit_price_multiple: NonNegativeFloat = 10.0
     headroom_fraction: Annotated[float, Field(ge=0, le=MAX_HEADROOM_FRACTION)] = 0.0
     spot_price_estimator: Literal["current", "mean-7d", "max-current-mean-7d", "p95-30d"] = (
         "max-current-mean-7d"
@@ -187,6 +190,11 @@ class ServiceConfig(Section):
     launch_early_on_rebalance: bool = False
     run_jobs: bool = False
     recommendation_cache_s: PositiveFloat = 60.0
+    recommendation_cache_entries: PositiveInt = 256
+    max_concurrent_plans: PositiveInt = 2
+    plan_in_processes: bool = True
+    plan_queue_wait_s: NonNegativeFloat = 2.0
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20
     spec: ServiceSpecConfig = ServiceSpecConfig()
 
 

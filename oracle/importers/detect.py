@@ -1,8 +1,9 @@
 """Which format a file is in, told from its content (never from its name).
 
 JSON files are told apart by their top-level keys, delimited files (comma or tab) by their
-header. Spot availability traces and vLLM benchmark results are recognised too, and refused
-with the command that handles them.
+header. SkyPilot spot availability traces are told by their keys (their pool comes from their
+path); vLLM benchmark results are recognised too, and refused with the command that handles
+them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from oracle.errors import InputError
-from oracle.importers import advisor, ec2_catalog, on_demand, skypilot, spot_history
+from oracle.importers import advisor, ec2_catalog, on_demand, skypilot, spot_history, traces
 from oracle.importers.base import FileContext, Loader, Table, bounded_lines
 from oracle.importers.zones import ZoneDirectory
 
@@ -58,6 +59,9 @@ ADVISOR_CSV = FileFormat("spot-advisor-csv", "spot_advisor", 3, advisor.load_adv
 SKYPILOT_CATALOG = FileFormat(
     "skypilot-aws-catalog-csv", "skypilot_catalog", 3, skypilot.load_catalog
 )
+AVAILABILITY_TRACE = FileFormat(
+    "skypilot-spot-availability-trace", "pool_observations", 3, traces.load_availability_trace
+)
 ON_DEMAND_HISTORY = FileFormat(
     "on-demand-price-history-csv", "on_demand_history", 3, on_demand.load_history
 )
@@ -67,11 +71,8 @@ RECOGNISED = (
     "(timestamp, availability_zone or az_id, instance_type, product_description, spot_price), "
     "the Spot Advisor JSON or its CSV, the SkyPilot AWS catalog CSV, an on-demand price history "
     "CSV (timestamp, instance, price_usd), EC2 instance type specs (JSON/CSV), offerings CSV "
-    "(region, location, instance_type) or describe-availability-zones JSON"
-)
-TRACE_MESSAGE = (
-    "this is a spot availability/preemption trace, not price data; "
-    "replay it with `scheduler backtest` instead"
+    "(region, location, instance_type), describe-availability-zones JSON or a SkyPilot spot "
+    "availability trace"
 )
 BENCHMARK_MESSAGE = (
     "this is a vLLM benchmark result, not price data; load it with `scheduler bench import` instead"
@@ -176,7 +177,7 @@ def _json_format(path: Path, payload: Any) -> FileFormat:
         (lambda p: _is_dict_with(p, "InstanceTypes", list), INSTANCE_TYPES_JSON),
         (lambda p: _is_record_list(p, "InstanceType"), INSTANCE_TYPES_JSON),
         (_is_instance_type_map, INSTANCE_TYPES_JSON),
-        (lambda p: _is_dict_with(p, "metadata", dict) and "data" in p, TRACE_MESSAGE),
+        (traces.is_trace, AVAILABILITY_TRACE),
         (_is_benchmark, BENCHMARK_MESSAGE),
     ]
     for check, answer in checks:

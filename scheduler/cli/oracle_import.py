@@ -22,11 +22,14 @@ HELP = (
     "only) and its derived CSV; the SkyPilot AWS catalog CSV (on-demand prices and a per-AZ-ID "
     "spot snapshot); an on-demand price history CSV (timestamp, instance, price_usd; empty "
     "prices skipped); EC2 instance type specs (JSON/CSV), offerings CSVs (region, location, "
-    "instance_type) and describe-availability-zones JSON (the AZ name-to-ID mapping).\n\n"
+    "instance_type), describe-availability-zones JSON (the AZ name-to-ID mapping) and SkyPilot "
+    "spot availability traces (losses, found and empty probes as pool observations; the pool "
+    "and start date come from the path, availability/1-node/aws-MM-DD-YYYY/<AZ>_v100_1.json, "
+    "or the start from --observed-at).\n\n"
     "All files are imported in one transaction: one bad row (named FILE:LINE) and nothing is "
     "written. Re-importing a file adds nothing. Files without dates (catalog, advisor, specs) "
     "are observed at --observed-at, else at the file's modification time, and the output says "
-    "which. Spot traces (`scheduler backtest`) and vLLM benchmark results (`scheduler bench "
+    "which. Preemption traces (`scheduler backtest`) and vLLM benchmark results (`scheduler bench "
     "import`) are refused with the command that handles them."
 )
 

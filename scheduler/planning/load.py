@@ -12,6 +12,7 @@ from oracle.capacity import unavailable_pools
 from oracle.db import session_factory
 from oracle.errors import OracleError
 from oracle.models import BenchmarkRunModel, InstanceTypeModel, OnDemandPriceModel, SpotPriceModel
+from oracle.observations import load_observations
 from oracle.quotas import latest_quotas
 from scheduler.config import PlannerConfig, Settings
 from scheduler.planning.candidates import InstanceSpec, PlanningData
@@ -57,6 +58,9 @@ def load_planning_data(
         }
         quotas = latest_quotas(session, as_of=as_of, regions=regions)
         unavailable = unavailable_pools(session, as_of=as_of)
+        observations = load_observations(
+            session, as_of=as_of, regions=regions, instance_types=types
+        )
     return PlanningData(
         as_of=as_of,
         model=model,
@@ -66,6 +70,7 @@ def load_planning_data(
         instance_specs=specs,
         quotas=quotas,
         unavailable=unavailable,
+        observations=observations,
     )
 
 

@@ -20,7 +20,12 @@
 - ``binding``: objects with ``constraint`` and ``explanation``;
 - ``data``: per fact kind, its ``sources``, ``oldest_observed_at``, ``newest_observed_at`` and
   ``age_hours`` (of the newest);
-  ``warnings``: plain sentences; ``model``, ``as_of``, ``hedge``, ``candidates``, ``timing_s``.
+  ``warnings``: plain sentences; ``model``, ``as_of``, ``hedge`` (the depth used: az, region,
+  two-az or none), ``candidates``, ``timing_s``;
+- risk: ``availability_target``, ``estimated_attainment`` (share of time the plan carries the
+  SLO, by the risk model of :mod:`scheduler.planning.attainment`),
+  ``expected_deficit_tokens_per_second``, ``deficit_usd_per_hour`` (that deficit priced) and
+  ``hedge_reason`` (why this depth).
 """
 
 from __future__ import annotations
@@ -161,6 +166,12 @@ class Plan:
     warnings: list[str]
     candidates: int
     timing_s: dict[str, float] = field(default_factory=dict)
+    #: The risk model's estimate (scheduler.planning.attainment) and why this hedge depth.
+    availability_target: float | None = None
+    estimated_attainment: float | None = None
+    expected_deficit_tokens_per_second: float = 0.0
+    deficit_usd_per_hour: float = 0.0
+    hedge_reason: str = ""
 
     @property
     def usd_per_million_tokens(self) -> float:
@@ -191,4 +202,9 @@ class Plan:
             "warnings": list(self.warnings),
             "candidates": self.candidates,
             "timing_s": dict(self.timing_s),
+            "availability_target": self.availability_target,
+            "estimated_attainment": self.estimated_attainment,
+            "expected_deficit_tokens_per_second": self.expected_deficit_tokens_per_second,
+            "deficit_usd_per_hour": self.deficit_usd_per_hour,
+            "hedge_reason": self.hedge_reason,
         }

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import cast
 
 import numpy as np
@@ -23,6 +21,7 @@ from scheduler.solver import (
     solve,
     violated,
 )
+from scheduler.solver.model import loss_levels
 
 
 @st.composite
@@ -58,6 +57,8 @@ def problems(draw: st.DrawFn) -> Problem:
         slo_tokens_per_second=slo,
         required_tokens_per_second=slo * (1 + headroom),
         hedge=draw(st.booleans()),
+        # Two losses: every pair of groups (the two-az hedge).
+        hedge_losses=draw(st.sampled_from([1, 1, 2])),
         quota_row=quota_row,
         vcpus_each=vcpus,
         quota_limit_vcpus=limits,
@@ -68,18 +69,6 @@ def problems(draw: st.DrawFn) -> Problem:
         switch_cost_usd_per_hour=cost * 0.1 if with_switching else None,
         risk=np.array(draw(st.lists(st.floats(0, 1), min_size=n, max_size=n))),
     )
-
-
-@contextmanager
-def _narrowing_from(pools: int, likely: int | None = None) -> Iterator[None]:
-    saved = solver.REDUCE_FROM_POOLS, solver.LIKELY_POOLS
-    solver.REDUCE_FROM_POOLS = pools
-    if likely is not None:
-        solver.LIKELY_POOLS = likely
-    try:
-        yield
-    finally:
-        solver.REDUCE_FROM_POOLS, solver.LIKELY_POOLS = saved
 
 
 def brute_force(problem: Problem) -> float | None:
@@ -106,8 +95,8 @@ def test_solver_matches_brute_force(problem: Problem, backend: str) -> None:
     its first plan from a single pool besides the LP's, often infeasible, so the fallback runs)."""
     expected = brute_force(problem)
     if backend.startswith("highspy-narrowed"):
-        with _narrowing_from(0, likely=1 if backend.endswith("few") else None):
-            solution = solve(problem, backend="highspy")
+        likely = 1 if backend.endswith("few") else solver.LIKELY_POOLS
+        solution = solve(problem, backend="highspy", reduce_from_pools=0, likely_pools=likely)
     else:
         solution = solve(problem, backend=cast(Backend, backend))
     if expected is None:
@@ -138,7 +127,7 @@ def test_every_valid_plan_meets_every_row_of_the_model(problem: Problem) -> None
         assert np.all(columns >= model.lower - 1e-6) and np.all(columns <= model.upper + 1e-6)
         checked += 1
     if problem.hedge and np.any(problem.hedge_group >= 0) and checked:
-        assert len(solver._loss_levels(problem)[0]) > 0
+        assert len(loss_levels(problem)[0]) > 0
 
 
 def _ten_zones() -> Problem:
