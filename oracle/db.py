@@ -126,7 +126,9 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate the database to ``revision`` (default: the newest)."""
+    """Migrate the database to ``revision`` (default: the newest). A database that is not ours,
+    or is at a revision this version does not know, is refused untouched."""
+    _check_ours(engine)
     _run_alembic(engine, lambda cfg: command.upgrade(cfg, revision))
 
 
@@ -149,10 +151,12 @@ def ensure_schema(engine: Engine) -> None:
     Refused with :class:`DatabaseError`: a database at a revision this version does not know
     (made by a newer one), and a non-empty database that is not ours (tables but no
     ``alembic_version``), which is never written to."""
+    if current_revision(engine) != head_revision(engine):
+        upgrade(engine)
+
+
+def _check_ours(engine: Engine) -> None:
     current = current_revision(engine)
-    head = head_revision(engine)
-    if current == head:
-        return
     if current is None:
         foreign = _tables(engine)
         if foreign:
@@ -168,7 +172,6 @@ def ensure_schema(engine: Engine) -> None:
             "of spot-scheduler does not know (a newer version migrated it); upgrade "
             "spot-scheduler, or point the URL at another database"
         )
-    upgrade(engine)
 
 
 def _tables(engine: Engine) -> list[str]:
