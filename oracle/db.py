@@ -253,7 +253,6 @@ def describe(error: sa.exc.DBAPIError, url: sa.URL | None = None) -> str:
 URL_ENV = "SCHEDULER_DATABASE_URL"
 _LOST = (
     "server closed the connection",
-    "connection to server",
     "terminating connection",
     "consuming input failed",
     "connection is closed",
