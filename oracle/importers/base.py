@@ -83,14 +83,16 @@ class Batch:
         for model in models:
             self.rows.setdefault(model, [])
 
-    def finish(self) -> dict[type[Base], int]:
-        """Hand what is left to the sink; the rows inserted per table (with a sink)."""
+    def finish(self, sink: Sink | None = None) -> dict[type[Base], int]:
+        """Hand what is left to the sink (this batch's, else ``sink``: a loader may have made
+        its batch without one); the rows inserted per table."""
+        self.sink = self.sink or sink
         for model in list(self.rows):
             self._flush(model)
         return self.inserted
 
     def _flush(self, model: type[Base]) -> None:
-        assert self.sink is not None
+        assert self.sink is not None, "a batch is written through a sink"
         rows = self.rows[model]
         self.inserted[model] = self.inserted.get(model, 0) + (self.sink(model, rows) if rows else 0)
         self.rows[model] = []
