@@ -131,9 +131,11 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate the database to ``revision`` (default: the newest)."""
+    """Migrate the database to ``revision`` (default: the newest). A database that is not ours,
+    or is at a revision this version does not know, is refused untouched."""
     from alembic import command
 
+    _check_ours(engine)
     _run_alembic(engine, lambda cfg: command.upgrade(cfg, revision))
 
 
@@ -168,10 +170,12 @@ def ensure_schema(engine: Engine) -> None:
     newest = newest_revision()
     if newest is not None and _stored_revisions(engine) == {newest}:
         return
+    if current_revision(engine) != head_revision(engine):
+        upgrade(engine)
+
+
+def _check_ours(engine: Engine) -> None:
     current = current_revision(engine)
-    head = head_revision(engine)
-    if current == head:
-        return
     if current is None:
         foreign = _tables(engine)
         if foreign:
@@ -187,7 +191,6 @@ def ensure_schema(engine: Engine) -> None:
             "of spot-scheduler does not know (a newer version migrated it); upgrade "
             "spot-scheduler, or point the URL at another database"
         )
-    upgrade(engine)
 
 
 def _tables(engine: Engine) -> list[str]:
@@ -322,7 +325,6 @@ def describe(error: sa.exc.DBAPIError, url: sa.URL | None = None) -> str:
 URL_ENV = "SCHEDULER_DATABASE_URL"
 _LOST = (
     "server closed the connection",
-    "connection to server",
     "terminating connection",
     "consuming input failed",
     "connection is closed",

@@ -286,9 +286,10 @@ def test_another_applications_database_gets_none_of_our_tables(
         connection.execute(sa.text("INSERT INTO customers VALUES (1, 'Ada')"))
     monkeypatch.setenv("SCHEDULER_DATABASE_URL", url)
 
-    assert_one_line_error(
-        run("oracle", "stats"), "holds tables of another application (customers)", "untouched"
-    )
+    for command in (["oracle", "stats"], ["db", "upgrade"]):
+        assert_one_line_error(
+            run(*command), "holds tables of another application (customers)", "untouched"
+        )
 
     with engine.connect() as connection:
         assert sa.inspect(connection).get_table_names() == ["customers"]
