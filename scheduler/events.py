@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from oracle.db import transaction
 from oracle.errors import InputError
 from oracle.models import InterruptionEventModel
-from oracle.observations import record_notice
+from oracle.observations import record_held, record_notice
 from scheduler.actuator import journal
 from scheduler.actuator.diff import diff
 from scheduler.actuator.ec2 import CapacityError
@@ -143,6 +143,7 @@ class _Replica:
     pool: Pool
     state: str
     availability_zone: str | None
+    launched_at: datetime | None = None
 
 
 def _record(actuator: Actuator, event: Ec2Event, channel: str) -> int | None:
@@ -190,7 +191,7 @@ def _replica_by_instance(actuator: Actuator, instance_id: str) -> _Replica | Non
         if row is None:
             return None
         pool = Pool(row.region, row.zone, row.instance_type, row.market)
-        return _Replica(row.id, pool, row.state, row.availability_zone)
+        return _Replica(row.id, pool, row.state, row.availability_zone, row.launched_at)
 
 
 def _state_change(actuator: Actuator, replica: _Replica, event: Ec2Event) -> dict[str, Any]:
@@ -199,6 +200,13 @@ def _state_change(actuator: Actuator, replica: _Replica, event: Ec2Event) -> dic
     interrupted = replica.state == "TERMINATING" and replica.pool.market == "spot"
     final = "PREEMPTED" if interrupted else "TERMINATED"
     if replica.state not in ("TERMINATED", "PREEMPTED", "FAILED"):
+        record_held(
+            actuator.engine,
+            replica.pool,
+            since=replica.launched_at,
+            until=event.time,
+            source_detail=f"replica {replica.id}",
+        )
         actuator.deregister(replica.id, reason=f"instance {event.detail}")
         journal.set_replica(
             actuator.engine,
