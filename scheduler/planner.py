@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 
 from oracle.errors import OracleError
 from scheduler.config import PlannerConfig
+from scheduler.errors import ConflictError
 from scheduler.planning import explain
 from scheduler.planning.attainment import PlannedPool, PlanRisk, plan_risk
 from scheduler.planning.baselines import compute_baselines
@@ -63,11 +64,12 @@ __all__ = [
 ]
 
 
-class InfeasiblePlanError(OracleError):
+class InfeasiblePlanError(OracleError, ConflictError):
     """No plan meets the SLO under the constraints; the message says which one and how to relax
-    it. The command line exits with code 1."""
+    it. The command line exits with code 1; the API answers 409 ``infeasible``."""
 
     exit_code = 1
+    code = "infeasible"
 
 
 def make_plan(

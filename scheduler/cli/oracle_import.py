@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from oracle.errors import InputError
 from oracle.importers import ImportResult, import_files
-from oracle.importers.base import (
-    OBSERVED_FROM_MTIME,
-    OBSERVED_FROM_OPTION,
-    BadValue,
-    parse_timestamp,
-)
+from oracle.importers.base import OBSERVED_FROM_MTIME, OBSERVED_FROM_OPTION
 from scheduler.cli.oracle import app
 from scheduler.cli.output import FormatOption, OutputFormat, console, emit_json, err_console
 from scheduler.runtime import Runtime
+from scheduler.timeparse import parse_moment
 
 HELP = (
     "Import price and catalog files; each file's format is told from its content.\n\n"
@@ -63,7 +57,7 @@ def import_command(
     ] = None,
 ) -> None:
     runtime: Runtime = ctx.obj
-    snapshot_time = _parse_observed_at(observed_at)
+    snapshot_time = parse_moment(observed_at, option="--observed-at")
     if output_format is OutputFormat.json:
         results = import_files(runtime.engine, paths, observed_at=snapshot_time, region=region)
         emit_json([result.to_dict() for result in results])
@@ -71,15 +65,6 @@ def import_command(
     with err_console.status(f"Importing {len(paths)} file(s)..."):
         results = import_files(runtime.engine, paths, observed_at=snapshot_time, region=region)
     _print_table(results)
-
-
-def _parse_observed_at(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        return parse_timestamp(text)
-    except BadValue as error:
-        raise InputError(f"--observed-at: {error}") from None
 
 
 def _print_table(results: list[ImportResult]) -> None:

@@ -13,7 +13,6 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from oracle.db import transaction
-from oracle.errors import InputError
 from oracle.risk import PoolRisk, risk_to_dict
 from scheduler.cli.oracle import app
 from scheduler.cli.output import (
@@ -25,6 +24,7 @@ from scheduler.cli.output import (
     format_age,
 )
 from scheduler.runtime import Runtime
+from scheduler.timeparse import parse_moment
 
 if TYPE_CHECKING:
     from oracle.stats import PoolStats
@@ -112,7 +112,7 @@ def stats_command(
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     runtime: Runtime = ctx.obj
-    moment = parse_as_of(as_of)
+    moment = parse_moment(as_of, option="--as-of", example="2026-11-01T12:00Z")
     with transaction(runtime.engine) as session:
         if output_format is OutputFormat.json:
             results = _stats(session, moment, regions, instance_types, product_description)
@@ -139,22 +139,6 @@ def stats_command(
         _print_table(results, risks, wide=wide)
     if risks.unpriced:
         _print_unpriced(risks.unpriced, evaluated_at)
-
-
-def parse_as_of(text: str | None) -> datetime | None:
-    """``--as-of`` as an aware UTC datetime (None: now); a naive time is taken as UTC."""
-    if text is None:
-        return None
-    value = text.strip()
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(
-            f"--as-of: bad time {text!r}; write ISO 8601, e.g. 2026-11-01 or 2026-11-01T12:00Z"
-        ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _stats(

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from oracle.errors import InputError
 from scheduler.cli.output import console, emit_json, err_console, format_age
-from scheduler.config import PlannerConfig
+from scheduler.config import MAX_BUDGET_USD_PER_HOUR, MAX_HEADROOM_FRACTION, PlannerConfig
 from scheduler.runtime import Runtime
 from scheduler.slo import parse_slo
 from scheduler.timeparse import parse_moment
@@ -68,7 +68,8 @@ def plan(
         PlanFormat,
         typer.Option(
             "--format",
-            help="table for people; json (documented keys); fleet (EC2 CreateFleet requests); "
+            help="table for people; json (documented keys); fleet (one EC2 CreateFleet request "
+            "per pool, each with the `aws ec2 create-fleet --region ...` command that sends it); "
             "skypilot (a sky serve YAML).",
         ),
     ] = PlanFormat.table,
@@ -112,7 +113,7 @@ def plan(
 ) -> None:
     # Imported here: the planner pulls in scipy and pandas, which `--help` does without.
     from scheduler.planner import make_plan
-    from scheduler.planning.formats import fleet_requests, skypilot_yaml
+    from scheduler.planning.formats import fleet_export, skypilot_yaml
     from scheduler.planning.load import ensure_planning_data
 
     runtime: Runtime = ctx.obj
@@ -145,7 +146,7 @@ def plan(
     if output_format is PlanFormat.json:
         emit_json(result.to_dict())
     elif output_format is PlanFormat.fleet:
-        emit_json(fleet_requests(result))
+        emit_json(fleet_export(result))
     elif output_format is PlanFormat.skypilot:
         sys.stdout.write(skypilot_yaml(result))
     else:
@@ -295,12 +296,18 @@ def _config(
     if instance_types:
         updates["instance_types_allow"] = list(instance_types)
     if budget is not None:
-        if budget < 0:
-            raise InputError("--budget must be 0 (none) or a positive USD per hour")
+        if not 0 <= budget <= MAX_BUDGET_USD_PER_HOUR:
+            raise InputError(
+                f"--budget {budget}: write 0 (none) or USD per hour up to "
+                f"{MAX_BUDGET_USD_PER_HOUR:,.0f}"
+            )
         updates["budget_usd_per_hour"] = budget
     if headroom is not None:
-        if headroom < 0:
-            raise InputError("--headroom must be 0 or a positive fraction, e.g. 0.1")
+        if not 0 <= headroom <= MAX_HEADROOM_FRACTION:
+            raise InputError(
+                f"--headroom {headroom}: write a fraction from 0 to {MAX_HEADROOM_FRACTION:g}, "
+                "e.g. 0.1"
+            )
         updates["headroom_fraction"] = headroom
     return base.model_copy(update=updates)
 

@@ -193,7 +193,7 @@ def test_bad_as_of_is_one_line_and_exit_2(cli_env: dict[str, str]) -> None:
     command = [str(Path(sys.executable).parent / "scheduler"), "oracle", "stats", "--as-of", "soon"]
     result = subprocess.run(command, env={**os.environ, **cli_env}, capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.startswith("error: --as-of: bad time 'soon'; write ISO 8601")
+    assert result.stderr.startswith("error: --as-of 'soon' is not a time; write ISO 8601")
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stdout == ""
 

@@ -94,12 +94,17 @@ def test_table_shows_plan_why_baselines_data_and_warnings(snapshot_env: dict[str
 def test_fleet_and_skypilot_formats(snapshot_env: dict[str, str]) -> None:
     fleet = run_plan(snapshot_env, "--slo", "2000tok/s", "--as-of", AS_OF, "--format", "fleet")
     assert fleet.returncode == 0, fleet.stderr
-    requests = json.loads(fleet.stdout)
-    total = sum(r["TargetCapacitySpecification"]["TotalTargetCapacity"] for r in requests)
-    assert total >= 2000
-    for request in requests:
-        overrides = request["LaunchTemplateConfigs"][0]["Overrides"]
-        assert all(o["WeightedCapacity"] > 0 and o["InstanceType"] for o in overrides)
+    entries = json.loads(fleet.stdout)
+    planned = json.loads(
+        run_plan(snapshot_env, "--slo", "2000tok/s", "--as-of", AS_OF, "--format", "json").stdout
+    )
+    assert [e["count"] for e in entries] == [
+        a["count"] for a in sorted(planned["allocations"], key=_pool) if a["count"] > 0
+    ]
+    for entry in entries:
+        request = entry["request"]
+        assert request["TargetCapacitySpecification"]["TotalTargetCapacity"] == entry["count"]
+        assert entry["aws_cli"].startswith(f"aws ec2 create-fleet --region {entry['region']} ")
     sky = run_plan(snapshot_env, "--slo", "2000tok/s", "--as-of", AS_OF, "--format", "skypilot")
     assert sky.returncode == 0, sky.stderr
     document = yaml.safe_load(sky.stdout)
@@ -108,6 +113,10 @@ def test_fleet_and_skypilot_formats(snapshot_env: dict[str, str]) -> None:
     assert probe["post_data"]["max_tokens"] == 1
     assert document["service"]["replicas"] >= 1
     assert all(c["cloud"] == "aws" and "use_spot" in c for c in document["resources"]["any_of"])
+
+
+def _pool(allocation: dict[str, object]) -> tuple[str, ...]:
+    return tuple(str(allocation[k]) for k in ("region", "zone", "instance_type", "market"))
 
 
 @pytest.mark.parametrize("slo", ["abc", "-5tok/s", "0", "500 req/s"])
