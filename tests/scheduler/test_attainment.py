@@ -72,23 +72,22 @@ def test_on_demand_never_misses_and_a_short_plan_always_does() -> None:
 
 
 def test_hedges_remove_the_events_they_cover() -> None:
-    """Two AZs of one region at 1 loss/h, replacement 10 min, availability 0.9: each AZ is down
-    with d = 1/6/0.9, half of it as region shocks (rho = 0.5): independent events a, b (d / 2
-    each) and the shock s (d / 2)."""
+    """Two AZs of one region at 1 loss/h, replacement 10 min, availability 0.9: each AZ's d is
+    1/6/0.9; with rho = 0.5, independent outages a, b (d / 2 each) and the shock s (d / 2)."""
     d = TAU_H / 0.9
     half = d / 2
     unhedged = [_pool("a", 500, 1.0), _pool("b", 0.0, 1.0)]
     risk = plan_risk(
         unhedged, slo_tokens_per_second=500, replacement_hours=TAU_H, region_correlation=0.5
     )
-    # Only zone a serves: it misses when a or the shock happens (b alone takes nothing).
+    # Only zone a serves (b holds nothing, so has no outage): a alone or the shock miss.
     assert risk.attainment == pytest.approx((1 - half) * (1 - half))
     hedged = [_pool("a", 500, 1.0), _pool("b", 500, 1.0)]
     risk = plan_risk(
         hedged, slo_tokens_per_second=500, replacement_hours=TAU_H, region_correlation=0.5
     )
     # Each AZ alone is covered; the shock, and a with b, are not.
-    assert risk.attainment == pytest.approx(1 - (1 - (1 - half) * (1 - half * half)), rel=1e-9)
+    assert risk.attainment == pytest.approx((1 - half) * (1 - half * half), rel=1e-9)
     assert risk.worst_event == "all of r1"
     across = [_pool("a", 500, 1.0), _pool("b", 500, 1.0, region="r2")]
     risk = plan_risk(
