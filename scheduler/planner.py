@@ -22,6 +22,7 @@ Any other ``planner.hedge`` (``--hedge``) fixes the depth.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
@@ -201,6 +202,7 @@ def plan_from_data(
         expected_deficit_tokens_per_second=risk.expected_deficit_tokens_per_second,
         deficit_usd_per_hour=option.deficit_usd_per_hour,
         hedge_reason=option.reason,
+        recheck=functools.partial(explain.recheck, planning, solution, config),
     )
 
 
