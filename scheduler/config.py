@@ -15,7 +15,6 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from oracle.db import default_url
 from oracle.errors import InputError
 
 CONFIG_ENV = "SCHEDULER_CONFIG"
@@ -42,6 +41,8 @@ class DatabaseConfig(Section):
     data_dir: str = "~/.local/share/spot-scheduler"
 
     def resolved_url(self) -> str:
+        from oracle.db import default_url  # here: reading settings needs no SQLAlchemy
+
         return os.environ.get(DATABASE_URL_ENV) or self.url or default_url(Path(self.data_dir))
 
 

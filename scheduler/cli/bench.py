@@ -7,26 +7,14 @@ registry imports it).
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench.client import RequestResult
-from bench.importer import import_vllm_results
-from bench.loadgen import PointMetrics
-from bench.record import gpu_count_of, instance_type_from_imds, list_runs
-from bench.runner import BenchmarkOutcome, BenchmarkRequest, run_benchmark
-from bench.sweep import Slo, SweepOptions, SweepProgress
-from bench.workloads import Workload
-from oracle.db import transaction
 from oracle.errors import InputError
-from oracle.goodput import best_goodput
-from oracle.reference import ensure_goodput_figures
 from scheduler.cli.output import (
     FormatOption,
     OutputFormat,
@@ -35,8 +23,18 @@ from scheduler.cli.output import (
     err_console,
     format_age,
 )
-from scheduler.config import BenchConfig, Settings
 from scheduler.runtime import Runtime
+
+if TYPE_CHECKING:
+    from bench.loadgen import PointMetrics
+    from bench.runner import BenchmarkOutcome, BenchmarkRequest
+    from bench.sweep import Slo
+    from bench.workloads import Workload
+    from scheduler.cli.bench_progress import ProgressContext
+    from scheduler.config import BenchConfig, Settings
+
+# The harness, the database and the settings are imported inside the commands, so that
+# `scheduler --help` (which builds every command) loads none of them.
 
 app = typer.Typer(
     help="Goodput per instance type: the output tok/s one instance sustains within the latency "
@@ -104,6 +102,10 @@ def run(
 
     Ctrl-C stops the sweep; what was measured is stored as an incomplete run (exit code 130).
     """
+    from bench.record import gpu_count_of, instance_type_from_imds
+    from bench.runner import BenchmarkRequest, run_benchmark
+    from bench.sweep import SweepOptions
+
     runtime: Runtime = ctx.obj
     settings = runtime.settings
     bench_config = settings.bench
@@ -170,6 +172,9 @@ def import_(
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Store `vllm bench serve` results as one imported run (all files or none)."""
+    from bench.importer import import_vllm_results
+    from bench.record import gpu_count_of
+
     runtime: Runtime = ctx.obj
     bench_config = runtime.settings.bench
     engine = runtime.engine
@@ -216,6 +221,11 @@ def list_(
 
     Stores the published reference figures and the estimates first when they are missing.
     """
+    from bench.record import list_runs
+    from oracle.db import transaction
+    from oracle.goodput import best_goodput
+    from oracle.reference import ensure_goodput_figures
+
     runtime: Runtime = ctx.obj
     model = model or runtime.settings.planner.model
     engine = runtime.engine
@@ -266,6 +276,8 @@ def list_(
 
 def _slo(config: BenchConfig, ttft_p95_ms: float | None, tpot_p95_ms: float | None) -> Slo:
     """The latency SLO: the options given, the ``[bench]`` section for the others."""
+    from bench.sweep import Slo
+
     return Slo(
         ttft_p95_ms=ttft_p95_ms or config.ttft_p95_ms,
         tpot_p95_ms=tpot_p95_ms or config.tpot_p95_ms,
@@ -274,6 +286,8 @@ def _slo(config: BenchConfig, ttft_p95_ms: float | None, tpot_p95_ms: float | No
 
 
 def _workload(settings: Settings, name: str) -> Workload:
+    from bench.workloads import Workload
+
     workloads = settings.bench.workloads
     if name not in workloads:
         raise InputError(
@@ -283,58 +297,10 @@ def _workload(settings: Settings, name: str) -> Workload:
     return Workload.from_mapping(name, workloads[name].model_dump())
 
 
-class _LiveProgress(SweepProgress):
-    """A rich progress display on stderr: one bar per sweep point."""
+def _live_progress() -> ProgressContext:
+    from scheduler.cli.bench_progress import ProgressContext
 
-    def __init__(self, progress: Progress) -> None:
-        super().__init__(
-            on_point_start=self._start, on_result=self._result, on_point_done=self._done
-        )
-        self._progress = progress
-        self._task: Any = None
-
-    def _start(self, level: float, requests: int) -> None:
-        label = f"level {level:g}"
-        self._task = self._progress.add_task(label, total=requests)
-
-    def _result(self, result: RequestResult) -> None:
-        if self._task is not None:
-            self._progress.advance(self._task)
-
-    def _done(self, point: PointMetrics) -> None:
-        if self._task is None:
-            return
-        verdict = "pass" if point.passed else "fail"
-        ttft = point.latency_ms.get("ttft_ms_p95", float("nan"))
-        tpot = point.latency_ms.get("tpot_ms_p95", float("nan"))
-        self._progress.update(
-            self._task,
-            description=f"{_level(point)}: {point.output_tokens_per_second:.0f} tok/s, "
-            f"TTFT p95 {ttft:.0f} ms, TPOT p95 {tpot:.1f} ms, {verdict}",
-        )
-
-
-class _ProgressContext:
-    def __init__(self) -> None:
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-            disable=not sys.stderr.isatty(),
-        )
-
-    def __enter__(self) -> _LiveProgress:
-        self._progress.__enter__()
-        return _LiveProgress(self._progress)
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._progress.__exit__(None, None, None)
-
-
-def _live_progress() -> _ProgressContext:
-    return _ProgressContext()
+    return ProgressContext()
 
 
 def _outcome_json(outcome: BenchmarkOutcome, request: BenchmarkRequest) -> dict[str, Any]:

@@ -15,12 +15,12 @@ from rich.table import Table
 
 from oracle.errors import InputError
 from scheduler.cli.output import console, emit_json, err_console, format_age
-from scheduler.config import MAX_BUDGET_USD_PER_HOUR, MAX_HEADROOM_FRACTION, PlannerConfig
 from scheduler.runtime import Runtime
 from scheduler.slo import parse_slo
 from scheduler.timeparse import parse_moment
 
 if TYPE_CHECKING:
+    from scheduler.config import PlannerConfig
     from scheduler.planner import Plan
 
 HELP = (
@@ -124,7 +124,6 @@ def plan(
 ) -> None:
     # Imported here: the planner pulls in scipy and pandas, which `--help` does without.
     from scheduler.planner import make_plan
-    from scheduler.planning.formats import fleet_export, skypilot_yaml
     from scheduler.planning.load import ensure_planning_data
 
     runtime: Runtime = ctx.obj
@@ -157,8 +156,12 @@ def plan(
     if output_format is PlanFormat.json:
         emit_json(result.to_dict())
     elif output_format is PlanFormat.fleet:
+        from scheduler.planning.formats import fleet_export
+
         emit_json(fleet_export(result))
     elif output_format is PlanFormat.skypilot:
+        from scheduler.planning.formats import skypilot_yaml  # PyYAML, for this format only
+
         sys.stdout.write(skypilot_yaml(result))
     else:
         print_plan(result)
@@ -329,7 +332,7 @@ def _short_reason(reason: str) -> str:
 
 
 def _zone(allocation: Any) -> str:
-    return allocation.availability_zone or allocation.pool.zone or allocation.pool.region
+    return str(allocation.availability_zone or allocation.pool.zone or allocation.pool.region)
 
 
 def _baseline_line(baseline: Any) -> str:
@@ -376,6 +379,8 @@ def _config(
     budget: float | None,
     headroom: float | None,
 ) -> PlannerConfig:
+    from scheduler.config import MAX_BUDGET_USD_PER_HOUR, MAX_HEADROOM_FRACTION
+
     updates: dict[str, Any] = {}
     if hedge is not None:
         updates["hedge"] = _choice("--hedge", hedge, HEDGES)

@@ -166,7 +166,7 @@ def skypilot_yaml(plan: Plan) -> str:
         "# SkyPilot spreads replicas over the candidates by its own policy; the planned counts\n"
         "# per pool are in `scheduler plan --format json`.\n"
     )
-    return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    return header + str(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
 
 
 def _is_spot(allocation: Allocation) -> bool:
