@@ -6,6 +6,18 @@ and capped candidate pools (:mod:`scheduler.planning.candidates`), builds and so
 out), and explains the answer: binding constraints, baselines on the same data
 (:mod:`scheduler.planning.baselines`), and the source and age of every kind of fact
 (:mod:`scheduler.planning.explain`). :func:`plan_from_data` is the same without a database.
+
+Risk, learned: each spot pool's hazard ``lambda_p`` (losses per held hour) and launch
+availability ``a_p`` are the Advisor band's prior updated by what was observed of the pool up
+to ``as_of`` (:mod:`oracle.risk`; ``PlanningData.observations``). The MILP's cost of a pool is
+its price plus the restart cost of its losses, ``lambda_p x replacement time x replacement
+price``. The hedge is sized to ``planner.availability_target``: under ``hedge = "auto"`` the plan
+is solved with the AZ hedge and its attainment estimated (:mod:`scheduler.planning.attainment`:
+AZ outages ``min(1, lambda_p tau / a_p)``, region shocks, pairs); only when that misses the
+target is it solved again surviving any two AZs (``two-az``) and a region, and the cheapest of
+those meeting the target kept, prices plus the expected SLO deficit x its price
+(``planner.deficit_price_multiple``); when none meets it, the cheapest so priced of all.
+Any other ``planner.hedge`` (``--hedge``) fixes the depth.
 """
 
 from __future__ import annotations
