@@ -18,7 +18,7 @@ from scheduler.actuator.reconcile import reconcile
 from scheduler.config import Settings
 from scheduler.events import handle_event, parse_event, poll_sqs
 from scheduler.models import EventModel
-from tests.scheduler.service.helpers import (
+from tests.scheduler.fleet_helpers import (
     allocation,
     ec2_event,
     hand_plan,
