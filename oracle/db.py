@@ -239,6 +239,11 @@ def describe(error: sa.exc.DBAPIError, url: sa.URL | None = None) -> str:
             f"{where} is read-only ({reason}); this command writes to it: use a writable copy, "
             "or a command that only reads"
         )
+    if "connection refused" in lowered or "could not translate host" in lowered:
+        return (
+            f"cannot reach {where.removeprefix('the ')} ({reason}); start the server, or point "
+            f"[database] url in config.toml or {URL_ENV} at one that is reachable"
+        )
     if error.connection_invalidated or _lost(lowered):
         return (
             f"the connection to {where.removeprefix('the ')} was lost ({reason}); the "

@@ -148,15 +148,14 @@ def pool_stats(
     on_demand = np.array(
         [offers[key].price_usd_per_hour if key in offers else np.nan for key in keys]
     )
-    figures = step_statistics(
+    figures = statistics_as_of(
         frame["pool"].to_numpy(),
         frame["time_s"].to_numpy(),
         frame["price"].to_numpy(),
         as_of_s=as_of.timestamp(),
         on_demand_usd_per_hour=on_demand,
+        history_days=history_days,
     )
-    if history_days < max(WINDOW_DAYS):
-        _blank_longer_windows(figures, history_days)
     placements = _placement_scores(session, as_of=as_of, regions=regions)
     advisor = _advisor(session, as_of=as_of, regions=regions, operating_system=operating_system)
     results = []
@@ -249,6 +248,27 @@ def on_demand_offers(
         )
         for (region, instance_type), row in sorted(chosen.items())
     ]
+
+
+def statistics_as_of(
+    pool: np.ndarray,
+    time_s: np.ndarray,
+    price: np.ndarray,
+    *,
+    as_of_s: float,
+    on_demand_usd_per_hour: np.ndarray,
+    history_days: int = max(WINDOW_DAYS),
+) -> dict[str, np.ndarray]:
+    """The figures as known at ``as_of_s`` from price rows read over the last ``history_days``
+    (each pool's last change at or before the start, then every later one up to ``as_of_s``):
+    :func:`step_statistics`, with the figures over windows longer than ``history_days`` NaN.
+    The one kernel behind :func:`pool_stats` (``--as-of``) and the backtest's views."""
+    figures = step_statistics(
+        pool, time_s, price, as_of_s=as_of_s, on_demand_usd_per_hour=on_demand_usd_per_hour
+    )
+    if history_days < max(WINDOW_DAYS):
+        _blank_longer_windows(figures, history_days)
+    return figures
 
 
 def step_statistics(

@@ -195,6 +195,8 @@ class ServiceConfig(Section):
     plan_in_processes: bool = True
     plan_queue_wait_s: NonNegativeFloat = 2.0
     max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20
+    reports_dir: str = "reports"
+    dashboard_slo: str = "500tok/s"
     spec: ServiceSpecConfig = ServiceSpecConfig()
 
 
@@ -254,6 +256,11 @@ class BacktestConfig(Section):
     at_on_demand_multiplier: Annotated[float, Field(ge=1)] = 10.0
     unknown_band_index: Annotated[int, Field(ge=0, le=4)] = 2
     traces: dict[str, str] = {}
+    world: Literal["advisor", "traces", "calibrated"] = "calibrated"
+    seeds: PositiveInt = 1
+    trace_dir: str = "../shared/data/skypilot-spot-traces/availability/1-node"
+    trace_set: str = "aws-02-15-2023"
+    untraced: Literal["leave-out", "calibrated"] = "leave-out"
 
 
 class Settings(Section):

@@ -34,7 +34,7 @@ STORED_STRINGS = (
     "PREEMPTED",
     "FAILED",
 )
-ALLOWED = [(old, new) for old, targets in TRANSITIONS.items() for new in targets]
+ALLOWED = [(old, new) for old, targets in TRANSITIONS.items() for new in sorted(targets)]
 STATES = st.sampled_from(list(ReplicaState))
 
 
