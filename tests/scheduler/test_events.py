@@ -79,6 +79,11 @@ def test_interruption_launches_a_replacement_and_deregisters_the_target(
     ended = ec2_event("EC2 Instance State-change Notification", victim, "e-2", state="terminated")
     assert handle_event(actuator, parse_event(ended), channel="api")["state"] == "PREEMPTED"
 
+    # A late warning for the instance already gone leaves the replica's final state alone.
+    late = handle_event(actuator, parse_event(interruption(victim, "e-3")), channel="api")
+    assert late["replica_id"] == after[victim][0]
+    assert replica_rows(engine)[victim][1] == "PREEMPTED"
+
 
 @pytest.mark.parametrize("early", [False, True])
 def test_rebalance_recommendation_launches_early_only_when_configured(
