@@ -21,7 +21,7 @@ from scheduler.config import ServiceConfig, Settings
 from scheduler.models import EventModel, PlanModel
 from scheduler.services.recommendations import RecommendationCache
 from tests.scheduler.api.conftest import AUTH, TOKEN, market_app
-from tests.scheduler.service.helpers import interruption
+from tests.scheduler.fleet_helpers import interruption
 
 JSON_HEADERS = {**AUTH, "Content-Type": "application/json"}
 
