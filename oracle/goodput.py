@@ -38,6 +38,8 @@ def best_goodput(session: Session, *, model: str) -> dict[str, GoodputFact]:
     runs = session.scalars(
         sa.select(BenchmarkRunModel).where(
             BenchmarkRunModel.model == model,
+            # Per-bucket figures are a workload's mix (best_bucket_goodput), not the one number.
+            BenchmarkRunModel.bucket == "",
             BenchmarkRunModel.status == "complete",
             BenchmarkRunModel.goodput_tokens_per_second > 0,
             BenchmarkRunModel.source.in_(GOODPUT_PREFERENCE),

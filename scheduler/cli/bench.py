@@ -129,6 +129,7 @@ def run(
             max_concurrency=max_concurrency or bench_config.max_concurrency,
             max_rate=float(max_concurrency or bench_config.max_concurrency),
             requests_per_point=requests_per_point or bench_config.requests_per_point,
+            min_window_requests=bench_config.min_window_requests,
         ),
         gpu_count=gpu_count,
         tensor_parallel=tensor_parallel,
@@ -373,7 +374,9 @@ def _print_outcome(outcome: BenchmarkOutcome, request: BenchmarkRequest) -> None
         "level",
         "requests",
         "errors",
-        "out tok/s",
+        "in window",
+        "steady tok/s",
+        "whole-run tok/s",
         "TTFT mean ms",
         "TTFT p95 ms",
         "TPOT mean ms",
@@ -382,11 +385,13 @@ def _print_outcome(outcome: BenchmarkOutcome, request: BenchmarkRequest) -> None
     ):
         table.add_column(column, justify="right")
     for point in outcome.state.curve():
-        lat = point.latency_ms
+        lat = point.slo_latency_ms
         table.add_row(
             _level(point),
             str(point.requests),
             str(point.errors),
+            str(point.steady_requests),
+            f"{point.goodput_tokens_per_second:.1f}",
             f"{point.output_tokens_per_second:.1f}",
             _ms(lat.get("ttft_ms_mean")),
             _ms(lat.get("ttft_ms_p95")),
@@ -395,6 +400,11 @@ def _print_outcome(outcome: BenchmarkOutcome, request: BenchmarkRequest) -> None
             "pass" if point.passed else "fail",
         )
     console.print(table)
+    console.print(
+        "steady: over the window in which the whole load is in flight (warm-up and drain "
+        "excluded); latency and the SLO are judged there. whole-run: as vllm bench serve counts.",
+        markup=False,
+    )
     state = "" if outcome.complete else " (incomplete)"
     console.print(
         f"goodput {outcome.goodput_tokens_per_second:.1f} tok/s, stored as run "

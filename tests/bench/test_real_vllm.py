@@ -137,7 +137,7 @@ def test_goodput_sweep_runs_end_to_end_and_is_recorded(
         instance_type="local-cpu",
         workload=fixed_workload(32, 16, api="chat"),
         slo=LENIENT_SLO,
-        options=SweepOptions(max_concurrency=2, requests_per_point=6),
+        options=SweepOptions(max_concurrency=2, requests_per_point=6, min_window_requests=0),
     )
     result = run_local_benchmark(engine, request, server=real_server)
     outcome = result.outcome
@@ -154,7 +154,7 @@ def test_goodput_sweep_runs_end_to_end_and_is_recorded(
         assert point.latency_ms["ttft_ms_p95"] >= point.latency_ms["ttft_ms_p50"] > 0
     # More requests in flight: more tok/s from a batching server, and each token no faster.
     assert points[1].output_tokens_per_second > points[0].output_tokens_per_second
-    assert outcome.goodput_tokens_per_second == max(p.output_tokens_per_second for p in points)
+    assert outcome.goodput_tokens_per_second == max(p.goodput_tokens_per_second for p in points)
     with transaction(engine) as session:
         run = session.get(BenchmarkRunModel, outcome.run_id)
         assert run is not None
@@ -180,7 +180,7 @@ def test_an_unmet_slo_gives_no_goodput_and_the_planner_ignores_the_run(
         workload=fixed_workload(16, 8, api="completions"),
         # No CPU server makes a token in a microsecond.
         slo=Slo(ttft_p95_ms=60_000.0, tpot_p95_ms=0.001),
-        options=SweepOptions(max_concurrency=4, requests_per_point=2),
+        options=SweepOptions(max_concurrency=4, requests_per_point=2, min_window_requests=0),
     )
     outcome = run_local_benchmark(engine, request, server=real_server).outcome
     assert [point.concurrency for point in outcome.state.points] == [1]
