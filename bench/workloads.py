@@ -106,7 +106,7 @@ def make_requests(workload: Workload, count: int, *, seed: int = 0) -> list[Requ
         conversations = load_sharegpt(Path(workload.path))
         picked = [conversations[rng.randrange(len(conversations))] for _ in range(count)]
         return [
-            RequestSpec(prompt, _count_tokens(prompt), output, workload.api)
+            RequestSpec(prompt, count_tokens(prompt), output, workload.api)
             for prompt, output in picked
         ]
     weights = [shape.weight for shape in workload.shapes]
@@ -158,14 +158,14 @@ def _first_exchange(turns: Sequence[Any]) -> tuple[str, int] | None:
             continue
         if first.get("from") in ("human", "user") and second.get("from") in ("gpt", "assistant"):
             prompt = str(first.get("value", ""))
-            output = _count_tokens(str(second.get("value", "")))
+            output = count_tokens(str(second.get("value", "")))
             output = max(SHAREGPT_MIN_OUTPUT_TOKENS, min(SHAREGPT_MAX_OUTPUT_TOKENS, output))
             if prompt.strip():
                 return prompt, output
     return None
 
 
-def _count_tokens(text: str) -> int:
+def count_tokens(text: str) -> int:
     # Without the model's tokenizer: about 4 characters per token in English (OpenAI's rule of
     # thumb), and never fewer tokens than words.
     return max(len(text.split()), round(len(text) / 4), 1)

@@ -16,11 +16,17 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench.buckets import Bucket, BucketMix, resolve_mix
 from bench.client import RequestResult
 from bench.importer import import_vllm_results
 from bench.loadgen import PointMetrics
 from bench.record import gpu_count_of, instance_type_from_imds, list_runs
-from bench.runner import BenchmarkOutcome, BenchmarkRequest, run_benchmark
+from bench.runner import (
+    BenchmarkOutcome,
+    BenchmarkRequest,
+    run_benchmark,
+    run_bucket_benchmark,
+)
 from bench.sweep import Slo, SweepOptions, SweepProgress
 from bench.workloads import Workload
 from oracle.db import transaction
@@ -71,7 +77,14 @@ def run(
         typer.Option(help="Instance type measured; default: read from EC2 instance metadata."),
     ] = None,
     workload: Annotated[
-        str | None, typer.Option(help="Workload name (a bench.workloads table in config.toml).")
+        str | None,
+        typer.Option(
+            help="What to send. A request mix measured per (input x output length) bucket: a "
+            "preset (chat, rag, summarize, codegen), a ShareGPT JSON file or a histogram file "
+            "(CSV input_tokens,output_tokens,count); each bucket gets its own sweep and goodput, "
+            "which `scheduler plan --workload` uses. Else a bench.workloads table of "
+            "config.toml, measured as one number."
+        ),
     ] = None,
     ttft_p95_ms: TtftP95Option = None,
     tpot_p95_ms: TpotP95Option = None,
@@ -107,7 +120,12 @@ def run(
     runtime: Runtime = ctx.obj
     settings = runtime.settings
     bench_config = settings.bench
-    chosen = _workload(settings, workload or bench_config.default_workload)
+    mix = resolve_mix(workload) if workload else None
+    chosen = (
+        mix.buckets[0].request_workload()
+        if mix is not None
+        else _workload(settings, workload or bench_config.default_workload)
+    )
     if instance_type is None:
         instance_type = instance_type_from_imds()
         if instance_type is None:
@@ -136,6 +154,9 @@ def run(
         request_timeout_s=bench_config.request_timeout_s,
         connect_timeout_s=connect_timeout_s,
     )
+    if mix is not None:
+        _run_buckets(engine, request, mix, output_format)
+        return
     with _live_progress() as progress:
         outcome = run_benchmark(engine, request, progress=progress)
     if output_format is OutputFormat.json:
@@ -148,6 +169,70 @@ def run(
             markup=False,
         )
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _run_buckets(
+    engine: Any, request: BenchmarkRequest, mix: BucketMix, output_format: OutputFormat
+) -> None:
+    with _live_progress() as progress:
+        outcomes = run_bucket_benchmark(engine, request, mix, progress=progress)
+    shares = mix.shares()
+    if output_format is OutputFormat.json:
+        emit_json(
+            {
+                "workload_id": mix.workload_id,
+                "mix_source": mix.source,
+                "buckets": [
+                    {
+                        "bucket": bucket.name,
+                        "share": bucket.share,
+                        "input_tokens": bucket.input_tokens,
+                        "output_tokens": bucket.output_tokens,
+                        **(
+                            _outcome_json(outcome, request)
+                            if outcome is not None
+                            else {"status": "not measured"}
+                        ),
+                    }
+                    for bucket, outcome in _paired(mix, outcomes)
+                ],
+            }
+        )
+    else:
+        table = Table(
+            title=f"{request.model} on {request.instance_type}, workload {mix.workload_id} "
+            f"({mix.source}), goodput per bucket (SLO: TTFT p95 <= "
+            f"{request.slo.ttft_p95_ms:g} ms, TPOT p95 <= {request.slo.tpot_p95_ms:g} ms)"
+        )
+        for column in ("bucket", "share", "in tokens", "out tokens", "goodput tok/s", "run"):
+            table.add_column(column, justify="right")
+        for bucket, outcome in _paired(mix, outcomes):
+            table.add_row(
+                bucket.name,
+                f"{shares[bucket.name]:.1%}",
+                str(bucket.input_tokens),
+                str(bucket.output_tokens),
+                f"{outcome.goodput_tokens_per_second:.1f}" if outcome else "-",
+                (str(outcome.run_id) + ("" if outcome.complete else " (incomplete)"))
+                if outcome
+                else "not measured",
+            )
+        console.print(table)
+    if outcomes and not outcomes[-1].complete:
+        err_console.print(
+            f"interrupted: partial results stored as incomplete run {outcomes[-1].run_id}",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _paired(
+    mix: BucketMix, outcomes: list[BenchmarkOutcome]
+) -> list[tuple[Bucket, BenchmarkOutcome | None]]:
+    return [
+        (bucket, outcomes[index] if index < len(outcomes) else None)
+        for index, bucket in enumerate(mix.buckets)
+    ]
 
 
 @app.command("import")
