@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import cast
 
 import numpy as np
@@ -23,6 +21,7 @@ from scheduler.solver import (
     solve,
     violated,
 )
+from scheduler.solver.model import loss_levels
 
 
 @st.composite
@@ -70,18 +69,6 @@ def problems(draw: st.DrawFn) -> Problem:
     )
 
 
-@contextmanager
-def _narrowing_from(pools: int, likely: int | None = None) -> Iterator[None]:
-    saved = solver.REDUCE_FROM_POOLS, solver.LIKELY_POOLS
-    solver.REDUCE_FROM_POOLS = pools
-    if likely is not None:
-        solver.LIKELY_POOLS = likely
-    try:
-        yield
-    finally:
-        solver.REDUCE_FROM_POOLS, solver.LIKELY_POOLS = saved
-
-
 def brute_force(problem: Problem) -> float | None:
     """The least objective over every count vector within the bounds; None if none is valid."""
     best: float | None = None
@@ -106,8 +93,8 @@ def test_solver_matches_brute_force(problem: Problem, backend: str) -> None:
     its first plan from a single pool besides the LP's, often infeasible, so the fallback runs)."""
     expected = brute_force(problem)
     if backend.startswith("highspy-narrowed"):
-        with _narrowing_from(0, likely=1 if backend.endswith("few") else None):
-            solution = solve(problem, backend="highspy")
+        likely = 1 if backend.endswith("few") else solver.LIKELY_POOLS
+        solution = solve(problem, backend="highspy", reduce_from_pools=0, likely_pools=likely)
     else:
         solution = solve(problem, backend=cast(Backend, backend))
     if expected is None:
@@ -138,7 +125,7 @@ def test_every_valid_plan_meets_every_row_of_the_model(problem: Problem) -> None
         assert np.all(columns >= model.lower - 1e-6) and np.all(columns <= model.upper + 1e-6)
         checked += 1
     if problem.hedge and np.any(problem.hedge_group >= 0) and checked:
-        assert len(solver._loss_levels(problem)[0]) > 0
+        assert len(loss_levels(problem)[0]) > 0
 
 
 def _ten_zones() -> Problem:

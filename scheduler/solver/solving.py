@@ -1,0 +1,50 @@
+""":func:`solve`: the optimum of a problem, or which constraint family makes it infeasible."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from scheduler.solver.backends import Run, highspy_module, run
+from scheduler.solver.check import check_solution
+from scheduler.solver.diagnosis import describe, diagnose, infeasible
+from scheduler.solver.model import build_model
+from scheduler.solver.narrowing import LIKELY_POOLS, REDUCE_FROM_POOLS, solve_reduced
+from scheduler.solver.problem import Backend, Problem, Solution, validate
+
+
+def solve(
+    problem: Problem,
+    *,
+    time_limit_s: float | None = None,
+    backend: Backend = "auto",
+    reduce_from_pools: int = REDUCE_FROM_POOLS,
+    likely_pools: int = LIKELY_POOLS,
+) -> Solution:
+    """Solve ``problem`` to optimality; on infeasibility, say which family stops it.
+
+    ``backend``: "highspy" (HiGHS's own Python binding), "scipy" (:func:`scipy.optimize.milp`,
+    the HiGHS copy bundled in scipy) or "auto" (highspy when installed, else scipy).
+    ``reduce_from_pools`` and ``likely_pools``: from how many pools on the model is narrowed
+    first, and how wide its first plan looks (see
+    :func:`scheduler.solver.narrowing.solve_reduced`).
+
+    Pure and thread-safe: nothing is kept between calls.
+    """
+    validate(problem)
+    started = time.perf_counter()
+    model = build_model(problem)
+    result: Run | None
+    if highspy_module() is not None and backend != "scipy" and problem.n >= reduce_from_pools:
+        result = solve_reduced(problem, model, time_limit_s=time_limit_s, likely_pools=likely_pools)
+    else:
+        result = run(model, time_limit_s=time_limit_s, backend=backend)
+    if result is None:
+        infeasibility = diagnose(problem)
+        return infeasible(problem, infeasibility, time.perf_counter() - started)
+    counts = np.rint(result.values[: problem.n]).astype(np.int64)
+    check_solution(problem, counts)
+    solve_s = time.perf_counter() - started
+    return dataclasses.replace(describe(problem, counts, solve_s), mip_gap=result.mip_gap)
