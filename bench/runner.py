@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 
-from bench.buckets import Bucket, BucketMix
 from bench.client import ServerInfo, probe_endpoint
 from bench.loadgen import Target
 from bench.record import RunMeta, record_run
 from bench.sweep import Slo, SweepOptions, SweepProgress, SweepState, run_sweep
-from bench.workloads import Workload
+from bench.workloads import Workload, bucket_workload
+from oracle.mix import Bucket, BucketMix
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,9 @@ def run_bucket_benchmark(
         for bucket in mix.buckets:
             one = replace(
                 request,
-                workload=bucket.request_workload(api=request.workload.api),
+                workload=bucket_workload(
+                    bucket.input_tokens, bucket.output_tokens, api=request.workload.api
+                ),
                 mix=mix,
                 bucket=bucket,
             )

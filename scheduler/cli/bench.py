@@ -16,7 +16,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench.buckets import Bucket, BucketMix, resolve_mix
 from bench.client import RequestResult
 from bench.importer import import_vllm_results
 from bench.loadgen import PointMetrics
@@ -28,10 +27,11 @@ from bench.runner import (
     run_bucket_benchmark,
 )
 from bench.sweep import Slo, SweepOptions, SweepProgress
-from bench.workloads import Workload
+from bench.workloads import Workload, bucket_workload
 from oracle.db import transaction
 from oracle.errors import InputError
 from oracle.goodput import best_goodput
+from oracle.mix import Bucket, BucketMix, resolve_mix
 from oracle.reference import ensure_goodput_figures
 from scheduler.cli.output import (
     FormatOption,
@@ -122,7 +122,7 @@ def run(
     bench_config = settings.bench
     mix = resolve_mix(workload) if workload else None
     chosen = (
-        mix.buckets[0].request_workload()
+        bucket_workload(mix.buckets[0].input_tokens, mix.buckets[0].output_tokens)
         if mix is not None
         else _workload(settings, workload or bench_config.default_workload)
     )

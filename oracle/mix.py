@@ -1,4 +1,4 @@
-"""Workloads as data: a distribution over (input length bucket x output length bucket).
+"""Workload mixes as data: a distribution over (input length bucket x output length bucket).
 
 A request of ``i`` prompt tokens and ``o`` output tokens falls in the bucket of the edges
 :data:`INPUT_EDGES` x :data:`OUTPUT_EDGES` that hold it (lower edge inclusive). A bucket's share
@@ -7,7 +7,7 @@ lengths a benchmark sends for it, is the share-weighted mean of the lengths that
 
 A mix comes from one of:
 - a named preset (:data:`PRESETS`: ``chat``, ``rag``, ``summarize``, ``codegen``);
-- a ShareGPT-style JSON file (:func:`bench.workloads.load_sharegpt`: the first human turn is the
+- a ShareGPT-style JSON file (:func:`oracle.sharegpt.load_sharegpt`: the first human turn is the
   prompt, the reply's length the output);
 - a histogram file: CSV with the header ``input_tokens,output_tokens,count`` (``weight`` in place
   of ``count`` is read the same), or a JSON list of such objects.
@@ -24,9 +24,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.workloads import Workload as RequestWorkload
-from bench.workloads import count_tokens, fixed_workload, load_sharegpt
 from oracle.errors import InputError
+from oracle.sharegpt import count_tokens, load_sharegpt
 
 #: Lower edges of the input (prompt) length buckets, in tokens. Mélange (arXiv 2404.14527, §5)
 #: profiles over input and output length buckets of this kind, doubling-ish up to 8k.
@@ -43,12 +42,6 @@ class Bucket:
     output_tokens: int
     #: Fraction of the workload's output tokens (all buckets of a mix sum to 1).
     share: float
-
-    def request_workload(self, *, api: str = "completions") -> RequestWorkload:
-        """A fixed request workload of this bucket's shape (what its sweep sends)."""
-        return fixed_workload(
-            self.input_tokens, self.output_tokens, api="chat" if api == "chat" else "completions"
-        )
 
 
 @dataclass(frozen=True)
