@@ -2,9 +2,10 @@
 docstring of :mod:`scheduler.solver`).
 
 Columns: x_0..x_{n-1}, T, y_p for the pools that already run some, H when some pool's goodput
-exceeds the SLO, then one B column per hedge loss level. Rows, in order: total, capped
-throughput, hedge total, hedge (one per group), loss levels (two per level), quota (one per row),
-share (one per pool), budget, switch (one per running pool).
+exceeds the SLO, then one B column per hedge loss level, then the request mix's routing columns
+(:mod:`scheduler.solver.mix`). Rows, in order: total, capped throughput, hedge total, hedge (one
+per group), loss levels (two per level), quota (one per row), share (one per pool), budget,
+switch (one per running pool), mix demand and capacity.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from scheduler.solver import mix as mix_rows
 from scheduler.solver.problem import Problem, running_counts, switch_costs
 
 #: Weight of the risk tie-break relative to a pool's cost: small enough never to trade real
@@ -56,7 +58,8 @@ def build_model(problem: Problem, *, cost_bounds: bool = True) -> Model:
     h_col = n + 1 + m if hedge_g is not None else t_col
     levels, level_of = loss_levels(problem)
     b_col = n + 1 + m + (hedge_g is not None)
-    n_cols = b_col + len(levels)
+    mix_col = b_col + len(levels)
+    n_cols = mix_col + mix_rows.column_count(problem)
 
     risk = problem.risk if problem.risk is not None else np.zeros(n)
     c = np.zeros(n_cols)
@@ -135,6 +138,9 @@ def build_model(problem: Problem, *, cost_bounds: bool = True) -> Model:
         add(pools, problem.cost_usd_per_hour, -np.inf, problem.budget_usd_per_hour)
     for j, pool in enumerate(has_running):
         add(np.array([n + 1 + j, pool]), np.array([1.0, -1.0]), -float(running[pool]), np.inf)
+    if problem.mix is not None:
+        for row_cols, row_vals, low, high in mix_rows.mix_rows(problem, mix_col):
+            add(row_cols, row_vals, low, high)
 
     a = sp.csr_array(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, n_cols)
@@ -241,5 +247,11 @@ def cost_upper_bounds(problem: Problem) -> NDArray[np.float64]:
     if need <= 0:
         return upper
     g = problem.goodput_tokens_per_second
+    if problem.mix is not None:
+        # Serving all demand of its slowest bucket is the most a pool is ever needed for.
+        slowest = mix_rows.slowest_goodput(problem.mix)
+        return np.where(
+            slowest > 0, np.minimum(upper, np.ceil(need / np.maximum(slowest, 1e-12) - 1e-9)), 0.0
+        )
     # The 1e-9 keeps an exact multiple (need = k g_p) at k rather than k + 1.
     return np.minimum(upper, np.ceil(need / g - 1e-9))
