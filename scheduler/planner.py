@@ -22,6 +22,7 @@ from scheduler.planning import explain
 from scheduler.planning.baselines import compute_baselines
 from scheduler.planning.candidates import CandidateSet, PlanningData, build_candidates
 from scheduler.planning.load import load_planning_data
+from scheduler.planning.mix import routed_buckets
 from scheduler.planning.model import (
     Allocation,
     Baseline,
@@ -65,10 +66,14 @@ def make_plan(
     as_of: datetime | None = None,
     running: Sequence[RunningInstance] = (),
     exclude_pools: Collection[PoolKey] = (),
+    workload: str | None = None,
 ) -> Plan:
-    """Plan ``model`` (default: the configured one) at the SLO on the data known at ``as_of``."""
+    """Plan ``model`` (default: the configured one) at the SLO on the data known at ``as_of``;
+    ``workload``: a request mix (a preset or a file, :mod:`oracle.mix`) to plan for per bucket."""
     started = time.perf_counter()
-    data = load_planning_data(engine, config=config, model=model or config.model, as_of=as_of)
+    data = load_planning_data(
+        engine, config=config, model=model or config.model, as_of=as_of, workload=workload
+    )
     load_s = time.perf_counter() - started
     plan = plan_from_data(
         data,
@@ -102,6 +107,7 @@ def cost_bound_usd_per_hour(
         config=config,
         quotas=data.quotas,
         slo_tokens_per_second=slo_tokens_per_second,
+        mix=data.mix,
     )
     return cost_lower_bound(planning.problem, enough=enough)
 
@@ -139,6 +145,7 @@ def plan_from_data(
         quotas=data.quotas,
         slo_tokens_per_second=slo_tokens_per_second,
         running=running_counts,
+        mix=data.mix,
     )
     build_s = time.perf_counter() - started
     solution = solve(planning.problem)
@@ -170,7 +177,9 @@ def plan_from_data(
         hedge=config.hedge,
         slo_tokens_per_second=slo_tokens_per_second,
         required_tokens_per_second=planning.problem.required_tokens_per_second,
-        allocations=allocations(planning.candidates, counts),
+        allocations=allocations(
+            planning.candidates, counts, routed_buckets(planning.problem, solution.counts)
+        ),
         tokens_per_second=solution.tokens_per_second,
         tokens_per_second_after_worst_loss=solution.tokens_per_second_after_worst_loss,
         worst_loss=solution.worst_loss_group,
@@ -184,4 +193,5 @@ def plan_from_data(
         warnings=explain.warnings(chosen, ages, config),
         candidates=len(planning.candidates),
         timing_s={"build": build_s, "solve": solution.solve_s, "baselines": baselines_s},
+        workload=data.mix.to_dict() if data.mix is not None else None,
     )

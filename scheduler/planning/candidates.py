@@ -16,6 +16,7 @@ from oracle.goodput import GoodputFact
 from oracle.quotas import VcpuQuota
 from oracle.stats import OnDemandOffer, PoolStats
 from scheduler.config import PlannerConfig
+from scheduler.planning.mix import WorkloadMix
 from scheduler.planning.model import PoolKey
 
 #: Spot Instance Advisor bands are the share of instances interrupted over the trailing month.
@@ -47,6 +48,8 @@ class PlanningData:
     instance_specs: Mapping[str, InstanceSpec]
     quotas: Mapping[tuple[str, str], VcpuQuota] = field(default_factory=dict)
     unavailable: Sequence[UnavailablePool] = ()
+    #: The request mix to plan for (``goodput`` then holds each type's best bucket's fact).
+    mix: WorkloadMix | None = None
 
 
 @dataclass(frozen=True)

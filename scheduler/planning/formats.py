@@ -13,6 +13,9 @@ from scheduler.planning.model import Allocation, Plan
 #: What the SkyPilot service in the seed blog post serves on, and its readiness probe.
 SKYPILOT_PORT = 8081
 READINESS_MESSAGE = "Hello! What is your name?"
+#: The label (EC2 tag) that names the workload buckets a replica serves, in a mix plan.
+ROUTE_LABEL = "spot-scheduler/buckets"
+TAG_VALUE_MAX = 256
 
 
 def fleet_requests(
@@ -25,6 +28,10 @@ def fleet_requests(
     on-demand as planned. Overrides name the AZ of each spot pool; on-demand overrides leave
     the AZ to EC2. ``SubnetId`` is left out: the launch template (or the actuator) supplies the
     subnet of each AZ.
+
+    A plan for a request mix tags each fleet with its workload and, per instance type of the
+    region, the buckets that type serves (``spot-scheduler:route:TYPE`` = ``BUCKET=TOK/S ...``),
+    which a router in front of the fleet reads.
     """
     by_region: dict[str, list[Allocation]] = defaultdict(list)
     for allocation in plan.allocations:
@@ -75,6 +82,7 @@ def fleet_requests(
                                 "Key": "spot-scheduler:slo-tokens-per-second",
                                 "Value": f"{plan.slo_tokens_per_second:g}",
                             },
+                            *_route_tags(plan, allocations),
                         ],
                     }
                 ],
@@ -107,6 +115,9 @@ def skypilot_yaml(plan: Plan) -> str:
         }
         if allocation.availability_zone:
             candidate["zone"] = allocation.availability_zone
+        if allocation.buckets:
+            # A label (an EC2 tag on AWS) per replica: the workload buckets a router sends it.
+            candidate["labels"] = {ROUTE_LABEL: _tag_value(" ".join(allocation.buckets))}
         candidates.append(candidate)
     replicas = sum(a.count for a in plan.allocations)
     document = {
@@ -139,8 +150,46 @@ def skypilot_yaml(plan: Plan) -> str:
         "# SkyPilot spreads replicas over the candidates by its own policy; the planned counts\n"
         "# per pool are in `scheduler plan --format json`.\n"
     )
+    if plan.workload is not None:
+        header += (
+            f"# Workload {plan.workload['workload_id']}: route by request size "
+            f"(label {ROUTE_LABEL}):\n"
+        )
+        for allocation in plan.allocations:
+            header += (
+                f"#   {allocation.pool.instance_type} {allocation.pool.market} in "
+                f"{allocation.availability_zone or allocation.pool.region} x{allocation.count}: "
+                f"{_routes(allocation)}\n"
+            )
     return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
 
 
 def _is_spot(allocation: Allocation) -> bool:
     return allocation.pool.market == "spot"
+
+
+def _route_tags(plan: Plan, allocations: list[Allocation]) -> list[dict[str, str]]:
+    """Workload and per-type routing tags of one region's fleet (none without a mix)."""
+    if plan.workload is None:
+        return []
+    per_type: dict[str, dict[str, float]] = defaultdict(dict)
+    for allocation in allocations:
+        routes = per_type[allocation.pool.instance_type]
+        for bucket, tokens_per_second in allocation.buckets.items():
+            routes[bucket] = routes.get(bucket, 0.0) + tokens_per_second
+    tags = [{"Key": "spot-scheduler:workload", "Value": _tag_value(plan.workload["workload_id"])}]
+    for instance_type, routes in sorted(per_type.items()):
+        value = " ".join(f"{bucket}={tps:.0f}" for bucket, tps in routes.items())
+        tags.append({"Key": f"spot-scheduler:route:{instance_type}", "Value": _tag_value(value)})
+    return tags
+
+
+def _routes(allocation: Allocation) -> str:
+    if not allocation.buckets:
+        return "no bucket"
+    return ", ".join(f"{bucket} {tps:,.0f} tok/s" for bucket, tps in allocation.buckets.items())
+
+
+def _tag_value(value: str) -> str:
+    # EC2 tag values hold at most 256 characters.
+    return value[:TAG_VALUE_MAX]

@@ -13,14 +13,18 @@
   ``zone``, ``instance_type``, ``market`` (spot | on-demand), ``count``,
   ``tokens_per_second_each``, ``price_usd_per_hour_each``, ``expected_cost_usd_per_hour_each``,
   ``usd_per_hour_per_tokens_per_second``, ``interruption_band``, ``placement_score``,
-  ``cap``, ``cap_source``, ``goodput_source``;
+  ``cap``, ``cap_source``, ``goodput_source``; with ``--workload``, also ``buckets`` (the tok/s
+  of each workload bucket the pool serves in the plan);
 - ``baselines``: ``all_on_demand``, ``cheapest_single_spot_pool``,
   ``cheapest_single_instance_type``, each with ``cost_usd_per_hour`` (null when no such plan
   exists), ``tokens_per_second``, ``description``, ``saving_usd_per_hour``, ``saving_pct``;
 - ``binding``: objects with ``constraint`` and ``explanation``;
 - ``data``: per fact kind, its ``sources``, ``oldest_observed_at``, ``newest_observed_at`` and
   ``age_hours`` (of the newest);
-  ``warnings``: plain sentences; ``model``, ``as_of``, ``hedge``, ``candidates``, ``timing_s``.
+  ``warnings``: plain sentences; ``model``, ``as_of``, ``hedge``, ``candidates``, ``timing_s``;
+- with ``--workload``, ``workload``: ``workload_id``, ``source`` and ``buckets`` (each bucket's
+  share of the output tokens); ``tokens_per_second`` and the after-loss figure are then in the
+  mix's proportions.
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ class Allocation:
     goodput_source: str = ""
     vcpus_each: int = 0
     accelerator: str = ""
+    #: With a request mix: tok/s of each workload bucket this pool serves in the plan.
+    buckets: dict[str, float] = field(default_factory=dict)
 
     @property
     def usd_per_hour_per_tokens_per_second(self) -> float:
@@ -89,6 +95,7 @@ class Allocation:
             "goodput_source": self.goodput_source,
             "vcpus_each": self.vcpus_each,
             "accelerator": self.accelerator,
+            **({"buckets": dict(self.buckets)} if self.buckets else {}),
         }
 
 
@@ -161,6 +168,8 @@ class Plan:
     warnings: list[str]
     candidates: int
     timing_s: dict[str, float] = field(default_factory=dict)
+    #: The request mix planned for (``WorkloadMix.to_dict()``); None: one number per type.
+    workload: dict[str, Any] | None = None
 
     @property
     def usd_per_million_tokens(self) -> float:
@@ -191,4 +200,5 @@ class Plan:
             "warnings": list(self.warnings),
             "candidates": self.candidates,
             "timing_s": dict(self.timing_s),
+            **({"workload": self.workload} if self.workload is not None else {}),
         }
