@@ -60,31 +60,57 @@ def classes(mix: Mix) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
 
 
 def scenarios(problem: Problem) -> list[tuple[int, float]]:
-    """(lost hedge group, demand) per scenario: (-1, R) first, then (a, S) per group a."""
+    """(lost hedge group, demand) per scenario with rows: (-1, R) first, then (a, S) per group
+    a of ``mix.scenario_groups`` (every group when None)."""
     out = [(-1, problem.required_tokens_per_second)]
-    if problem.hedge:
-        out += [(a, problem.slo_tokens_per_second) for a in range(len(problem.hedge_group_names))]
+    if problem.hedge and problem.mix is not None:
+        groups = problem.mix.scenario_groups
+        if groups is None:
+            groups = tuple(range(len(problem.hedge_group_names)))
+        out += [(a, problem.slo_tokens_per_second) for a in groups]
     return out
 
 
+def unmet_groups(problem: Problem, counts: NDArray[np.int64]) -> list[int]:
+    """The hedge groups after whose loss the plan ``counts`` cannot serve S in the mix's
+    proportions. Only groups holding some of the plan are tried: losing any other leaves the
+    whole plan, which serves R >= S."""
+    if not problem.hedge:
+        return []
+    slo = problem.slo_tokens_per_second
+    implied = slo <= problem.required_tokens_per_second
+    unmet = []
+    for a in range(len(problem.hedge_group_names)):
+        if implied and not np.any((problem.hedge_group == a) & (counts > 0)):
+            continue
+        if mix_capacity(problem, counts, lost_group=a) < slo - FEASIBILITY_TOL * max(1.0, slo):
+            unmet.append(a)
+    return unmet
+
+
 def column_count(problem: Problem) -> int:
-    """Routing columns the mix adds to the model."""
+    """Columns the mix adds to the model: U_k per bucket with a share, then routing."""
     if problem.mix is None:
         return 0
     rows, _ = classes(problem.mix)
-    return len(scenarios(problem)) * int(np.count_nonzero(_routable(problem.mix, rows)))
+    routing_count = len(scenarios(problem)) * int(np.count_nonzero(_routable(problem.mix, rows)))
+    return int(np.count_nonzero(problem.mix.share > 0)) + len(problem.mix.cuts) + routing_count
 
 
 def mix_rows(problem: Problem, first_col: int) -> list[Row]:
-    """The mix demand and capacity rows, over the x columns and the routing columns from
-    ``first_col`` on (scenario-major, then class, then bucket)."""
+    """The bucket rows, the hedge cuts and the mix demand and capacity rows, over the x
+    columns, the U_k columns from ``first_col`` on, the cuts' V columns, then the routing
+    columns (scenario-major, then class, then bucket)."""
     mix = problem.mix
     assert mix is not None
     rows, class_of = classes(mix)
     routable = _routable(mix, rows)
     pairs = np.argwhere(routable)  # (class, bucket) per routing column within a scenario
     per_scenario = len(pairs)
-    out: list[Row] = []
+    out = _bucket_rows(problem, first_col)
+    first_col += int(np.count_nonzero(mix.share > 0))
+    out += _cut_rows(problem, first_col)
+    first_col += len(mix.cuts)
     for s, (lost, demand) in enumerate(scenarios(problem)):
         base = first_col + s * per_scenario
         for k in np.flatnonzero(mix.share > 0):
@@ -107,9 +133,106 @@ def mix_rows(problem: Problem, first_col: int) -> list[Row]:
     return out
 
 
+def cut_goodput(mix: Mix, weights: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``max_k mu_k g_pk`` per pool: the goodput of the single-number rows of one cut."""
+    return np.max(mix.goodput * weights[None, :], axis=1)
+
+
+def _cut_rows(problem: Problem, first_col: int) -> list[Row]:
+    """(hedge cut) per weights ``mu`` of ``mix.cuts``: ``V_mu - sum_p h_p x_p = 0``,
+    ``sum_p min(g^mu_p, R) x_p >= R`` and ``V_mu - sum_{p: a(p) = a} h_p x_p >= S`` for every
+    hedge group a, with ``g^mu_p = max_k mu_k g_pk`` and ``h_p = min(g^mu_p, S)``.
+
+    Valid: by LP duality the mix capacity of instances X is ``min_mu sum_p X_p g^mu_p`` over
+    ``mu >= 0`` with ``sum_k mu_k w_k = 1``, so every plan that serves the mix after losing
+    group a meets these rows for every such mu (and capping at S or R changes no integer plan,
+    as in :func:`scheduler.solver.model.capped`). Exact in the limit: a plan that cannot serve
+    the mix after some loss breaks the rows of that scenario's own dual weights, which is how
+    :func:`scheduler.solver.mix_diagnosis.solve_lazily` picks the cuts. One cut holds every
+    group's hedge at the price of one column and two non-zeros per pool, where a scenario's
+    routing block costs a column per (type, bucket).
+    """
+    mix = problem.mix
+    assert mix is not None
+    out: list[Row] = []
+    pools = np.arange(problem.n, dtype=np.int64)
+    slo, required = problem.slo_tokens_per_second, problem.required_tokens_per_second
+    for j, weights in enumerate(mix.cuts):
+        v_col = first_col + j
+        g = cut_goodput(mix, np.asarray(weights))
+        h = np.minimum(g, slo)
+        out.append((np.append(pools, v_col), np.append(-h, 1.0), 0.0, 0.0))
+        out.append((pools, np.minimum(g, required), required, np.inf))
+        if not problem.hedge:
+            continue
+        for a in range(len(problem.hedge_group_names)):
+            members = np.flatnonzero((problem.hedge_group == a) & (h > 0))
+            out.append((np.append(members, v_col), np.append(-h[members], 1.0), slo, np.inf))
+    return out
+
+
+def _bucket_rows(problem: Problem, first_col: int) -> list[Row]:
+    """(bucket total) ``U_k - sum_p g_pk x_p = 0`` with ``U_k >= w_k R``, and (bucket hedge)
+    ``U_k - sum_{p: a(p) = a} g_pk x_p >= w_k S`` for every hedge group a: each bucket alone,
+    served by every instance at its best, must be covered, also after each loss. Implied by
+    the routing of every scenario, but written for every group (two non-zeros per pool in all),
+    they tighten the LP and let :func:`solve_lazily` add few scenarios."""
+    mix = problem.mix
+    assert mix is not None
+    out: list[Row] = []
+    pools = np.arange(problem.n, dtype=np.int64)
+    for j, k in enumerate(np.flatnonzero(mix.share > 0)):
+        u_col = first_col + j
+        g = mix.goodput[:, k]
+        out.append(
+            (
+                np.append(pools, u_col),
+                np.append(-g, 1.0),
+                0.0,
+                0.0,
+            )
+        )
+        out.append(
+            (
+                np.array([u_col]),
+                np.array([1.0]),
+                float(mix.share[k] * problem.required_tokens_per_second),
+                np.inf,
+            )
+        )
+        if not problem.hedge:
+            continue
+        for a in range(len(problem.hedge_group_names)):
+            members = np.flatnonzero((problem.hedge_group == a) & (g > 0))
+            out.append(
+                (
+                    np.append(members, u_col),
+                    np.append(-g[members], 1.0),
+                    float(mix.share[k] * problem.slo_tokens_per_second),
+                    np.inf,
+                )
+            )
+    return out
+
+
 def mix_capacity(problem: Problem, counts: NDArray[np.int64], *, lost_group: int = -1) -> float:
     """The most tok/s the plan ``counts`` serves in the mix's proportions (after losing
     ``lost_group``'s spot pools when it is >= 0): max L with a routing of ``L w_k`` per bucket."""
+    return _capacity_lp(problem, counts, lost_group)[0]
+
+
+def capacity_weights(
+    problem: Problem, counts: NDArray[np.int64], *, lost_group: int = -1
+) -> NDArray[np.float64]:
+    """The bucket weights ``mu`` (``sum_k mu_k w_k = 1``) of the capacity LP's dual at
+    ``counts``: its capacity is ``sum_p x_p max_k mu_k g_pk`` over the pools left, the least
+    such sum over all weights (see :func:`_cut_rows`)."""
+    return _capacity_lp(problem, counts, lost_group)[1]
+
+
+def _capacity_lp(
+    problem: Problem, counts: NDArray[np.int64], lost_group: int
+) -> tuple[float, NDArray[np.float64]]:
     mix = problem.mix
     assert mix is not None
     x = np.asarray(counts, dtype=np.float64)
@@ -117,11 +240,11 @@ def mix_capacity(problem: Problem, counts: NDArray[np.int64], *, lost_group: int
         x = np.where(problem.hedge_group == lost_group, 0.0, x)
     rows, class_of = classes(mix)
     instances = np.bincount(class_of, weights=x, minlength=len(rows))
-    routable = _routable(mix, rows)
-    pairs = np.argwhere(routable)
+    pairs = np.argwhere(_routable(mix, rows))
     buckets = np.flatnonzero(mix.share > 0)
+    weights = np.zeros(len(mix.share))
     if not len(pairs) or not len(buckets):
-        return 0.0
+        return 0.0, weights
     # Columns: t per (class, bucket) pair, then L. Maximise L.
     m = len(pairs)
     objective = np.zeros(m + 1)
@@ -142,17 +265,29 @@ def mix_capacity(problem: Problem, counts: NDArray[np.int64], *, lost_group: int
             a_ub.append(row)
             b_ub.append(float(instances[c]))
     result = linprog(objective, A_ub=np.array(a_ub), b_ub=np.array(b_ub), method="highs")
-    return float(-result.fun) if result.status == 0 else 0.0
+    if result.status != 0:
+        return 0.0, weights
+    mu = -np.asarray(result.ineqlin.marginals[: len(buckets)], dtype=np.float64)
+    mu = np.maximum(mu, 0.0)
+    scale = float(mu @ mix.share[buckets])
+    weights[buckets] = mu / scale if scale > 0 else 1.0
+    return float(-result.fun), weights
 
 
 def mix_violations(problem: Problem, counts: NDArray[np.int64]) -> list[str]:
     """The mix rows ``counts`` cannot meet by any routing: ``mix`` (nothing lost) and
-    ``mix-hedge:GROUP``."""
+    ``mix-hedge:GROUP`` (of the scenarios the problem has rows for)."""
     bad: list[str] = []
-    for lost, demand in scenarios(problem):
-        capacity = mix_capacity(problem, counts, lost_group=lost)
-        if capacity < demand - FEASIBILITY_TOL * max(1.0, demand):
-            bad.append("mix" if lost < 0 else f"mix-hedge:{problem.hedge_group_names[lost]}")
+    demand = problem.required_tokens_per_second
+    if mix_capacity(problem, counts) < demand - FEASIBILITY_TOL * max(1.0, demand):
+        bad.append("mix")
+    assert problem.mix is not None
+    rowed = problem.mix.scenario_groups  # a relaxation holds only these (None: all)
+    bad += [
+        f"mix-hedge:{problem.hedge_group_names[a]}"
+        for a in unmet_groups(problem, counts)
+        if rowed is None or a in rowed
+    ]
     return bad
 
 
@@ -164,27 +299,61 @@ def routing(problem: Problem, counts: NDArray[np.int64]) -> NDArray[np.float64]:
     assert mix is not None
     x = np.asarray(counts, dtype=np.float64)
     rows, class_of = classes(mix)
-    instances = np.bincount(class_of, weights=x, minlength=len(rows))
-    pairs = np.argwhere(_routable(mix, rows) & (instances[:, None] > 0))
+    instances = np.bincount(class_of, weights=x, minlength=len(rows)).astype(np.float64)
+    pairs = np.argwhere(_routable(mix, rows))
+    flows = _class_routing(mix, rows, pairs, instances, problem.required_tokens_per_second)
     out = np.zeros(mix.goodput.shape)
-    if not len(pairs):
+    if flows is None:
         return out
-    demand = problem.required_tokens_per_second
+    for (c, k), value in zip(pairs, flows, strict=True):
+        if value > 0:
+            members = np.flatnonzero(class_of == c)
+            out[members, k] = value * x[members] / instances[c]
+    return out
+
+
+def routing_columns(problem: Problem, counts: NDArray[np.int64]) -> NDArray[np.float64]:
+    """The routing columns of :func:`mix_rows` for the plan ``counts`` (a start for HiGHS):
+    per scenario the least-time routing, zeros where the plan cannot meet a scenario."""
+    mix = problem.mix
+    assert mix is not None
+    x = np.asarray(counts, dtype=np.float64)
+    rows, class_of = classes(mix)
+    pairs = np.argwhere(_routable(mix, rows))
+    out: list[NDArray[np.float64]] = [mix.goodput[:, mix.share > 0].T @ x]
+    out += [
+        np.array([np.minimum(cut_goodput(mix, np.asarray(w)), problem.slo_tokens_per_second) @ x])
+        for w in mix.cuts
+    ]
+    for lost, demand in scenarios(problem):
+        alive = x if lost < 0 else np.where(problem.hedge_group == lost, 0.0, x)
+        instances = np.bincount(class_of, weights=alive, minlength=len(rows)).astype(np.float64)
+        flows = _class_routing(mix, rows, pairs, instances, demand)
+        out.append(flows if flows is not None else np.zeros(len(pairs)))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _class_routing(
+    mix: Mix,
+    rows: NDArray[np.float64],
+    pairs: NDArray[np.int64],
+    instances: NDArray[np.float64],
+    demand: float,
+) -> NDArray[np.float64] | None:
+    """tok/s per (class, bucket) pair meeting ``w_k demand`` within the classes' instances at
+    the least instance time, or None when they cannot."""
+    if not len(pairs):
+        return None
     time_per_token = 1.0 / rows[pairs[:, 0], pairs[:, 1]]
     a_ub, b_ub = [], []
     for k in np.flatnonzero(mix.share > 0):
         a_ub.append(-(pairs[:, 1] == k).astype(np.float64))
         b_ub.append(-float(mix.share[k] * demand))
-    for c in np.flatnonzero(instances > 0):
+    for c in range(len(rows)):
         a_ub.append(np.where(pairs[:, 0] == c, time_per_token, 0.0))
         b_ub.append(float(instances[c]))
     result = linprog(time_per_token, A_ub=np.array(a_ub), b_ub=np.array(b_ub), method="highs")
-    if result.status != 0:
-        return out
-    for (c, k), value in zip(pairs, result.x, strict=True):
-        members = np.flatnonzero(class_of == c)
-        out[members, k] = value * x[members] / instances[c]
-    return out
+    return np.asarray(result.x, dtype=np.float64) if result.status == 0 else None
 
 
 def _routable(mix: Mix, rows: NDArray[np.float64]) -> NDArray[np.bool_]:

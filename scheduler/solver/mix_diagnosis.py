@@ -4,14 +4,57 @@ the worst loss leaves, and, when no plan exists, why."""
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable
 
 import numpy as np
 
 from scheduler.solver.backends import run_model
 from scheduler.solver.diagnosis import diagnose
-from scheduler.solver.mix import mix_capacity
+from scheduler.solver.mix import capacity_weights, mix_capacity, unmet_groups
 from scheduler.solver.model import build_model
 from scheduler.solver.problem import Infeasibility, Problem, Solution
+
+
+def solve_lazily(problem: Problem, solve_one: Callable[[Problem], Solution]) -> Solution:
+    """Solve a mix problem with the hedge by adding constraints as plans need them.
+
+    Each round solves a relaxation of the full problem: the routing of the no-loss scenario,
+    the per-bucket rows, and the hedge cuts so far (none at first). When the plan cannot serve
+    the mix after losing some group (:func:`scheduler.solver.mix.unmet_groups`), that
+    scenario's dual bucket weights become a new hedge cut over every group
+    (:func:`scheduler.solver.mix._cut_rows`); should a cut repeat (no progress), the group's
+    own routing block is added instead, which settles it exactly. The last round's optimum
+    meets every scenario, so it is the optimum. On the 869-pool sample universe (49 AZs) the
+    routing blocks for every AZ took a minute, one block per AZ as needed six rounds of
+    several seconds; cuts take a few rounds of well under a second.
+    """
+    assert problem.mix is not None
+    started = time.perf_counter()
+    cuts: tuple[tuple[float, ...], ...] = ()
+    groups: tuple[int, ...] = ()
+    while True:
+        trial = dataclasses.replace(
+            problem, mix=dataclasses.replace(problem.mix, scenario_groups=groups, cuts=cuts)
+        )
+        solution = solve_one(trial)
+        if solution.status != "optimal":
+            return dataclasses.replace(solution, solve_s=time.perf_counter() - started)
+        missing = unmet_groups(problem, solution.counts)
+        if not missing:
+            return dataclasses.replace(
+                describe_mix(problem, solution), solve_s=time.perf_counter() - started
+            )
+        new_groups = list(groups)
+        for a in missing:
+            weights = tuple(
+                round(float(w), 9) for w in capacity_weights(problem, solution.counts, lost_group=a)
+            )
+            if weights in cuts and a not in new_groups:
+                new_groups.append(a)
+            elif weights not in cuts:
+                cuts = (*cuts, weights)
+        groups = tuple(sorted(new_groups))
 
 
 def describe_mix(problem: Problem, solution: Solution) -> Solution:

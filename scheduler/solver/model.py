@@ -176,7 +176,10 @@ def plan_columns(problem: Problem, model: Model, counts: NDArray[np.int64]) -> N
         per_level = np.bincount(
             level_of[member], weights=(row_g * x)[member], minlength=len(levels)
         )
-        columns[b_col:] = np.cumsum(per_level)
+        columns[b_col : b_col + len(levels)] = np.cumsum(per_level)
+    if problem.mix is not None:
+        routed = mix_rows.routing_columns(problem, counts)
+        columns[len(columns) - len(routed) :] = routed
     return columns
 
 
