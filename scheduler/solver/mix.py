@@ -293,15 +293,21 @@ def mix_violations(problem: Problem, counts: NDArray[np.int64]) -> list[str]:
 
 def routing(problem: Problem, counts: NDArray[np.int64]) -> NDArray[np.float64]:
     """A routing of the plan (n x K, tok/s of each bucket per pool) at demand R, nothing lost:
-    each bucket goes where it uses the least instance time (the LP minimising
-    ``sum t_ck / g_ck``), and a class's share is split over its pools by instance count."""
+    each bucket where its tokens cost least (instance cost per hour over goodput on it), as
+    far as the plan's instances allow (:func:`_class_routing`); a class's share is split over
+    its pools by instance count. So a pool is labelled with the buckets it is there for, also
+    when a plan bought it for the hedge and another type could serve everything today."""
     mix = problem.mix
     assert mix is not None
     x = np.asarray(counts, dtype=np.float64)
     rows, class_of = classes(mix)
     instances = np.bincount(class_of, weights=x, minlength=len(rows)).astype(np.float64)
     pairs = np.argwhere(_routable(mix, rows))
-    flows = _class_routing(mix, rows, pairs, instances, problem.required_tokens_per_second)
+    spend = np.bincount(class_of, weights=x * problem.cost_usd_per_hour, minlength=len(rows))
+    cost_each = np.divide(spend, instances, out=np.zeros(len(rows)), where=instances > 0)
+    flows = _class_routing(
+        mix, rows, pairs, instances, problem.required_tokens_per_second, cost_each=cost_each
+    )
     out = np.zeros(mix.goodput.shape)
     if flows is None:
         return out
@@ -339,12 +345,17 @@ def _class_routing(
     pairs: NDArray[np.int64],
     instances: NDArray[np.float64],
     demand: float,
+    *,
+    cost_each: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64] | None:
     """tok/s per (class, bucket) pair meeting ``w_k demand`` within the classes' instances at
-    the least instance time, or None when they cannot."""
+    the least instance time, or None when they cannot. ``cost_each``: the hourly cost of one
+    instance per class; the least instance cost ``sum t_ck c_c / g_ck`` instead (each bucket
+    where it costs least, as far as the instances there allow)."""
     if not len(pairs):
         return None
     time_per_token = 1.0 / rows[pairs[:, 0], pairs[:, 1]]
+    objective = time_per_token if cost_each is None else time_per_token * cost_each[pairs[:, 0]]
     a_ub, b_ub = [], []
     for k in np.flatnonzero(mix.share > 0):
         a_ub.append(-(pairs[:, 1] == k).astype(np.float64))
@@ -352,7 +363,7 @@ def _class_routing(
     for c in range(len(rows)):
         a_ub.append(np.where(pairs[:, 0] == c, time_per_token, 0.0))
         b_ub.append(float(instances[c]))
-    result = linprog(time_per_token, A_ub=np.array(a_ub), b_ub=np.array(b_ub), method="highs")
+    result = linprog(objective, A_ub=np.array(a_ub), b_ub=np.array(b_ub), method="highs")
     return np.asarray(result.x, dtype=np.float64) if result.status == 0 else None
 
 
