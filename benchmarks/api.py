@@ -1,6 +1,7 @@
 """Benchmark: GET /recommendations under concurrent load, beside a bare FastAPI route.
 
     python -m benchmarks.api [--concurrency 32] [--duration-s 10] [--slo 500tok/s]
+    python -m benchmarks.api --busters 16 [--cached-clients 4] [--duration-s 30]
 
 Starts `scheduler serve` (uvicorn, one process) on a fresh SQLite database holding the embedded
 sample market and reference goodput figures (loaded by one `scheduler plan` first), warms the
@@ -9,6 +10,12 @@ clients for ``--duration-s`` seconds. The baseline is a bare FastAPI route on uv
 the same JSON bytes, driven the same way in the same run, in interleaved rounds so that load
 from elsewhere on the machine hits both alike. Prints requests per second and p50 / p99 latency
 of each, and the ratio scheduler / bare (goal: >= 0.7). Figures depend on the machine.
+
+With ``--busters N`` it measures cheap reads under load instead: ``--cached-clients`` clients
+ask for the cached SLO alone for ``--duration-s`` seconds, then again beside N cache-busting
+clients that each ask for a new SLO on every request (uncached plans). Prints the cached
+clients' p50/p99 without and with the busters (goal: p99 ratio <= 2), and the uncached plans
+served per second (goal: >= 10 on 2 cores; the busters' 503 `busy` answers are counted apart).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import httpx
 import numpy as np
 
 TOKEN = "bench-token"
+WARM_UP_S = 8.0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,6 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration-s", type=float, default=10.0)
     parser.add_argument("--slo", default="500tok/s")
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per side")
+    parser.add_argument("--busters", type=int, default=0, help="cache-busting clients")
+    parser.add_argument("--cached-clients", type=int, default=4)
     parser.add_argument(
         "--bare-server", nargs=2, metavar=("PORT", "BODY_FILE"), help=argparse.SUPPRESS
     )
@@ -67,6 +77,11 @@ def main(argv: list[str] | None = None) -> None:
             cwd=tmp,
         )
         path = f"/recommendations?slo={args.slo}"
+        pids: list[int] = []
+        if args.busters:
+            with _server(_serve_command(), env, tmp, pids) as url:
+                _busting(url, path, args, pids[0])
+            return
         with _server(_serve_command(), env, tmp) as url:
             first = httpx.get(url + path, timeout=300)  # warms the cache
             if first.status_code != 200:
@@ -98,6 +113,121 @@ def main(argv: list[str] | None = None) -> None:
     print(f"ratio scheduler / bare (req/s): {ratio:.2f} (goal >= 0.7)")
 
 
+def _busting(url: str, path: str, args: argparse.Namespace, server_pid: int) -> None:
+    first = httpx.get(url + path, timeout=300)  # warms the cache (and the planning data)
+    if first.status_code != 200:
+        raise RuntimeError(f"GET {path}: {first.status_code} {first.text}")
+    alone = asyncio.run(_load(url + path, args.cached_clients, args.duration_s))
+    # The first uncached plans start the planning workers (and load their copy of the data):
+    # a one-off at start-up, kept out of the measurement.
+    asyncio.run(_with_busters(url, path, args, duration_s=WARM_UP_S, seed=10**8))
+    (serving_before_s, workers_before_s), began = _tree_cpu_s(server_pid), time.perf_counter()
+    cached, busting = asyncio.run(_with_busters(url, path, args))
+    serving_after_s, workers_after_s = _tree_cpu_s(server_pid)
+    elapsed_s = time.perf_counter() - began
+    serving_s, workers_s = serving_after_s - serving_before_s, workers_after_s - workers_before_s
+    alone_f, cached_f = _combine([alone]), _combine([cached])
+    print(
+        f"GET /recommendations: {args.cached_clients} clients on a cached SLO, "
+        f"{args.duration_s:.0f} s alone, then {args.duration_s:.0f} s beside {args.busters} "
+        "cache-busting clients (a new SLO per request)"
+    )
+    print(f"{'cached clients':24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    for name, figures in (("alone", alone_f), ("beside the busters", cached_f)):
+        print(
+            f"{name:24}{figures['rps']:>10.0f}{figures['p50_ms']:>10.1f}"
+            f"{figures['p99_ms']:>10.1f}{figures['errors']:>8}"
+        )
+    ratio = cached_f["p99_ms"] / alone_f["p99_ms"]
+    print(f"cached p99 beside the busters / alone: {ratio:.2f} (goal <= 2)")
+    planned = busting["planned"] / busting["elapsed_s"]
+    print(
+        f"uncached plans served: {planned:.1f}/s (goal >= 10), p50 "
+        f"{np.percentile(busting['latencies_ms'], 50) if busting['planned'] else float('nan'):.0f}"
+        f" ms; busy (503) answers {busting['busy']}, other errors {busting['errors']}"
+    )
+    per_plan_s = workers_s / busting["planned"] if busting["planned"] else float("nan")
+    print(
+        f"meanwhile: serving process {serving_s / elapsed_s:.2f} cores, planning workers "
+        f"{workers_s / elapsed_s:.2f} cores ({per_plan_s:.3f} CPU-s per uncached plan), load "
+        f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    spare = (os.cpu_count() or 1) - serving_s / elapsed_s
+    print(
+        f"uncached plans per second the workers would serve with the {spare:.2f} cores the "
+        f"serving process leaves on an otherwise idle machine: {spare / per_plan_s:.1f}"
+    )
+
+
+async def _with_busters(
+    url: str,
+    path: str,
+    args: argparse.Namespace,
+    *,
+    duration_s: float | None = None,
+    seed: int = 0,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    duration_s = duration_s or args.duration_s
+    counter = iter(range(seed, 10**9))
+    busting: dict[str, Any] = {"planned": 0, "busy": 0, "errors": 0, "latencies": []}
+    stop_at = time.perf_counter() + duration_s
+    limits = httpx.Limits(max_connections=args.busters, max_keepalive_connections=args.busters)
+
+    async def buster(client: httpx.AsyncClient) -> None:
+        while time.perf_counter() < stop_at:
+            # A distinct SLO per request: 400.001, 400.002, ... tok/s.
+            slo = f"{400 + next(counter) / 1000:.3f}tok/s"
+            started = time.perf_counter()
+            try:
+                response = await client.get(f"{url}/recommendations?slo={slo}")
+                status = response.status_code
+            except httpx.HTTPError:
+                status = 0
+            if status == 200:
+                busting["planned"] += 1
+                busting["latencies"].append(time.perf_counter() - started)
+            elif status == 503:
+                busting["busy"] += 1
+                await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+            else:
+                busting["errors"] += 1
+
+    async def busters() -> float:
+        began = time.perf_counter()
+        async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+            await asyncio.gather(*(buster(client) for _ in range(args.busters)))
+        return time.perf_counter() - began
+
+    cached, elapsed = await asyncio.gather(
+        _load(url + path, args.cached_clients, duration_s), busters()
+    )
+    busting["elapsed_s"] = elapsed
+    busting["latencies_ms"] = np.array(busting.pop("latencies")) * 1000
+    return cached, busting
+
+
+def _tree_cpu_s(pid: int) -> tuple[float, float]:
+    """User + system CPU seconds of ``pid`` and of its live descendants, from /proc (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        process = int(stat.parent.name)
+        parent[process] = int(fields[1])
+        cpu[process] = (int(fields[11]) + int(fields[12])) / ticks
+    tree = {pid}
+    while True:
+        more = {p for p, pp in parent.items() if pp in tree} - tree
+        if not more:
+            break
+        tree |= more
+    return cpu.get(pid, 0.0), sum(cpu.get(p, 0.0) for p in tree - {pid})
+
+
 def _serve_command() -> list[str]:
     return [_scheduler(), "serve", "--port", "{port}", "--no-jobs"]
 
@@ -108,7 +238,9 @@ def _scheduler() -> str:
 
 
 @contextmanager
-def _server(command: list[str], env: dict[str, str], cwd: str) -> Iterator[str]:
+def _server(
+    command: list[str], env: dict[str, str], cwd: str, pids: list[int] | None = None
+) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -119,6 +251,8 @@ def _server(command: list[str], env: dict[str, str], cwd: str) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    if pids is not None:
+        pids.append(process.pid)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -144,6 +278,7 @@ def _combine(rounds: list[dict[str, Any]]) -> dict[str, float]:
         return {"rps": 0.0, "p50_ms": float("nan"), "p99_ms": float("nan"), "errors": 0}
     return {
         "rps": len(latencies) / elapsed,
+        "requests": float(len(latencies)),
         "p50_ms": float(np.percentile(latencies, 50)),
         "p99_ms": float(np.percentile(latencies, 99)),
         "errors": sum(r["errors"] for r in rounds),

@@ -6,6 +6,7 @@ schema on first use; PostgreSQL (psycopg 3) is the production database.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sqlite3
 from collections.abc import Iterator
@@ -18,8 +19,8 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from oracle.errors import DatabaseError
@@ -29,28 +30,82 @@ def default_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir.expanduser() / 'scheduler.sqlite3'}"
 
 
+#: The databases the project runs on (``oracle.models`` is tested on both).
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+#: Seconds a SQLite command waits for another process's write lock before it gives up.
+SQLITE_BUSY_TIMEOUT_S = 30
+URL_HELP = (
+    "write sqlite:///PATH or postgresql+psycopg://USER@HOST/DB in [database] url "
+    "(config.toml) or SCHEDULER_DATABASE_URL"
+)
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; for SQLite it creates the parent directory and turns on WAL."""
+    """An engine for ``url``; for SQLite it creates the parent directory and turns on WAL.
+
+    A malformed URL, another kind of database, a missing driver or a parent directory that
+    cannot be made raise :class:`DatabaseError` (one line that says how to fix it)."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    parsed = _parse_url(url)
     kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        path = sa.engine.make_url(url).database
-        if path and path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 30}
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database
+        if path and path != ":memory:" and not path.startswith("file:"):
+            _make_parent(Path(path).expanduser(), parsed)
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
     else:
         kwargs["pool_pre_ping"] = True
-    engine = sa.create_engine(url, **kwargs)
+    try:
+        engine = sa.create_engine(parsed, **kwargs)
+    except (ImportError, sa.exc.ArgumentError, TypeError, ValueError) as error:
+        raise DatabaseError(
+            f"cannot use the database URL {_shown(parsed)} ({_first_line(error)}); {URL_HELP}"
+        ) from None
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 
+def _parse_url(url: str) -> sa.URL:
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        raise DatabaseError(f"the database URL {url[:80]!r} is malformed; {URL_HELP}") from None
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise DatabaseError(
+            f"the database URL {_shown(parsed)} names {backend!r}, which is not supported "
+            f"(SQLite and PostgreSQL are); {URL_HELP}"
+        )
+    return parsed
+
+
+def _make_parent(path: Path, url: sa.URL) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DatabaseError(
+            f"cannot create the directory of the database file {_shown(url)} "
+            f"({error.strerror}: {error.filename}); point the URL at a writable directory"
+        ) from None
+
+
+def _shown(url: sa.URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # A read-only file cannot change its journal mode; pure reads still work.
+    with contextlib.suppress(sqlite3.OperationalError):
+        cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
@@ -89,9 +144,45 @@ def head_revision(engine: Engine) -> str | None:
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Migrate to the newest schema if the database is behind (cheap when it is current)."""
-    if current_revision(engine) != head_revision(engine):
-        upgrade(engine)
+    """Migrate to the newest schema if the database is behind (cheap when it is current).
+
+    Refused with :class:`DatabaseError`: a database at a revision this version does not know
+    (made by a newer one), and a non-empty database that is not ours (tables but no
+    ``alembic_version``), which is never written to."""
+    current = current_revision(engine)
+    head = head_revision(engine)
+    if current == head:
+        return
+    if current is None:
+        foreign = _tables(engine)
+        if foreign:
+            shown = ", ".join(sorted(foreign)[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise DatabaseError(
+                f"the database {_shown(engine.url)} holds tables of another application "
+                f"({shown}) and no spot-scheduler schema; it is left untouched: point the URL "
+                "at a new or spot-scheduler database"
+            )
+    elif not _known_revision(engine, current):
+        raise DatabaseError(
+            f"the database {_shown(engine.url)} is at revision {current!r}, which this version "
+            "of spot-scheduler does not know (a newer version migrated it); upgrade "
+            "spot-scheduler, or point the URL at another database"
+        )
+    upgrade(engine)
+
+
+def _tables(engine: Engine) -> list[str]:
+    with _connect(engine) as connection:
+        names = sa.inspect(connection).get_table_names()
+    return [name for name in names if name != "alembic_version"]
+
+
+def _known_revision(engine: Engine, revision: str) -> bool:
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -109,8 +200,13 @@ def _run_alembic(engine: Engine, action: Any) -> None:
     config = alembic_config(engine)
     try:
         action(config)
-    except OperationalError as error:
-        raise DatabaseError(_describe(engine, error)) from error
+    except CommandError as error:
+        raise DatabaseError(
+            f"cannot migrate {_shown(engine.url)}: {_first_line(error)}; `scheduler db current` "
+            "shows the database's revision and the newest (use head, base or a revision id)"
+        ) from None
+    except sa.exc.DBAPIError as error:
+        raise DatabaseError(describe(error, engine.url)) from error
 
 
 @contextmanager
@@ -118,14 +214,53 @@ def _connect(engine: Engine) -> Iterator[sa.Connection]:
     try:
         with engine.connect() as connection:
             yield connection
-    except OperationalError as error:
-        raise DatabaseError(_describe(engine, error)) from error
+    except sa.exc.DBAPIError as error:
+        raise DatabaseError(describe(error, engine.url)) from error
 
 
-def _describe(engine: Engine, error: OperationalError) -> str:
-    reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-    url = engine.url.render_as_string(hide_password=True)
-    return (
-        f"cannot use the database {url}: {reason}; check [database] url in config.toml "
-        "or SCHEDULER_DATABASE_URL"
-    )
+def describe(error: sa.exc.DBAPIError, url: sa.URL | None = None) -> str:
+    """One line for a database error a user can meet (locked, not a database, read-only,
+    unreachable, connection lost), with how to deal with it."""
+    reason = _first_line(error.orig) if error.orig is not None else _first_line(error)
+    where = f"the database {_shown(url)}" if url is not None else "the database"
+    lowered = reason.lower()
+    if "database is locked" in lowered or "database table is locked" in lowered:
+        return (
+            f"{where} is locked by another process (waited {SQLITE_BUSY_TIMEOUT_S} s); "
+            "nothing was written: retry when it is done"
+        )
+    if "file is not a database" in lowered or "malformed" in lowered:
+        return (
+            f"{where} is not a SQLite database or is damaged ({reason}); point [database] url "
+            "or SCHEDULER_DATABASE_URL at a spot-scheduler database, or at a new file"
+        )
+    if "readonly database" in lowered or "read-only" in lowered:
+        return (
+            f"{where} is read-only ({reason}); this command writes to it: use a writable copy, "
+            "or a command that only reads"
+        )
+    if error.connection_invalidated or _lost(lowered):
+        return (
+            f"the connection to {where.removeprefix('the ')} was lost ({reason}); the "
+            "transaction was rolled back, nothing was written: retry when it is reachable"
+        )
+    return f"cannot use {where}: {reason}; check [database] url in config.toml or {URL_ENV}"
+
+
+URL_ENV = "SCHEDULER_DATABASE_URL"
+_LOST = (
+    "server closed the connection",
+    "connection to server",
+    "terminating connection",
+    "consuming input failed",
+    "connection is closed",
+    "the connection is lost",
+    "ssl connection has been closed",
+    "connection reset",
+    "broken pipe",
+    "eof detected",
+)
+
+
+def _lost(reason: str) -> bool:
+    return any(marker in reason for marker in _LOST)

@@ -3,8 +3,11 @@ jobs) and the apply lock (:mod:`scheduler.actuator.apply_lock`).
 
 PostgreSQL: a session-level advisory lock (``pg_try_advisory_lock``) held on a dedicated
 connection for as long as the worker is active; it is released when that connection closes,
-so a crashed worker frees it. SQLite (one host): an exclusive ``flock`` on a file beside the
-database, released by the kernel when the process ends.
+so a crashed worker frees it, and so does a lost connection: then
+:meth:`DatabaseLock.still_held` answers False and drops the dead connection without using it
+again, and a later :meth:`DatabaseLock.try_acquire` may take the lock anew on a fresh one.
+SQLite (one host): an exclusive ``flock`` on a file beside the database, released by the
+kernel when the process ends.
 """
 
 from __future__ import annotations
@@ -35,13 +38,20 @@ class DatabaseLock:
         return self._connection is not None or self._file is not None
 
     def try_acquire(self) -> bool:
-        """Take the lock if it is free; never waits."""
+        """Take the lock if it is free; never waits. Raises the database's error when it
+        cannot be reached (``sqlalchemy.exc.OperationalError``)."""
         if self.held:
             return True
         if self._engine.dialect.name == "postgresql":
             connection = self._engine.connect()
-            got = connection.execute(sa.select(sa.func.pg_try_advisory_lock(self._key))).scalar()
-            connection.commit()
+            try:
+                got = connection.execute(
+                    sa.select(sa.func.pg_try_advisory_lock(self._key))
+                ).scalar()
+                connection.commit()
+            except BaseException:
+                _discard(connection)
+                raise
             if got:
                 self._connection = connection
             else:
@@ -63,8 +73,11 @@ class DatabaseLock:
         try:
             self._connection.execute(sa.select(1))
             self._connection.commit()
-        except sa.exc.DBAPIError:
-            self.release()
+        except (sa.exc.SQLAlchemyError, OSError):
+            # The connection is gone, and the server released the lock with it: unlocking
+            # on it would only fail again (PendingRollbackError), so drop it unused.
+            _discard(self._connection)
+            self._connection = None
             return False
         return True
 
@@ -73,10 +86,11 @@ class DatabaseLock:
             try:
                 self._connection.execute(sa.select(sa.func.pg_advisory_unlock(self._key)))
                 self._connection.commit()
-            except sa.exc.DBAPIError:
-                pass  # the connection is gone, and the lock with it
-            finally:
+            except (sa.exc.SQLAlchemyError, OSError):
+                _discard(self._connection)  # the connection is gone, and the lock with it
+            else:
                 self._connection.close()
+            finally:
                 self._connection = None
         if self._file is not None:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
@@ -89,6 +103,15 @@ class DatabaseLock:
             directory = Path(os.environ.get("TMPDIR", "/tmp"))
             return directory / f"scheduler-{self._name}-{self._key}.lock"
         return Path(database).expanduser().with_suffix(f".{self._name}.lock")
+
+
+def _discard(connection: Connection) -> None:
+    """Close a connection that failed, never to be handed out by the pool again."""
+    try:
+        connection.invalidate()
+        connection.close()
+    except (sa.exc.SQLAlchemyError, OSError):
+        pass
 
 
 class WorkerLock(DatabaseLock):

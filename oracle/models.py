@@ -225,6 +225,35 @@ class InterruptionEventModel(ProvenanceMixin, Base):
     kind: Mapped[str] = mapped_column(String(32))
 
 
+class PoolObservationModel(ProvenanceMixin, Base):
+    """What was seen of a pool's risk: ``count`` interruption notices, rebalance signals,
+    capacity errors (failed launches, empty probes) or successful launches (probes that found
+    capacity), at ``observed_at``; ``at_risk_s`` is the time instances were held in the pool
+    that the row accounts for. Read by :mod:`oracle.risk` (see there for the kinds)."""
+
+    __tablename__ = "pool_observations"
+    __table_args__ = (
+        # One event is stored once: a re-imported trace or a redelivered notice adds nothing.
+        UniqueConstraint(
+            "region", "zone", "instance_type", "market", "kind", "observed_at", "source_detail"
+        ),
+        Index("ix_pool_observations_pool_time", "instance_type", "region", "zone", "observed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    region: Mapped[str] = mapped_column(String(32))
+    zone: Mapped[str] = mapped_column(String(32))
+    availability_zone: Mapped[str | None] = mapped_column(String(32))
+    availability_zone_id: Mapped[str | None] = mapped_column(String(32))
+    instance_type: Mapped[str] = mapped_column(String(64))
+    market: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    at_risk_s: Mapped[float] = mapped_column(Double, default=0.0)
+
+
 class IngestRunModel(Base):
     """One ingest of one source (and region), successful or not."""
 

@@ -21,6 +21,11 @@ from oracle.errors import InputError
 CONFIG_ENV = "SCHEDULER_CONFIG"
 DATABASE_URL_ENV = "SCHEDULER_DATABASE_URL"
 
+#: Upper bounds of the planner's own numbers: ten times the SLO as headroom, and a budget a
+#: hundred times the dearest fleet anyone plans (a thousand p5.48xlarge on demand, ~$100/h).
+MAX_HEADROOM_FRACTION = 10.0
+MAX_BUDGET_USD_PER_HOUR = 10_000_000.0
+
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -29,7 +34,8 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # allow_inf_nan=False: TOML writes inf and nan, and no setting means either.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class DatabaseConfig(Section):
@@ -124,8 +130,11 @@ class QuotasConfig(QuotaConfig):
 
 class PlannerConfig(Section):
     model: str = "meta-llama/Llama-3.1-8B-Instruct"
-    hedge: Literal["az", "region", "none"] = "az"
-    headroom_fraction: NonNegativeFloat = 0.0
+    hedge: Literal["auto", "az", "region", "two-az", "none"] = "auto"
+    availability_target: Annotated[float, Field(gt=0, lt=1)] = 0.999
+    region_correlation: Fraction = 0.5
+    deficit_price_multiple: NonNegativeFloat = 10.0
+    headroom_fraction: Annotated[float, Field(ge=0, le=MAX_HEADROOM_FRACTION)] = 0.0
     spot_price_estimator: Literal["current", "mean-7d", "max-current-mean-7d", "p95-30d"] = (
         "max-current-mean-7d"
     )
@@ -136,7 +145,7 @@ class PlannerConfig(Section):
     default_spot_cap: PositiveInt = 4
     markets: Literal["any", "spot", "on-demand"] = "any"
     max_pool_share: Fraction = 1.0
-    budget_usd_per_hour: NonNegativeFloat = 0.0
+    budget_usd_per_hour: Annotated[float, Field(ge=0, le=MAX_BUDGET_USD_PER_HOUR)] = 0.0
     regions_allow: list[str] = []
     regions_deny: list[str] = []
     instance_types_allow: list[str] = []
@@ -183,6 +192,11 @@ class ServiceConfig(Section):
     launch_early_on_rebalance: bool = False
     run_jobs: bool = False
     recommendation_cache_s: PositiveFloat = 60.0
+    recommendation_cache_entries: PositiveInt = 256
+    max_concurrent_plans: PositiveInt = 2
+    plan_in_processes: bool = True
+    plan_queue_wait_s: NonNegativeFloat = 2.0
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20
     spec: ServiceSpecConfig = ServiceSpecConfig()
 
 
@@ -264,12 +278,27 @@ def load_settings(path: Path | None = None) -> Settings:
             raw = tomllib.load(handle)
     except FileNotFoundError:
         raise InputError(f"{path}: config file not found; pass an existing --config PATH") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a config file; {_WHICH}") from None
+    except OSError as error:
+        raise InputError(
+            f"{path}: cannot read the config file ({error.strerror}); {_WHICH}"
+        ) from None
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"{path}: the config file is not UTF-8 text (byte {error.start}); save it as UTF-8 TOML"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise InputError(f"{path}: not valid TOML ({error})") from None
+    except RecursionError:
+        raise InputError(f"{path}: not valid TOML (nested too deeply)") from None
     try:
         return Settings.model_validate(raw)
     except ValidationError as error:
         raise InputError(f"{path}: {_describe(error)}") from None
+
+
+_WHICH = f"pass a TOML file with --config PATH or ${CONFIG_ENV}"
 
 
 def _choose_file(path: Path | None) -> Path | None:
@@ -286,4 +315,6 @@ def _describe(error: ValidationError) -> str:
     key = ".".join(str(part) for part in first["loc"])
     if first["type"] == "extra_forbidden":
         return f"unknown key '{key}'; remove it or check its spelling against config.toml"
-    return f"key '{key}': {first['msg']} (got {first.get('input')!r})"
+    shown = repr(first.get("input"))
+    shown = shown if len(shown) <= 60 else shown[:55] + "..."
+    return f"key '{key}': {first['msg']} (got {shown})"

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from oracle.db import transaction
 from oracle.errors import InputError
 from oracle.models import InterruptionEventModel
+from oracle.observations import record_notice
 from scheduler.actuator import journal
 from scheduler.actuator.diff import diff
 from scheduler.actuator.ec2 import CapacityError
@@ -225,6 +226,13 @@ def _interruption(
                 instance_id=event.instance_id,
                 kind="interruption" if interruption else "rebalance",
             )
+        )
+        record_notice(
+            session,
+            replica.pool,
+            interruption=interruption,
+            observed_at=event.time,
+            source_detail=f"EventBridge {event.event_id}",
         )
     result: dict[str, Any] = {"replica_id": replica.id, "pool": replica.pool.label}
     if interruption:

@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
 from oracle.errors import OracleError
 from scheduler.config import PlannerConfig
+from scheduler.errors import ConflictError
 from scheduler.planning import explain
+from scheduler.planning.attainment import PlannedPool, PlanRisk, plan_risk
 from scheduler.planning.baselines import compute_baselines
 from scheduler.planning.candidates import CandidateSet, PlanningData, build_candidates
 from scheduler.planning.load import load_planning_data
-from scheduler.planning.mix import routed_buckets
+from scheduler.planning.mix import WorkloadMix, routed_buckets
 from scheduler.planning.model import (
     Allocation,
     Baseline,
@@ -32,8 +35,8 @@ from scheduler.planning.model import (
     PoolKey,
     RunningInstance,
 )
-from scheduler.planning.problem import allocations, build_problem
-from scheduler.solver import cost_lower_bound, solve
+from scheduler.planning.problem import PlanningProblem, allocations, build_problem
+from scheduler.solver import Infeasibility, Solution, cost_lower_bound, solve
 
 __all__ = [
     "Allocation",
@@ -50,11 +53,12 @@ __all__ = [
 ]
 
 
-class InfeasiblePlanError(OracleError):
+class InfeasiblePlanError(OracleError, ConflictError):
     """No plan meets the SLO under the constraints; the message says which one and how to relax
-    it. The command line exits with code 1."""
+    it. The command line exits with code 1; the API answers 409 ``infeasible``."""
 
     exit_code = 1
+    code = "infeasible"
 
 
 def make_plan(
@@ -139,20 +143,16 @@ def plan_from_data(
     running_counts: dict[PoolKey, int] = {}
     for instance in running:
         running_counts[instance.pool] = running_counts.get(instance.pool, 0) + instance.count
-    planning = build_problem(
-        candidate_set.candidates,
+    build_s = time.perf_counter() - started
+    option = _hedged_plan(
+        candidate_set,
+        data=data,
         config=config,
-        quotas=data.quotas,
         slo_tokens_per_second=slo_tokens_per_second,
         running=running_counts,
         mix=data.mix,
     )
-    build_s = time.perf_counter() - started
-    solution = solve(planning.problem)
-    if solution.infeasibility is not None:
-        raise InfeasiblePlanError(
-            explain.infeasibility_message(planning, solution.infeasibility, config)
-        )
+    planning, solution, risk = option.planning, option.solution, option.risk
     counts = solution.counts.tolist()
     chosen = [c for c, count in zip(planning.candidates, counts, strict=True) if count > 0]
     baselines_started = time.perf_counter()
@@ -174,7 +174,7 @@ def plan_from_data(
     return Plan(
         model=data.model,
         as_of=data.as_of,
-        hedge=config.hedge,
+        hedge=option.depth,
         slo_tokens_per_second=slo_tokens_per_second,
         required_tokens_per_second=planning.problem.required_tokens_per_second,
         allocations=allocations(
@@ -192,6 +192,141 @@ def plan_from_data(
         data=ages,
         warnings=explain.warnings(chosen, ages, config),
         candidates=len(planning.candidates),
-        timing_s={"build": build_s, "solve": solution.solve_s, "baselines": baselines_s},
+        timing_s={"build": build_s, "solve": option.solve_s, "baselines": baselines_s},
+        availability_target=config.availability_target,
+        estimated_attainment=risk.attainment,
+        expected_deficit_tokens_per_second=risk.expected_deficit_tokens_per_second,
+        deficit_usd_per_hour=option.deficit_usd_per_hour,
+        hedge_reason=option.reason,
         workload=data.mix.to_dict() if data.mix is not None else None,
     )
+
+
+#: Depths ``auto`` tries beyond the AZ hedge, when the AZ hedge misses the target.
+DEEPER = ("two-az", "region")
+
+
+@dataclass(frozen=True)
+class _Option:
+    depth: str
+    planning: PlanningProblem
+    solution: Solution
+    risk: PlanRisk
+    deficit_usd_per_hour: float
+    solve_s: float
+    reason: str = ""
+
+    @property
+    def priced_usd_per_hour(self) -> float:
+        return self.solution.cost_usd_per_hour + self.deficit_usd_per_hour
+
+
+def _hedged_plan(
+    candidate_set: CandidateSet,
+    *,
+    data: PlanningData,
+    config: PlannerConfig,
+    slo_tokens_per_second: float,
+    running: dict[PoolKey, int],
+    mix: WorkloadMix | None = None,
+) -> _Option:
+    """Solve at the configured hedge depth; with ``auto``, at ``az`` and, only when its
+    estimated attainment misses ``planner.availability_target``, also at ``two-az`` and
+    ``region``: the cheapest (prices plus the priced deficit) of those that meet the target,
+    else the cheapest so priced of all. Deeper hedges never cost less in prices (their rows
+    include the AZ hedge's), so an AZ plan that meets the target is kept without trying them."""
+    target = config.availability_target
+    deficit_price = _deficit_price(candidate_set, config)
+    solve_s = 0.0
+
+    def attempt(depth: str) -> _Option | Infeasibility:
+        nonlocal solve_s
+        planning = build_problem(
+            candidate_set.candidates,
+            config=config,
+            quotas=data.quotas,
+            slo_tokens_per_second=slo_tokens_per_second,
+            running=running,
+            depth=depth,
+            mix=mix,
+        )
+        solution = solve(planning.problem)
+        solve_s += solution.solve_s
+        if solution.infeasibility is not None:
+            return solution.infeasibility
+        risk = _risk(planning, solution, config, slo_tokens_per_second)
+        deficit = risk.expected_deficit_tokens_per_second * deficit_price
+        return _Option(depth, planning, solution, risk, deficit, 0.0)
+
+    first_depth = "az" if config.hedge == "auto" else config.hedge
+    first = attempt(first_depth)
+    if isinstance(first, Infeasibility):
+        planning = build_problem(
+            candidate_set.candidates,
+            config=config,
+            quotas=data.quotas,
+            slo_tokens_per_second=slo_tokens_per_second,
+            running=running,
+            depth=first_depth,
+            mix=mix,
+        )
+        raise InfeasiblePlanError(explain.infeasibility_message(planning, first, config))
+    if config.hedge != "auto":
+        return replace(first, solve_s=solve_s, reason=f"planner.hedge = {config.hedge!r}")
+    if first.risk.attainment >= target:
+        reason = (
+            f"the AZ hedge meets the target: estimated {_pct(first.risk.attainment)} "
+            f">= {_pct(target)}"
+        )
+        return replace(first, solve_s=solve_s, reason=reason)
+    options = [first] + [o for o in map(attempt, DEEPER) if isinstance(o, _Option)]
+    meeting = [o for o in options if o.risk.attainment >= target]
+    best = min(meeting or options, key=lambda o: (o.priced_usd_per_hour, o.depth))
+    missed = (
+        f"the AZ hedge misses the target (estimated {_pct(first.risk.attainment)} < "
+        f"{_pct(target)}; most likely miss: {first.risk.worst_event})"
+    )
+    if meeting:
+        reason = f"{missed}; {best.depth} meets it at {_pct(best.risk.attainment)}"
+    else:
+        reason = (
+            f"{missed}; no hedge depth meets it: {best.depth} is the cheapest with the deficit "
+            f"priced ({_pct(best.risk.attainment)})"
+        )
+    return replace(best, solve_s=solve_s, reason=reason)
+
+
+def _risk(
+    planning: PlanningProblem, solution: Solution, config: PlannerConfig, slo: float
+) -> PlanRisk:
+    pools = [
+        PlannedPool(
+            region=c.pool.region,
+            zone=c.pool.zone,
+            market=c.pool.market,
+            tokens_per_second=c.tokens_per_second * int(count),
+            hazard_per_hour=c.hazard_per_hour,
+            launch_availability=c.launch_availability,
+        )
+        for c, count in zip(planning.candidates, solution.counts, strict=True)
+        if count > 0
+    ]
+    return plan_risk(
+        pools,
+        slo_tokens_per_second=slo,
+        replacement_hours=config.replacement_time_s / 3600.0,
+        region_correlation=config.region_correlation,
+    )
+
+
+def _deficit_price(candidate_set: CandidateSet, config: PlannerConfig) -> float:
+    """USD per unserved tok/s per hour: ``planner.deficit_price_multiple`` times the cheapest
+    on-demand cost of a tok/s (of any pool when no on-demand pool is a candidate)."""
+    pools = [c for c in candidate_set.candidates if c.pool.market == "on-demand"]
+    pools = pools or list(candidate_set.candidates)
+    cheapest = min(c.expected_cost_usd_per_hour / c.tokens_per_second for c in pools)
+    return config.deficit_price_multiple * cheapest
+
+
+def _pct(share: float) -> str:
+    return f"{100 * share:.3f}%"

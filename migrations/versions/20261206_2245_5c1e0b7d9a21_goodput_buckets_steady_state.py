@@ -1,7 +1,7 @@
 """goodput per workload bucket, steady-state point figures
 
 Revision ID: 5c1e0b7d9a21
-Revises: b22ea9743a55
+Revises: c7e1a2f4b9d3
 Create Date: 2026-12-06 22:45:00
 
 benchmark_runs.bucket: the (input length x output length) bucket a goodput figure is for; ''
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5c1e0b7d9a21"
-down_revision: str | None = "b22ea9743a55"
+down_revision: str | None = "c7e1a2f4b9d3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -17,6 +17,7 @@ from oracle.importers.base import (
     FileContext,
     Table,
     check_instance_type,
+    check_text,
     parse_int,
     parse_number,
 )
@@ -32,7 +33,7 @@ def is_accelerated(instance_type: str) -> bool:
 
 
 def load_advisor_json(context: FileContext, payload: dict[str, Any]) -> Batch:
-    batch = Batch()
+    batch = context.batch()
     batch.expect(InterruptionFrequencyModel)
     observed_at = context.snapshot_time(batch)
     bands = _bands(context, payload.get("ranges"))
@@ -79,7 +80,7 @@ def load_advisor_json(context: FileContext, payload: dict[str, Any]) -> Batch:
 def load_advisor_csv(context: FileContext, table: Table) -> Batch:
     """The derived CSV: region, os, instance_type, savings_vs_ondemand_pct,
     interruption_range_index, interruption_range_label, interruption_range_max_pct."""
-    batch = Batch()
+    batch = context.batch()
     batch.expect(InterruptionFrequencyModel)
     observed_at = context.snapshot_time(batch)
     for line, record in table.records(context):
@@ -135,6 +136,8 @@ def _row(
     savings: float,
 ) -> dict[str, Any]:
     index, label, max_pct = band
+    label = check_text(label, name="band label", max_chars=16)
+    operating_system = check_text(operating_system, name="operating system", max_chars=16)
     return {
         "region": region,
         "instance_type": instance_type,

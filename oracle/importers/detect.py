@@ -1,8 +1,9 @@
 """Which format a file is in, told from its content (never from its name).
 
 JSON files are told apart by their top-level keys, delimited files (comma or tab) by their
-header. Spot availability traces and vLLM benchmark results are recognised too, and refused
-with the command that handles them.
+header. SkyPilot spot availability traces are told by their keys (their pool comes from their
+path); vLLM benchmark results are recognised too, and refused with the command that handles
+them.
 """
 
 from __future__ import annotations
@@ -10,14 +11,17 @@ from __future__ import annotations
 import csv
 import json
 import re
+import stat
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from oracle.errors import InputError
-from oracle.importers import advisor, ec2_catalog, on_demand, skypilot, spot_history
-from oracle.importers.base import Loader, Table
+from oracle.importers import advisor, ec2_catalog, on_demand, skypilot, spot_history, traces
+from oracle.importers.base import FileContext, Loader, Table, bounded_lines
+from oracle.importers.zones import ZoneDirectory
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,9 @@ ADVISOR_CSV = FileFormat("spot-advisor-csv", "spot_advisor", 3, advisor.load_adv
 SKYPILOT_CATALOG = FileFormat(
     "skypilot-aws-catalog-csv", "skypilot_catalog", 3, skypilot.load_catalog
 )
+AVAILABILITY_TRACE = FileFormat(
+    "skypilot-spot-availability-trace", "pool_observations", 3, traces.load_availability_trace
+)
 ON_DEMAND_HISTORY = FileFormat(
     "on-demand-price-history-csv", "on_demand_history", 3, on_demand.load_history
 )
@@ -64,11 +71,8 @@ RECOGNISED = (
     "(timestamp, availability_zone or az_id, instance_type, product_description, spot_price), "
     "the Spot Advisor JSON or its CSV, the SkyPilot AWS catalog CSV, an on-demand price history "
     "CSV (timestamp, instance, price_usd), EC2 instance type specs (JSON/CSV), offerings CSV "
-    "(region, location, instance_type) or describe-availability-zones JSON"
-)
-TRACE_MESSAGE = (
-    "this is a spot availability/preemption trace, not price data; "
-    "replay it with `scheduler backtest` instead"
+    "(region, location, instance_type), describe-availability-zones JSON or a SkyPilot spot "
+    "availability trace"
 )
 BENCHMARK_MESSAGE = (
     "this is a vLLM benchmark result, not price data; load it with `scheduler bench import` instead"
@@ -83,27 +87,64 @@ class Detected:
 
 
 def detect(path: Path) -> Detected:
-    """Read ``path`` and tell its format; raise InputError when it is not one to import."""
-    text = _read(path)
-    if not text.strip():
+    """Tell the format of ``path`` from its start (a delimited file is not read further: its
+    rows are streamed when imported); raise InputError when it is not a file to import."""
+    _check_regular_file(path)
+    header = _first_line(path)
+    if header is None:
         raise InputError(f"{path}:1: the file is empty; give a file with price data")
-    stripped = text.lstrip()
-    if stripped[0] in "{[":
-        payload = _parse_json(path, text)
+    line_number, first_line = header
+    if first_line.lstrip()[0] in "{[":
+        payload = _parse_json(path, _read_json_text(path))
         return Detected(path, _json_format(path, payload), payload)
-    table = _table(path, text)
+    table = _table(path, first_line, line_number)
     return Detected(path, _table_format(path, table), table)
 
 
-def _read(path: Path) -> str:
+#: JSON files are parsed whole: about ten times their size in memory. Every JSON format here
+#: (the AWS CLI's pages, the Advisor feed, catalog snapshots) is a few megabytes; a larger
+#: history belongs in a CSV/TSV, which is streamed.
+MAX_JSON_BYTES = 32 << 20
+
+
+def _check_regular_file(path: Path) -> None:
+    """Refuse what is not a regular file before opening it (opening a FIFO blocks)."""
     try:
-        data = path.read_bytes()
+        mode = path.stat().st_mode
     except FileNotFoundError:
         raise InputError(f"{path}: no such file; check the path") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory; name the files in it") from None
     except OSError as error:
         raise InputError(f"{path}: cannot read it ({error.strerror}); check the path") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{path}: is a directory; name the files in it")
+    if not stat.S_ISREG(mode):
+        raise InputError(
+            f"{path}: not a regular file (a FIFO, socket or device); save the data to a file "
+            "and import that"
+        )
+
+
+def _first_line(path: Path) -> tuple[int, str] | None:
+    """The first line that is not blank, and its number (None: the file is blank)."""
+    try:
+        with closing(bounded_lines(path, FileContext(path, ZoneDirectory()))) as lines:
+            for number, line in enumerate(lines, start=1):
+                if line.strip():
+                    return number, line
+    except OSError as error:
+        raise InputError(f"{path}: cannot read it ({error.strerror}); check the path") from None
+    return None
+
+
+def _read_json_text(path: Path) -> str:
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise InputError(
+            f"{path}: a JSON file of {size / 2**20:,.0f} MiB; JSON is imported up to "
+            f"{MAX_JSON_BYTES >> 20} MiB: split it, or convert a price history to CSV/TSV "
+            "(streamed at any size)"
+        )
+    data = path.read_bytes()
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -121,6 +162,10 @@ def _parse_json(path: Path, text: str) -> Any:
         raise InputError(
             f"{path}:{error.lineno}: not valid JSON ({error.msg}); fix the file"
         ) from None
+    except RecursionError:
+        raise InputError(
+            f"{path}: JSON nested too deeply to be a price or catalog file; fix the file"
+        ) from None
 
 
 def _json_format(path: Path, payload: Any) -> FileFormat:
@@ -132,7 +177,7 @@ def _json_format(path: Path, payload: Any) -> FileFormat:
         (lambda p: _is_dict_with(p, "InstanceTypes", list), INSTANCE_TYPES_JSON),
         (lambda p: _is_record_list(p, "InstanceType"), INSTANCE_TYPES_JSON),
         (_is_instance_type_map, INSTANCE_TYPES_JSON),
-        (lambda p: _is_dict_with(p, "metadata", dict) and "data" in p, TRACE_MESSAGE),
+        (traces.is_trace, AVAILABILITY_TRACE),
         (_is_benchmark, BENCHMARK_MESSAGE),
     ]
     for check, answer in checks:
@@ -145,11 +190,15 @@ def _json_format(path: Path, payload: Any) -> FileFormat:
     raise InputError(f"{path}:1: JSON of an unknown shape; expected {RECOGNISED}")
 
 
-def _table(path: Path, text: str) -> Table:
-    first_line = text.lstrip("\r\n").splitlines()[0]
+def _table(path: Path, first_line: str, line_number: int) -> Table:
     delimiter = "\t" if "\t" in first_line else ","
-    header = next(csv.reader([first_line], delimiter=delimiter))
-    return Table(text.lstrip("\r\n"), delimiter, [_snake(name) for name in header])
+    try:
+        header = next(csv.reader([first_line], delimiter=delimiter))
+    except csv.Error as error:
+        raise InputError(
+            f"{path}:{line_number}: not a well-formed header ({error}); fix the file"
+        ) from None
+    return Table(path, delimiter, [_snake(name) for name in header], header_line=line_number)
 
 
 def _table_format(path: Path, table: Table) -> FileFormat:
@@ -178,8 +227,10 @@ def _table_format(path: Path, table: Table) -> FileFormat:
         return OFFERINGS_CSV
     if {"backend", "output_throughput"} <= columns or {"model_id", "mean_ttft"} <= columns:
         raise InputError(f"{path}: {BENCHMARK_MESSAGE}")
-    shown = ", ".join(table.columns[:8])
-    raise InputError(f"{path}:1: unknown columns ({shown}); expected {RECOGNISED}")
+    shown = ", ".join(name[:40] for name in table.columns[:8])
+    raise InputError(
+        f"{path}:{table.header_line}: unknown columns ({shown}); expected {RECOGNISED}"
+    )
 
 
 def _snake(name: str) -> str:

@@ -25,6 +25,7 @@ from oracle.importers.base import (
     FileContext,
     Table,
     check_instance_type,
+    check_text,
     parse_int,
     require,
 )
@@ -36,7 +37,7 @@ NEURON_MANUFACTURER = "AWS"
 
 
 def load_instance_types_json(context: FileContext, payload: Any) -> Batch:
-    batch = Batch()
+    batch = context.batch()
     batch.expect(InstanceTypeModel)
     observed_at = context.snapshot_time(batch)
     skipped = 0
@@ -56,7 +57,7 @@ def load_instance_types_json(context: FileContext, payload: Any) -> Batch:
 
 
 def load_instance_types_csv(context: FileContext, table: Table) -> Batch:
-    batch = Batch()
+    batch = context.batch()
     batch.expect(InstanceTypeModel)
     observed_at = context.snapshot_time(batch)
     skipped = 0
@@ -92,7 +93,7 @@ def load_instance_types_csv(context: FileContext, table: Table) -> Batch:
 
 
 def load_offerings_csv(context: FileContext, table: Table) -> Batch:
-    batch = Batch()
+    batch = context.batch()
     batch.expect(OfferingModel)
     observed_at = context.snapshot_time(batch)
     for line, record in table.records(context):
@@ -126,7 +127,7 @@ def load_offerings_csv(context: FileContext, table: Table) -> Batch:
 def load_availability_zones_json(context: FileContext, payload: dict[str, Any]) -> Batch:
     """``aws ec2 describe-availability-zones`` output; also teaches the directory the mapping,
     so later files of the same import resolve AZ names to AZ IDs."""
-    batch = Batch()
+    batch = context.batch()
     batch.expect(AvailabilityZoneModel)
     observed_at = context.snapshot_time(batch)
     for index, zone in enumerate(payload["AvailabilityZones"]):
@@ -168,14 +169,14 @@ def _spec_from_entry(entry: dict[str, Any]) -> dict[str, Any] | None:
     architectures = entry.get("ProcessorInfo", {}).get("SupportedArchitectures") or ["x86_64"]
     return {
         "instance_type": instance_type,
-        "family": instance_type.split(".")[0],
-        "accelerator_name": name,
-        "accelerator_manufacturer": manufacturer,
+        "family": check_text(instance_type.split(".")[0], name="family", max_chars=32),
+        "accelerator_name": check_text(name, name="accelerator name", max_chars=64),
+        "accelerator_manufacturer": check_text(manufacturer, name="manufacturer", max_chars=32),
         "accelerator_count": count,
         "accelerator_memory_mib_each": memory_mib,
         "vcpus": parse_int(require(entry, "VCpuInfo").get("DefaultVCpus"), name="DefaultVCpus"),
         "memory_mib": parse_int(require(entry, "MemoryInfo").get("SizeInMiB"), name="SizeInMiB"),
-        "architecture": architectures[0],
+        "architecture": check_text(architectures[0], name="architecture", max_chars=16),
     }
 
 

@@ -15,6 +15,7 @@ from oracle.importers.base import (
     FileContext,
     Table,
     check_instance_type,
+    check_text,
     parse_price,
     parse_timestamp,
 )
@@ -32,7 +33,7 @@ def load_history(context: FileContext, table: Table) -> Batch:
     price_column = next(name for name in PRICE_COLUMNS if name in table.columns)
     has_region = "region" in table.columns
     default_region = context.region or DEFAULT_REGION
-    batch = Batch()
+    batch = context.batch()
     batch.expect(OnDemandPriceModel)
     skipped = 0
     for line, record in table.records(context):
@@ -51,7 +52,11 @@ def load_history(context: FileContext, table: Table) -> Batch:
                 {
                     "region": region,
                     "instance_type": instance_type,
-                    "operating_system": record.get("operating_system") or "Linux",
+                    "operating_system": check_text(
+                        record.get("operating_system") or "Linux",
+                        name="operating_system",
+                        max_chars=32,
+                    ),
                     "effective_date": timestamp,
                     "price_usd_per_hour": parse_price(record[price_column], name="price"),
                     "source": "file",

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from oracle.db import transaction
 from oracle.errors import InputError
-from oracle.importers.base import Batch, FileContext, Table
+from oracle.importers.base import BadValue, Batch, FileContext, Table
 from oracle.importers.detect import Detected, detect
-from oracle.importers.zones import ZoneDirectory, check_region
+from oracle.importers.zones import ZoneDirectory, ZoneError, check_region
 from oracle.models import Base, IngestRunModel
 from oracle.store import IngestRecorder, insert_ignore
 
@@ -103,15 +103,19 @@ def _import_one(
     # The run exists first so that spot rows can point at it; its figures are set at the end.
     run = recorder.finish(session, rows=0)
     context.ingest_run_id = run.id
-    batch = file_format.load(context, detected.payload)
+    # Full chunks of rows are written while the file is read (bounded memory); a bad row
+    # later in the file still rolls them back with the rest of the transaction.
+    context.sink = lambda model, rows: insert_ignore(session, model, rows)
+    try:
+        batch = file_format.load(context, detected.payload)
+    except (BadValue, ZoneError) as error:
+        context.fail(None, str(error))
     if batch.rows_read == 0 and isinstance(detected.payload, Table):
-        context.fail(2, "no data rows after the header; give a file with data")
+        line = detected.payload.header_line + 1
+        context.fail(line, "no data rows after the header; give a file with data")
     if batch.rows_read == 0:
         context.fail(None, "holds no records; give a file with data")
-    inserted = {
-        _table_name(model): insert_ignore(session, model, rows)
-        for model, rows in batch.rows.items()
-    }
+    inserted = {_table_name(model): count for model, count in batch.finish().items()}
     _finish_run(run, recorder.detail, batch, inserted, duration_s=time.perf_counter() - started)
     return ImportResult(
         path=str(detected.path),

@@ -20,7 +20,7 @@ ON_DEMAND_OS = "Linux"
 
 
 def load_catalog(context: FileContext, table: Table) -> Batch:
-    batch = Batch()
+    batch = context.batch()
     batch.expect(OnDemandPriceModel, SpotPriceModel, OfferingModel)
     observed_at = context.snapshot_time(batch)
     common = {"source": "file", "source_detail": context.source_detail, "observed_at": observed_at}

@@ -14,6 +14,7 @@ from oracle.importers.base import (
     FileContext,
     Table,
     check_instance_type,
+    check_text,
     parse_price,
     parse_timestamp,
     require,
@@ -32,7 +33,7 @@ def load_aws_cli_json(context: FileContext, payload: Any) -> Batch:
     key = "SpotPriceHistory"
     records = payload[key] if isinstance(payload, dict) else payload
     prefix = key if isinstance(payload, dict) else ""
-    batch = Batch()
+    batch = context.batch()
     batch.expect(SpotPriceModel)
     for index, record in enumerate(records):
         with context.at(f"{prefix}[{index}]"):
@@ -63,7 +64,7 @@ def load_csv(context: FileContext, table: Table) -> Batch:
     price_column = next(name for name in PRICE_COLUMNS if name in table.columns)
     has_product = "product_description" in table.columns
     has_region = "region" in table.columns
-    batch = Batch()
+    batch = context.batch()
     batch.expect(SpotPriceModel)
     for line, record in table.records(context):
         with context.at(line):
@@ -109,7 +110,10 @@ def spot_row(
         "availability_zone": zone.availability_zone,
         "availability_zone_id": zone.availability_zone_id,
         "instance_type": check_instance_type(instance_type),
-        "product_description": str(product_description).strip() or DEFAULT_PRODUCT,
+        "product_description": check_text(
+            product_description, name="product description", max_chars=64
+        )
+        or DEFAULT_PRODUCT,
         "timestamp": timestamp,
         "price_usd_per_hour": parse_price(price_text, name="spot price"),
         "source": "file",

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from oracle.models import AvailabilityZoneModel
+from oracle.timerange import shorten
 
 # The public AWS regions and the prefix of their AZ IDs. Sources: the AWS documentation's list
 # of Regions (docs.aws.amazon.com/global-infrastructure/latest/regions/aws-regions.html) and
@@ -65,6 +66,8 @@ AZ_ID_PREFIXES: dict[str, str] = {
 #: Every region the importers accept.
 KNOWN_REGIONS: frozenset[str] = frozenset(AZ_ID_PREFIXES.values())
 
+#: The longest AZ name or ID stored (the zone columns are VARCHAR(32)).
+MAX_ZONE_CHARS = 32
 _AZ_ID = re.compile(r"^(?P<prefix>[a-z]+\d+)-(?:[a-z]+\d+-)?az\d+$")
 # us-east-1a, and Local Zones such as us-east-1-bos-1a.
 _AZ_NAME = re.compile(r"^(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)(?:-[a-z]+-\d+)?[a-z]$")
@@ -85,13 +88,13 @@ class Zone:
 
 
 def is_az_id(text: str) -> bool:
-    return _AZ_ID.match(text) is not None
+    return len(text) <= MAX_ZONE_CHARS and _AZ_ID.match(text) is not None
 
 
 def check_region(region: str) -> str:
     if region not in KNOWN_REGIONS:
         raise ZoneError(
-            f"unknown region {region!r}; use an AWS region name such as us-east-1 "
+            f"unknown region {shorten(region)}; use an AWS region name such as us-east-1 "
             "(known regions are listed in oracle/importers/zones.py)"
         )
     return region
@@ -99,10 +102,10 @@ def check_region(region: str) -> str:
 
 def region_of_az_name(name: str) -> str:
     """``us-east-1a`` -> ``us-east-1``; raises :class:`ZoneError` for anything else."""
-    match = _AZ_NAME.match(name)
+    match = _AZ_NAME.match(name) if len(name) <= MAX_ZONE_CHARS else None
     if match is None or match["region"] not in KNOWN_REGIONS:
         raise ZoneError(
-            f"unknown availability zone {name!r}; use an AZ name such as us-east-1a "
+            f"unknown availability zone {shorten(name)}; use an AZ name such as us-east-1a "
             "or an AZ ID such as use1-az4"
         )
     return match["region"]
@@ -110,10 +113,10 @@ def region_of_az_name(name: str) -> str:
 
 def region_of_az_id(zone_id: str) -> str:
     """``use1-az4`` -> ``us-east-1``, ``apne1-az1`` -> ``ap-northeast-1``."""
-    match = _AZ_ID.match(zone_id)
+    match = _AZ_ID.match(zone_id) if len(zone_id) <= MAX_ZONE_CHARS else None
     if match is None or match["prefix"] not in AZ_ID_PREFIXES:
         raise ZoneError(
-            f"unknown availability zone ID {zone_id!r}; use an AZ ID such as use1-az4 "
+            f"unknown availability zone ID {shorten(zone_id)}; use an AZ ID such as use1-az4 "
             "(known prefixes are listed in oracle/importers/zones.py)"
         )
     return AZ_ID_PREFIXES[match["prefix"]]
@@ -153,7 +156,7 @@ class ZoneDirectory:
             zone = Zone(zone_region, zone_id or text, text, zone_id)
         if region is not None and region != zone_region:
             raise ZoneError(
-                f"availability zone {text!r} is in {zone_region}, not in {region}; "
+                f"availability zone {shorten(text)} is in {zone_region}, not in {region}; "
                 "fix the region or the zone"
             )
         return zone

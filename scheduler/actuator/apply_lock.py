@@ -10,10 +10,14 @@ from sqlalchemy.engine import Engine
 
 from oracle.errors import InputError
 from oracle.locks import DatabaseLock
+from scheduler.errors import ConflictError
 
 
-class ApplyInProgressError(InputError):
-    """Another process is applying a plan to this service (exit code 2 on the command line)."""
+class ApplyInProgressError(InputError, ConflictError):
+    """Another process is applying a plan to this service (exit code 2 on the command line, 409
+    ``apply_in_progress`` from the API)."""
+
+    code = "apply_in_progress"
 
 
 def apply_lock(engine: Engine, service: str) -> DatabaseLock:

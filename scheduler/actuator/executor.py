@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from oracle.capacity import mark_unavailable
 from oracle.db import transaction
+from oracle.observations import record_launch
 from scheduler.actuator import journal
 from scheduler.actuator.alb import TargetGroup
 from scheduler.actuator.diff import diff
@@ -185,6 +186,7 @@ class Actuator:
                 self.engine, action_id, now=self.clock(), status="failed", error=str(error)
             )
             raise
+        record_launch(self.engine, pool, ok=True, observed_at=now, source_detail=instance_id)
         journal.set_replica(
             self.engine,
             replica_id,
@@ -363,6 +365,13 @@ class Actuator:
                 error_code=error.code,
                 now=now,
                 source_detail=f"launch of replica {replica_id}",
+            )
+            record_launch(
+                session,
+                error.pool,
+                ok=False,
+                observed_at=now,
+                source_detail=f"replica {replica_id}",
             )
         journal.finish_action(self.engine, action_id, now=now, status="failed", error=str(error))
 

@@ -4,15 +4,16 @@ history, and how often it would have missed the SLO."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from oracle.errors import InputError
 from scheduler.cli.output import FormatOption, OutputFormat, console, emit_json, err_console
-from scheduler.config import POLICY_NAMES
+from scheduler.config import POLICY_NAMES, Settings
 from scheduler.runtime import Runtime
 from scheduler.slo import parse_slo
 from scheduler.timeparse import parse_moment
@@ -77,6 +78,21 @@ def backtest(
         list[str] | None,
         typer.Option("--instance-type", help="Replay only this instance type (repeatable)."),
     ] = None,
+    availability_target: Annotated[
+        str | None,
+        typer.Option(
+            "--availability-target",
+            help="The planner's attainment target, e.g. 99.9% (default: "
+            "planner.availability_target); it sizes the hedge under planner.hedge auto.",
+        ),
+    ] = None,
+    hedge: Annotated[
+        str | None,
+        typer.Option(
+            "--hedge",
+            help="The planner's hedge: auto, az, region, two-az or none (default: planner.hedge).",
+        ),
+    ] = None,
     output_format: FormatOption = OutputFormat.table,
     report_dir: Annotated[
         Path | None,
@@ -92,6 +108,7 @@ def backtest(
     from scheduler.backtest.service import parse_duration_s
 
     runtime: Runtime = ctx.obj
+    settings = _with_planner(runtime.settings, availability_target=availability_target, hedge=hedge)
     slo_tokens_per_second = parse_slo(slo)
     names = [name.strip() for name in policies.split(",") if name.strip()] if policies else None
     tick_s = parse_duration_s(tick) if tick is not None else None
@@ -104,7 +121,7 @@ def backtest(
         task = progress.add_task("replay", total=None)
         result = run_service(
             runtime.engine,
-            settings=runtime.settings,
+            settings=settings,
             slo_tokens_per_second=slo_tokens_per_second,
             model=model,
             start=moment_from,
@@ -123,6 +140,24 @@ def backtest(
         emit_json(report.to_dict(result))
     else:
         print_result(result)
+
+
+def _with_planner(
+    settings: Settings, *, availability_target: str | None, hedge: str | None
+) -> Settings:
+    """The settings with the planner's --availability-target and --hedge applied."""
+    from scheduler.cli.plan import HEDGES, parse_availability_target
+
+    updates: dict[str, Any] = {}
+    if availability_target is not None:
+        updates["availability_target"] = parse_availability_target(availability_target)
+    if hedge is not None:
+        if hedge not in HEDGES:
+            raise InputError(f"--hedge {hedge!r}: use one of {', '.join(HEDGES)}")
+        updates["hedge"] = hedge
+    if not updates:
+        return settings
+    return settings.model_copy(update={"planner": settings.planner.model_copy(update=updates)})
 
 
 def print_result(result: BacktestResult) -> None:

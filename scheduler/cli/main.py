@@ -1,7 +1,8 @@
 """Entry point of the `scheduler` command line.
 
 Sub-command modules register themselves here; each is a thin layer over service functions.
-Errors the user can fix print one line on stderr and exit with code 2 (1 for an infeasible plan).
+Errors the user can fix print one line on stderr and exit with code 2 (1 for an infeasible plan):
+the error boundary is :mod:`scheduler.cli.boundary`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ from typing import Annotated
 
 import typer
 
-from oracle.errors import OracleError
+from scheduler.cli import boundary, registry
 from scheduler.cli import db as db_cli
-from scheduler.cli import registry
-from scheduler.cli.output import err_console
 from scheduler.runtime import Runtime
 
 app = typer.Typer(
@@ -46,11 +45,6 @@ registry.register(app)
 
 
 def main() -> None:
-    try:
-        app()
-    except OracleError as error:
-        err_console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(getattr(error, "exit_code", 2))
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+    """The ``scheduler`` command: every error a user can cause ends in one line on stderr and
+    exit code 2 (see :mod:`scheduler.cli.boundary`)."""
+    sys.exit(boundary.run(app))

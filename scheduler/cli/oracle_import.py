@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from oracle.errors import InputError
 from oracle.importers import ImportResult, import_files
-from oracle.importers.base import (
-    OBSERVED_FROM_MTIME,
-    OBSERVED_FROM_OPTION,
-    BadValue,
-    parse_timestamp,
-)
+from oracle.importers.base import OBSERVED_FROM_MTIME, OBSERVED_FROM_OPTION
 from scheduler.cli.oracle import app
 from scheduler.cli.output import FormatOption, OutputFormat, console, emit_json, err_console
 from scheduler.runtime import Runtime
+from scheduler.timeparse import parse_moment
 
 HELP = (
     "Import price and catalog files; each file's format is told from its content.\n\n"
@@ -28,11 +22,14 @@ HELP = (
     "only) and its derived CSV; the SkyPilot AWS catalog CSV (on-demand prices and a per-AZ-ID "
     "spot snapshot); an on-demand price history CSV (timestamp, instance, price_usd; empty "
     "prices skipped); EC2 instance type specs (JSON/CSV), offerings CSVs (region, location, "
-    "instance_type) and describe-availability-zones JSON (the AZ name-to-ID mapping).\n\n"
+    "instance_type), describe-availability-zones JSON (the AZ name-to-ID mapping) and SkyPilot "
+    "spot availability traces (losses, found and empty probes as pool observations; the pool "
+    "and start date come from the path, availability/1-node/aws-MM-DD-YYYY/<AZ>_v100_1.json, "
+    "or the start from --observed-at).\n\n"
     "All files are imported in one transaction: one bad row (named FILE:LINE) and nothing is "
     "written. Re-importing a file adds nothing. Files without dates (catalog, advisor, specs) "
     "are observed at --observed-at, else at the file's modification time, and the output says "
-    "which. Spot traces (`scheduler backtest`) and vLLM benchmark results (`scheduler bench "
+    "which. Preemption traces (`scheduler backtest`) and vLLM benchmark results (`scheduler bench "
     "import`) are refused with the command that handles them."
 )
 
@@ -60,7 +57,7 @@ def import_command(
     ] = None,
 ) -> None:
     runtime: Runtime = ctx.obj
-    snapshot_time = _parse_observed_at(observed_at)
+    snapshot_time = parse_moment(observed_at, option="--observed-at")
     if output_format is OutputFormat.json:
         results = import_files(runtime.engine, paths, observed_at=snapshot_time, region=region)
         emit_json([result.to_dict() for result in results])
@@ -68,15 +65,6 @@ def import_command(
     with err_console.status(f"Importing {len(paths)} file(s)..."):
         results = import_files(runtime.engine, paths, observed_at=snapshot_time, region=region)
     _print_table(results)
-
-
-def _parse_observed_at(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        return parse_timestamp(text)
-    except BadValue as error:
-        raise InputError(f"--observed-at: {error}") from None
 
 
 def _print_table(results: list[ImportResult]) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -11,7 +13,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from oracle.db import transaction
-from oracle.errors import InputError
+from oracle.risk import PoolRisk, risk_to_dict
 from scheduler.cli.oracle import app
 from scheduler.cli.output import (
     FormatOption,
@@ -22,6 +24,7 @@ from scheduler.cli.output import (
     format_age,
 )
 from scheduler.runtime import Runtime
+from scheduler.timeparse import parse_moment
 
 if TYPE_CHECKING:
     from oracle.stats import PoolStats
@@ -52,7 +55,18 @@ JSON (--format json): a list, one object per pool:
   interruption_band_index (0 "<5%" .. 4 ">20%"), interruption_band_label, savings_pct: the
   latest Spot Instance Advisor entry;
   price_*, on_demand_*, placement_*, advisor_* + source, observed_at, age_s: where each fact
-  came from, when it was observed and its age in seconds at as_of.
+  came from, when it was observed and its age in seconds at as_of;
+  hazard_per_hour (losses per hour of held capacity) and launch_availability (probability a
+  launch succeeds): posterior means with the Advisor band as prior (gamma-Poisson and
+  beta-binomial, see oracle/risk.py) and the pool's observations up to as_of as evidence;
+  risk_* (where the estimate came from): risk_source ("prior", or "observed (sources)");
+  risk_prior_* (risk_prior_hazard_per_hour, risk_prior_availability, risk_prior_source): the
+  prior; risk_observations (events counted), risk_losses, risk_exposure_hours,
+  risk_launches_ok, risk_launch_failures, risk_rebalances; risk_first_* and risk_last_*
+  observed_at, risk_age_s: when the first and newest observations were made, and the newest
+  one's age in seconds at as_of.
+Pools observed (interruptions, capacity errors, imported availability traces) but without spot
+prices are listed after the priced ones, with null price fields.
 Fields without a fact are null.
 """
 
@@ -98,21 +112,22 @@ def stats_command(
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     runtime: Runtime = ctx.obj
-    moment = parse_as_of(as_of)
+    moment = parse_moment(as_of, option="--as-of", example="2026-11-01T12:00Z")
     with transaction(runtime.engine) as session:
         if output_format is OutputFormat.json:
             results = _stats(session, moment, regions, instance_types, product_description)
+            risks = _risks(session, moment, results, regions, instance_types)
         else:
             with err_console.status("Computing pool statistics..."):
                 results = _stats(session, moment, regions, instance_types, product_description)
+                risks = _risks(session, moment, results, regions, instance_types)
+    evaluated_at = results[0].as_of if results else (moment or datetime.now(UTC))
     if output_format is OutputFormat.json:
         if any(stats.price_source == "sample" for stats in results):
             err_console.print(f"note: {SAMPLE_WARNING}", highlight=False)
-        from oracle.stats import pool_stats_to_dict
-
-        emit_json([pool_stats_to_dict(stats) for stats in results])
+        emit_json(_json(results, risks, evaluated_at))
         return
-    if not results:
+    if not results and not risks.unpriced:
         err_console.print(
             "No spot prices match. Fill the oracle first: `scheduler oracle sync --source aws` "
             "(or `--source sample`), or `scheduler oracle import FILE`; or widen --type/--region/"
@@ -120,23 +135,10 @@ def stats_command(
             highlight=False,
         )
         return
-    _print_table(results, wide=wide)
-
-
-def parse_as_of(text: str | None) -> datetime | None:
-    """``--as-of`` as an aware UTC datetime (None: now); a naive time is taken as UTC."""
-    if text is None:
-        return None
-    value = text.strip()
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(
-            f"--as-of: bad time {text!r}; write ISO 8601, e.g. 2026-11-01 or 2026-11-01T12:00Z"
-        ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if results:
+        _print_table(results, risks, wide=wide)
+    if risks.unpriced:
+        _print_unpriced(risks.unpriced, evaluated_at)
 
 
 def _stats(
@@ -158,12 +160,80 @@ def _stats(
     )
 
 
+@dataclass
+class _Risks:
+    """Each priced pool's estimate, and the observed pools that have no spot price."""
+
+    by_pool: dict[tuple[str, str, str], PoolRisk]
+    unpriced: list[PoolRisk]
+
+
+def _risks(
+    session: Session,
+    moment: datetime | None,
+    results: list[PoolStats],
+    regions: list[str] | None,
+    instance_types: list[str] | None,
+) -> _Risks:
+    from oracle.observations import pool_risk
+
+    as_of = results[0].as_of if results else moment
+    keys = [(s.region, s.zone, s.instance_type, "spot") for s in results]
+    estimates = pool_risk(
+        session,
+        as_of=as_of,
+        pools=keys,
+        regions=_split(regions),
+        instance_types=_split(instance_types),
+    )
+    priced = set(keys)
+    return _Risks(
+        by_pool={(k[0], k[1], k[2]): estimates[k] for k in keys},
+        unpriced=sorted(
+            (risk for key, risk in estimates.items() if key not in priced and key[3] == "spot"),
+            key=lambda risk: risk.pool,
+        ),
+    )
+
+
+def _json(results: list[PoolStats], risks: _Risks, as_of: datetime) -> list[dict[str, Any]]:
+    from oracle.stats import PoolStats as PoolStatsType
+    from oracle.stats import pool_stats_to_dict
+
+    out = [
+        {
+            **pool_stats_to_dict(stats),
+            **risk_to_dict(
+                risks.by_pool[(stats.region, stats.zone, stats.instance_type)], as_of=as_of
+            ),
+        }
+        for stats in results
+    ]
+    nothing: dict[str, Any] = {field.name: None for field in dataclasses.fields(PoolStatsType)}
+    blank = PoolStatsType(**{**nothing, "as_of": as_of, "placement_scores": {}})
+    keys = list(pool_stats_to_dict(blank))
+    for risk in risks.unpriced:
+        region, zone, instance_type, _market = risk.pool
+        row: dict[str, Any] = dict.fromkeys(keys)
+        row.update(
+            region=region,
+            zone=zone,
+            instance_type=instance_type,
+            as_of=as_of.isoformat(),
+            placement_scores={},
+            sample=False,
+        )
+        row.update(risk_to_dict(risk, as_of=as_of))
+        out.append(row)
+    return out
+
+
 def _split(values: list[str] | None) -> list[str] | None:
     names = [name.strip() for value in values or () for name in value.split(",") if name.strip()]
     return names or None
 
 
-def _print_table(results: list[PoolStats], *, wide: bool) -> None:
+def _print_table(results: list[PoolStats], risks: _Risks, *, wide: bool) -> None:
     sample = any(stats.price_source == "sample" for stats in results)
     as_of = results[0].as_of
     title = f"Spot pools as of {as_of:%Y-%m-%d %H:%M} UTC ($/h)"
@@ -179,6 +249,8 @@ def _print_table(results: list[PoolStats], *, wide: bool) -> None:
         table.add_column(name, justify="left" if name in TEXT_COLUMNS else "right", no_wrap=True)
     for stats in results:
         figures = _figures(stats, decimals=4 if wide else 3)
+        risk = risks.by_pool[(stats.region, stats.zone, stats.instance_type)]
+        figures.update(_risk_figures(risk, as_of))
         table.add_row(*(figures[key] for _, key in columns))
     if sample:
         console.print(f"[bold yellow]{SAMPLE_WARNING}[/]")
@@ -192,6 +264,44 @@ def _print_table(results: list[PoolStats], *, wide: bool) -> None:
             "figure, --format json every key.",
             highlight=False,
         )
+    console.print(RISK_NOTE, highlight=False)
+
+
+def _print_unpriced(unpriced: list[PoolRisk], as_of: datetime) -> None:
+    table = Table(
+        title=f"Observed spot pools without prices, as of {as_of:%Y-%m-%d %H:%M} UTC",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+    )
+    columns = (("region", "region"), ("AZ", "zone"), ("type", "type"), *RISK_COLUMNS)
+    for name, _ in columns:
+        table.add_column(name, justify="left" if name in TEXT_COLUMNS else "right", no_wrap=True)
+    for risk in unpriced:
+        region, zone, instance_type, _market = risk.pool
+        figures = {"region": region, "zone": zone, "type": instance_type}
+        figures.update(_risk_figures(risk, as_of))
+        table.add_row(*(figures[key] for _, key in columns))
+    console.print(table)
+    console.print(RISK_NOTE, highlight=False)
+
+
+RISK_NOTE = (
+    "loss/h: losses per hour of held capacity; launch (--wide): probability a launch succeeds; "
+    "both are the Advisor band (prior) updated by the pool's observations (obs, age of newest)."
+)
+#: (header, key) of the risk columns, in both tables.
+RISK_COLUMNS = (("loss/h", "hazard"), ("launch", "launch"), ("obs", "obs"), ("obs age", "obs_age"))
+
+
+def _risk_figures(risk: PoolRisk, as_of: datetime) -> dict[str, str]:
+    last = risk.evidence.last_observed_at
+    return {
+        "hazard": f"{risk.hazard_per_hour:.4f}",
+        "launch": f"{100 * risk.availability:.1f}%",
+        "obs": str(risk.evidence.observations),
+        "obs_age": format_age(as_of - last) if last else "-",
+    }
 
 
 #: (header, key) of the default table: the AZ names its region.
@@ -204,6 +314,7 @@ COMPACT_COLUMNS = (
     ("OD", "on_demand"),
     ("save", "save"),
     ("band", "band"),
+    ("loss/h", "hazard"),
 )
 WIDE_COLUMNS = (
     ("region", "region"),
@@ -224,6 +335,7 @@ WIDE_COLUMNS = (
     ("band", "band"),
     ("source", "source"),
     ("age", "age"),
+    *RISK_COLUMNS,
 )
 TEXT_COLUMNS = {"region", "AZ", "type", "scores", "band", "source"}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
@@ -13,7 +14,7 @@ from rich.table import Table
 
 from oracle.errors import InputError
 from scheduler.cli.output import console, emit_json, err_console, format_age
-from scheduler.config import PlannerConfig
+from scheduler.config import MAX_BUDGET_USD_PER_HOUR, MAX_HEADROOM_FRACTION, PlannerConfig
 from scheduler.runtime import Runtime
 from scheduler.slo import parse_slo
 from scheduler.timeparse import parse_moment
@@ -25,8 +26,11 @@ HELP = (
     "Plan the cheapest mix of region, availability zone, instance type and market (spot or "
     "on-demand) that serves the model at the throughput SLO, and say why.\n\n"
     "One exact MILP over every pool: expected hourly cost (spot price estimate plus the expected "
-    "cost of interruptions from the Spot Advisor band) subject to the SLO, the hedge (the SLO "
-    "still holds after losing all spot capacity in any one AZ or region), placement-score caps, "
+    "cost of interruptions, at each pool's hazard learned from the Spot Advisor band and what was "
+    "observed of the pool: `scheduler oracle stats`) subject to the SLO, the hedge (the SLO "
+    "still holds after losing all spot capacity in any one AZ, any two AZs or a region; by "
+    "default the AZ, deepened only where the estimated attainment misses the target), "
+    "placement-score caps, "
     "vCPU quotas, filters and the budget. Prints the plan, the binding constraints, the baselines "
     "it beat on the same data (all on-demand, the cheapest single spot pool, the cheapest single "
     "instance type), and the source and age of its data.\n\n"
@@ -64,13 +68,27 @@ def plan(
         PlanFormat,
         typer.Option(
             "--format",
-            help="table for people; json (documented keys); fleet (EC2 CreateFleet requests); "
+            help="table for people; json (documented keys); fleet (one EC2 CreateFleet request "
+            "per pool, each with the `aws ec2 create-fleet --region ...` command that sends it); "
             "skypilot (a sky serve YAML).",
         ),
     ] = PlanFormat.table,
     hedge: Annotated[
         str | None,
-        typer.Option("--hedge", help="az, region or none (default: planner.hedge)."),
+        typer.Option(
+            "--hedge",
+            help="auto, az, region, two-az or none (default: planner.hedge). auto hedges by AZ "
+            "and deepens to two-az or region only where the pools' learned risk misses "
+            "--availability-target; the others fix the depth.",
+        ),
+    ] = None,
+    availability_target: Annotated[
+        str | None,
+        typer.Option(
+            "--availability-target",
+            help="Share of time the plan should carry the SLO, e.g. 99.9% or 0.999 "
+            "(default: planner.availability_target); sizes the hedge under --hedge auto.",
+        ),
     ] = None,
     markets: Annotated[
         str | None,
@@ -107,7 +125,7 @@ def plan(
 ) -> None:
     # Imported here: the planner pulls in scipy and pandas, which `--help` does without.
     from scheduler.planner import make_plan
-    from scheduler.planning.formats import fleet_requests, skypilot_yaml
+    from scheduler.planning.formats import fleet_export, skypilot_yaml
     from scheduler.planning.load import ensure_planning_data
 
     runtime: Runtime = ctx.obj
@@ -116,6 +134,7 @@ def plan(
     config = _config(
         runtime.settings.planner,
         hedge=hedge,
+        availability_target=availability_target,
         markets=markets,
         regions=regions,
         instance_types=instance_types,
@@ -140,7 +159,7 @@ def plan(
     if output_format is PlanFormat.json:
         emit_json(result.to_dict())
     elif output_format is PlanFormat.fleet:
-        emit_json(fleet_requests(result))
+        emit_json(fleet_export(result))
     elif output_format is PlanFormat.skypilot:
         sys.stdout.write(skypilot_yaml(result))
     else:
@@ -193,6 +212,14 @@ def print_plan(plan: Plan) -> None:
     after = f"{plan.tokens_per_second_after_worst_loss:,.0f} tok/s"
     lost = f" (losing the spot capacity of {plan.worst_loss})" if plan.worst_loss else ""
     console.print(f"After the worst loss{lost}: {after}.", highlight=False)
+    if plan.estimated_attainment is not None and plan.availability_target is not None:
+        console.print(
+            f"Estimated SLO attainment {100 * plan.estimated_attainment:.3f}% (target "
+            f"{100 * plan.availability_target:.3f}%), expected deficit "
+            f"{plan.expected_deficit_tokens_per_second:,.2f} tok/s priced at "
+            f"${plan.deficit_usd_per_hour:,.4f}/h. Hedge {plan.hedge}: {plan.hedge_reason}.",
+            highlight=False,
+        )
     if plan.switching_usd_per_hour:
         console.print(
             f"Switching from the running fleet: ${plan.switching_usd_per_hour:,.4f}/h amortised."
@@ -257,10 +284,29 @@ def _baseline_line(baseline: Any) -> str:
     return line
 
 
+HEDGES = ("auto", "az", "region", "two-az", "none")
+
+
+def parse_availability_target(text: str) -> float:
+    """``99.9%`` or ``0.999`` as a share in (0, 1); InputError naming the option otherwise."""
+    value = text.strip()
+    try:
+        share = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+    except ValueError:
+        share = math.nan
+    if not 0 < share < 1:
+        raise InputError(
+            f"--availability-target: {text!r} is not a share of time below 100%; "
+            "write e.g. 99.9% or 0.999"
+        )
+    return share
+
+
 def _config(
     base: PlannerConfig,
     *,
     hedge: str | None,
+    availability_target: str | None = None,
     markets: str | None,
     regions: list[str] | None,
     instance_types: list[str] | None,
@@ -269,7 +315,9 @@ def _config(
 ) -> PlannerConfig:
     updates: dict[str, Any] = {}
     if hedge is not None:
-        updates["hedge"] = _choice("--hedge", hedge, ("az", "region", "none"))
+        updates["hedge"] = _choice("--hedge", hedge, HEDGES)
+    if availability_target is not None:
+        updates["availability_target"] = parse_availability_target(availability_target)
     if markets is not None:
         updates["markets"] = _choice("--markets", markets, ("any", "spot", "on-demand"))
     if regions:
@@ -277,12 +325,18 @@ def _config(
     if instance_types:
         updates["instance_types_allow"] = list(instance_types)
     if budget is not None:
-        if budget < 0:
-            raise InputError("--budget must be 0 (none) or a positive USD per hour")
+        if not 0 <= budget <= MAX_BUDGET_USD_PER_HOUR:
+            raise InputError(
+                f"--budget {budget}: write 0 (none) or USD per hour up to "
+                f"{MAX_BUDGET_USD_PER_HOUR:,.0f}"
+            )
         updates["budget_usd_per_hour"] = budget
     if headroom is not None:
-        if headroom < 0:
-            raise InputError("--headroom must be 0 or a positive fraction, e.g. 0.1")
+        if not 0 <= headroom <= MAX_HEADROOM_FRACTION:
+            raise InputError(
+                f"--headroom {headroom}: write a fraction from 0 to {MAX_HEADROOM_FRACTION:g}, "
+                "e.g. 0.1"
+            )
         updates["headroom_fraction"] = headroom
     return base.model_copy(update=updates)
 

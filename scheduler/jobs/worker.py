@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 
+import sqlalchemy as sa
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -77,30 +78,77 @@ def run_worker(
     lock_poll_s: float = 5.0,
     on_state: Callable[[str], None] = lambda _state: None,
 ) -> None:
-    """Run until ``stop`` is set: standby until the lock is ours, then run the jobs."""
+    """Run until ``stop`` is set: standby until the lock is ours, then run the jobs.
+
+    When the lock's database connection is lost, the worker steps down (stops its jobs,
+    ``lost-lock``) and stands by again, polling until it can take the lock anew; a database
+    that cannot be reached meanwhile is logged, not fatal.
+    """
     settings = context.settings
     if not settings.jobs.enabled:
         on_state("disabled")
         return
     lock = WorkerLock(context.engine, key=settings.jobs.lock_key)
-    on_state("standby")
-    while not lock.try_acquire():
-        if stop.wait(lock_poll_s):
-            return
-    on_state("active")
+    try:
+        while not stop.is_set():
+            on_state("standby")
+            if not _wait_for_lock(lock, stop, lock_poll_s):
+                break
+            on_state("active")
+            if not _run_jobs(context, lock, stop, specs, lock_poll_s):
+                break
+            log.error("lost the worker lock (database connection gone): stepping down")
+            on_state("lost-lock")
+    finally:
+        lock.release()
+        on_state("stopped")
+
+
+def _wait_for_lock(lock: WorkerLock, stop: threading.Event, poll_s: float) -> bool:
+    """True once the lock is ours; False when told to stop first."""
+    unreachable = False
+    while True:
+        try:
+            if lock.try_acquire():
+                return True
+            unreachable = False
+        except (sa.exc.SQLAlchemyError, OSError) as error:
+            if not unreachable:  # once per outage, not once per poll
+                log.warning("standby: the database cannot be reached: %s", _first_line(error))
+            unreachable = True
+        if stop.wait(poll_s):
+            return False
+
+
+def _run_jobs(
+    context: JobContext,
+    lock: WorkerLock,
+    stop: threading.Event,
+    specs: list[JobSpec] | None,
+    poll_s: float,
+) -> bool:
+    """Run the jobs while the lock is held; True when the lock was lost, False on stop."""
     set_current(context)
-    scheduler = build_scheduler(context, specs if specs is not None else job_specs(settings))
+    if specs is None:
+        specs = job_specs(context.settings)
+    scheduler = build_scheduler(context, specs)
     try:
         from scheduler.jobs import reconcile
 
-        reconcile.run()  # on start: adopt or clean up what a crash left behind
-        scheduler.start()
-        while not stop.wait(lock_poll_s):
+        try:
+            reconcile.run()  # on start: adopt or clean up what a crash left behind
+            scheduler.start()
+        except (sa.exc.SQLAlchemyError, OSError) as error:
+            log.error("could not start the jobs: %s", _first_line(error))
+        while not stop.wait(poll_s):
             if not lock.still_held():
-                log.error("lost the worker lock; stopping jobs")
-                on_state("lost-lock")
-                break
+                return True
+        return False
     finally:
-        scheduler.shutdown(wait=True)
+        if scheduler.running:
+            scheduler.shutdown(wait=True)
         lock.release()
-        on_state("stopped")
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]

@@ -14,17 +14,26 @@ from datetime import datetime
 from oracle.capacity import UnavailablePool
 from oracle.goodput import GoodputFact
 from oracle.quotas import VcpuQuota
+from oracle.risk import (
+    BAND_MONTHLY_RATE,
+    HOURS_PER_MONTH,
+    UNKNOWN_BAND_INDEX,
+    Evidence,
+    Observation,
+    advisor_prior,
+    posterior_availability,
+    posterior_hazard_per_hour,
+    summarise,
+)
 from oracle.stats import OnDemandOffer, PoolStats
 from scheduler.config import PlannerConfig
 from scheduler.planning.mix import WorkloadMix
 from scheduler.planning.model import PoolKey
 
-#: Spot Instance Advisor bands are the share of instances interrupted over the trailing month.
-#: The planner takes each band's midpoint (the open ">20%" band: 25%) as a monthly rate.
-BAND_MONTHLY_RATE = (0.025, 0.075, 0.125, 0.175, 0.25)
-#: A pool with no Advisor band is priced as the worst band (and flagged).
-UNKNOWN_BAND_INDEX = 4
-HOURS_PER_MONTH = 730.0
+# Spot Instance Advisor bands are the share of instances interrupted over the trailing month;
+# the planner takes each band's midpoint (the open ">20%" band: 25%) as a monthly rate, and a pool
+# with no band as the worst band (flagged). One set of figures: oracle.risk's, the prior there.
+__all__ = ["BAND_MONTHLY_RATE", "HOURS_PER_MONTH", "UNKNOWN_BAND_INDEX"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,9 @@ class PlanningData:
     instance_specs: Mapping[str, InstanceSpec]
     quotas: Mapping[tuple[str, str], VcpuQuota] = field(default_factory=dict)
     unavailable: Sequence[UnavailablePool] = ()
+    #: What has been seen of the pools' risk up to ``as_of`` (interruptions, capacity errors,
+    #: launches): the evidence :mod:`oracle.risk` updates each pool's Advisor prior with.
+    observations: Sequence[Observation] = ()
     #: The request mix to plan for (``goodput`` then holds each type's best bucket's fact).
     mix: WorkloadMix | None = None
 
@@ -76,6 +88,10 @@ class Candidate:
     price_observed_at: datetime | None
     stats: PoolStats | None = None
     offer: OnDemandOffer | None = None
+    #: Probability that a launch into the pool succeeds (:mod:`oracle.risk`).
+    launch_availability: float = 1.0
+    #: "prior" (the Advisor band alone) or "observed (sources)".
+    risk_source: str = "prior"
 
     @property
     def expected_cost_usd_per_hour(self) -> float:
@@ -107,6 +123,7 @@ def build_candidates(
     excluded = set(exclude_pools)
     unavailable = {(u.region, u.zone, u.instance_type, u.market) for u in data.unavailable}
     on_demand_price = {(o.region, o.instance_type): o for o in data.on_demand}
+    evidence = summarise(data.observations, as_of=data.as_of) if data.observations else {}
     if config.markets != "on-demand":
         for stats in data.pool_stats:
             key = PoolKey(stats.region, stats.zone, stats.instance_type, "spot")
@@ -116,7 +133,8 @@ def build_candidates(
             if reason is not None:
                 result.exclude(reason)
                 continue
-            candidate = _spot_candidate(key, stats, data, config, on_demand_price)
+            seen = _evidence_of(key, stats, evidence)
+            candidate = _spot_candidate(key, stats, data, config, on_demand_price, seen)
             if isinstance(candidate, str):
                 result.exclude(candidate)
             else:
@@ -159,8 +177,8 @@ def placement_cap(scores: Mapping[int, int], min_score: int) -> int:
 
 
 def hazard_per_hour(band_index: int | None) -> float:
-    index = UNKNOWN_BAND_INDEX if band_index is None else min(max(band_index, 0), 4)
-    return BAND_MONTHLY_RATE[index] / HOURS_PER_MONTH
+    """The Advisor band's hazard: the prior of :func:`oracle.risk.advisor_prior`."""
+    return advisor_prior(band_index).hazard_per_hour
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -205,12 +223,27 @@ def _od_unavailable(offer: OnDemandOffer, unavailable: set[tuple[str, str, str, 
     return bool(offer.zones) and set(offer.zones) <= marked
 
 
+def _evidence_of(
+    key: PoolKey, stats: PoolStats, evidence: Mapping[tuple[str, str, str, str], Evidence]
+) -> Evidence | None:
+    """The pool's observations, whichever of AZ ID or AZ name they were recorded under."""
+    if not evidence:
+        return None
+    for zone in (key.zone, stats.availability_zone_id, stats.availability_zone):
+        if zone is not None:
+            seen = evidence.get((key.region, zone, key.instance_type, "spot"))
+            if seen is not None:
+                return seen
+    return None
+
+
 def _spot_candidate(
     key: PoolKey,
     stats: PoolStats,
     data: PlanningData,
     config: PlannerConfig,
     on_demand_price: Mapping[tuple[str, str], OnDemandOffer],
+    seen: Evidence | None = None,
 ) -> Candidate | str:
     estimate = spot_price_estimate(stats, config.spot_price_estimator)
     if estimate is None:
@@ -231,9 +264,20 @@ def _spot_candidate(
         score: int | None = stats.placement_scores[cap]
     else:
         cap, cap_source, score = config.default_spot_cap, "default", None
-    hazard = hazard_per_hour(stats.interruption_band_index)
-    # While a replacement starts, the fleet pays for it without it serving; when spot is being
-    # reclaimed the replacement may have to be on-demand, so it is priced there (conservative).
+    # The Advisor band is the prior; what was seen of the pool (oracle.risk) the evidence.
+    prior = advisor_prior(stats.interruption_band_index)
+    hazard, availability = prior.hazard_per_hour, prior.availability
+    if seen is not None:
+        hazard = posterior_hazard_per_hour(
+            prior, losses=seen.losses, exposure_hours=seen.exposure_hours
+        )
+        availability = posterior_availability(
+            prior, successes=seen.launches_ok, failures=seen.launch_failures
+        )
+    # The restart cost of each loss: while a replacement starts, the fleet pays for it without
+    # it serving; when spot is being reclaimed the replacement may have to be on-demand, so it
+    # is priced there (conservative). Covering the lost throughput meanwhile is the hedge's
+    # job, and the SLO deficit the hedge leaves is priced per plan (scheduler.planning.attainment).
     replacement_price = on_demand if on_demand is not None else estimate
     interruption = hazard * config.replacement_time_s / 3600.0 * replacement_price
     return Candidate(
@@ -255,6 +299,8 @@ def _spot_candidate(
         price_observed_at=stats.price_observed_at,
         stats=stats,
         offer=offer,
+        launch_availability=availability,
+        risk_source="prior" if seen is None else "observed (" + ", ".join(seen.sources) + ")",
     )
 
 

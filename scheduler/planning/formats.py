@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
+import json
+import shlex
 from typing import Any
 
 import yaml
@@ -15,80 +15,108 @@ SKYPILOT_PORT = 8081
 READINESS_MESSAGE = "Hello! What is your name?"
 #: The label (EC2 tag) that names the workload buckets a replica serves, in a mix plan.
 ROUTE_LABEL = "spot-scheduler/buckets"
+#: EC2 tag values hold at most 256 characters.
 TAG_VALUE_MAX = 256
 
 
 def fleet_requests(
     plan: Plan, *, launch_template_name: str = "spot-scheduler-vllm"
 ) -> list[dict[str, Any]]:
-    """One EC2 CreateFleet request per region (a fleet is regional).
+    """One EC2 CreateFleet request per planned pool, each exactly the input of
+    ``aws ec2 create-fleet --region REGION --cli-input-json``: see :func:`fleet_export`.
 
-    Capacity is counted in tok/s: each override's ``WeightedCapacity`` is the instance type's
-    goodput, and the target is the planned throughput of the region, split into spot and
-    on-demand as planned. Overrides name the AZ of each spot pool; on-demand overrides leave
-    the AZ to EC2. ``SubnetId`` is left out: the launch template (or the actuator) supplies the
-    subnet of each AZ.
+    Each request names one pool: one instance type, one market and, for spot, one AZ, so that
+    EC2 Fleet cannot put two pools' instances in one zone and break the hedge. Capacity is
+    counted in instances (``WeightedCapacity`` 1), so the target is the plan's count and EC2
+    Fleet's fill rule (launch until the weights reach the target) launches exactly that many.
+    ``SubnetId`` is left out: the launch template (or the actuator) supplies the subnet of each
+    AZ; an on-demand pool leaves the AZ to EC2.
 
-    A plan for a request mix tags each fleet with its workload and, per instance type of the
-    region, the buckets that type serves (``spot-scheduler:route:TYPE`` = ``BUCKET=TOK/S ...``),
-    which a router in front of the fleet reads.
+    A plan for a request mix also tags each fleet with the workload and the buckets its pool
+    serves (``spot-scheduler:workload``, ``spot-scheduler:buckets`` = ``BUCKET=TOK/S ...``), for
+    the router in front of the fleet.
     """
-    by_region: dict[str, list[Allocation]] = defaultdict(list)
-    for allocation in plan.allocations:
-        by_region[allocation.pool.region].append(allocation)
-    requests = []
-    for region, allocations in sorted(by_region.items()):
-        spot = sum(a.count * a.tokens_per_second_each for a in allocations if _is_spot(a))
-        on_demand = sum(a.count * a.tokens_per_second_each for a in allocations if not _is_spot(a))
-        overrides = []
-        for allocation in allocations:
-            override: dict[str, Any] = {
-                "InstanceType": allocation.pool.instance_type,
-                "WeightedCapacity": round(allocation.tokens_per_second_each, 3),
-            }
-            if allocation.availability_zone:
-                override["AvailabilityZone"] = allocation.availability_zone
-            if allocation.pool.market == "spot":
-                override["MaxPrice"] = f"{allocation.price_usd_per_hour_each:.4f}"
-            overrides.append(override)
-        requests.append(
+    return [
+        entry["request"] for entry in fleet_export(plan, launch_template_name=launch_template_name)
+    ]
+
+
+def fleet_export(
+    plan: Plan, *, launch_template_name: str = "spot-scheduler-vllm"
+) -> list[dict[str, Any]]:
+    """The fleet export of ``scheduler plan --format fleet``: per pool with instances, its
+    ``region``, ``availability_zone``, ``instance_type``, ``market``, ``count``, the CreateFleet
+    ``request`` and ``aws_cli``, the command that creates it as printed (a fleet is regional,
+    and the region is not part of the request: the AWS CLI refuses unknown keys)."""
+    entries = []
+    for allocation in sorted(plan.allocations, key=lambda a: a.pool):
+        if allocation.count <= 0:
+            continue
+        request = _fleet_request(plan, allocation, launch_template_name)
+        entries.append(
             {
-                "Region": region,
-                "Type": "maintain",
-                "LaunchTemplateConfigs": [
-                    {
-                        "LaunchTemplateSpecification": {
-                            "LaunchTemplateName": launch_template_name,
-                            "Version": "$Default",
-                        },
-                        "Overrides": overrides,
-                    }
-                ],
-                "TargetCapacitySpecification": {
-                    "TotalTargetCapacity": math.ceil(spot + on_demand),
-                    "OnDemandTargetCapacity": math.ceil(on_demand),
-                    "SpotTargetCapacity": math.floor(spot),
-                    "DefaultTargetCapacityType": "spot" if spot else "on-demand",
-                    "TargetCapacityUnitType": "units",
-                },
-                "SpotOptions": {"AllocationStrategy": "price-capacity-optimized"},
-                "OnDemandOptions": {"AllocationStrategy": "lowest-price"},
-                "TagSpecifications": [
-                    {
-                        "ResourceType": "fleet",
-                        "Tags": [
-                            {"Key": "spot-scheduler:model", "Value": plan.model},
-                            {
-                                "Key": "spot-scheduler:slo-tokens-per-second",
-                                "Value": f"{plan.slo_tokens_per_second:g}",
-                            },
-                            *_route_tags(plan, allocations),
-                        ],
-                    }
-                ],
+                "region": allocation.pool.region,
+                "availability_zone": allocation.availability_zone,
+                "instance_type": allocation.pool.instance_type,
+                "market": allocation.pool.market,
+                "count": allocation.count,
+                "request": request,
+                "aws_cli": "aws ec2 create-fleet --region "
+                f"{shlex.quote(allocation.pool.region)} --cli-input-json "
+                + shlex.quote(json.dumps(request, separators=(",", ":"))),
             }
         )
-    return requests
+    return entries
+
+
+def _fleet_request(plan: Plan, allocation: Allocation, launch_template_name: str) -> dict[str, Any]:
+    spot = _is_spot(allocation)
+    override: dict[str, Any] = {
+        "InstanceType": allocation.pool.instance_type,
+        "WeightedCapacity": 1.0,  # one unit per instance: the target is the instance count
+    }
+    if allocation.availability_zone:
+        override["AvailabilityZone"] = allocation.availability_zone
+    # No MaxPrice: it would default to the on-demand price, and a cap at the planned spot
+    # price would leave the pool empty at the first rise (AWS advises against setting it).
+    count = allocation.count
+    request: dict[str, Any] = {
+        "Type": "maintain",
+        "LaunchTemplateConfigs": [
+            {
+                "LaunchTemplateSpecification": {
+                    "LaunchTemplateName": launch_template_name,
+                    "Version": "$Default",
+                },
+                "Overrides": [override],
+            }
+        ],
+        "TargetCapacitySpecification": {
+            "TotalTargetCapacity": count,
+            "OnDemandTargetCapacity": 0 if spot else count,
+            "SpotTargetCapacity": count if spot else 0,
+            "DefaultTargetCapacityType": "spot" if spot else "on-demand",
+        },
+        "TagSpecifications": [
+            {
+                "ResourceType": "fleet",
+                "Tags": [
+                    {"Key": "spot-scheduler:model", "Value": plan.model},
+                    {
+                        "Key": "spot-scheduler:slo-tokens-per-second",
+                        "Value": f"{plan.slo_tokens_per_second:g}",
+                    },
+                    {"Key": "spot-scheduler:pool", "Value": "/".join(allocation.pool)},
+                    *_route_tags(plan, allocation),
+                ],
+            }
+        ],
+    }
+    if spot:
+        request["SpotOptions"] = {"AllocationStrategy": "price-capacity-optimized"}
+    else:
+        request["OnDemandOptions"] = {"AllocationStrategy": "lowest-price"}
+    return request
 
 
 def skypilot_yaml(plan: Plan) -> str:
@@ -168,20 +196,15 @@ def _is_spot(allocation: Allocation) -> bool:
     return allocation.pool.market == "spot"
 
 
-def _route_tags(plan: Plan, allocations: list[Allocation]) -> list[dict[str, str]]:
-    """Workload and per-type routing tags of one region's fleet (none without a mix)."""
+def _route_tags(plan: Plan, allocation: Allocation) -> list[dict[str, str]]:
+    """The workload and the buckets this pool serves, as fleet tags (none without a mix)."""
     if plan.workload is None:
         return []
-    per_type: dict[str, dict[str, float]] = defaultdict(dict)
-    for allocation in allocations:
-        routes = per_type[allocation.pool.instance_type]
-        for bucket, tokens_per_second in allocation.buckets.items():
-            routes[bucket] = routes.get(bucket, 0.0) + tokens_per_second
-    tags = [{"Key": "spot-scheduler:workload", "Value": _tag_value(plan.workload["workload_id"])}]
-    for instance_type, routes in sorted(per_type.items()):
-        value = " ".join(f"{bucket}={tps:.0f}" for bucket, tps in routes.items())
-        tags.append({"Key": f"spot-scheduler:route:{instance_type}", "Value": _tag_value(value)})
-    return tags
+    routes = " ".join(f"{bucket}={tps:.0f}" for bucket, tps in allocation.buckets.items())
+    return [
+        {"Key": "spot-scheduler:workload", "Value": _tag_value(plan.workload["workload_id"])},
+        {"Key": "spot-scheduler:buckets", "Value": _tag_value(routes or "none")},
+    ]
 
 
 def _routes(allocation: Allocation) -> str:
@@ -191,5 +214,4 @@ def _routes(allocation: Allocation) -> str:
 
 
 def _tag_value(value: str) -> str:
-    # EC2 tag values hold at most 256 characters.
     return value[:TAG_VALUE_MAX]

@@ -14,6 +14,7 @@ from oracle.db import session_factory
 from oracle.errors import InputError, OracleError
 from oracle.mix import PRESETS, resolve_mix
 from oracle.models import BenchmarkRunModel, InstanceTypeModel, OnDemandPriceModel, SpotPriceModel
+from oracle.observations import load_observations
 from oracle.quotas import latest_quotas
 from scheduler.config import PlannerConfig, Settings
 from scheduler.planning.candidates import InstanceSpec, PlanningData
@@ -67,6 +68,9 @@ def load_planning_data(
         }
         quotas = latest_quotas(session, as_of=as_of, regions=regions)
         unavailable = unavailable_pools(session, as_of=as_of)
+        observations = load_observations(
+            session, as_of=as_of, regions=regions, instance_types=types
+        )
     return PlanningData(
         as_of=as_of,
         model=model,
@@ -76,6 +80,7 @@ def load_planning_data(
         instance_specs=specs,
         quotas=quotas,
         unavailable=unavailable,
+        observations=observations,
         mix=mix,
     )
 

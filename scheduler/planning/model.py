@@ -21,7 +21,12 @@
 - ``binding``: objects with ``constraint`` and ``explanation``;
 - ``data``: per fact kind, its ``sources``, ``oldest_observed_at``, ``newest_observed_at`` and
   ``age_hours`` (of the newest);
-  ``warnings``: plain sentences; ``model``, ``as_of``, ``hedge``, ``candidates``, ``timing_s``;
+  ``warnings``: plain sentences; ``model``, ``as_of``, ``hedge`` (the depth used: az, region,
+  two-az or none), ``candidates``, ``timing_s``;
+- risk: ``availability_target``, ``estimated_attainment`` (share of time the plan carries the
+  SLO, by the risk model of :mod:`scheduler.planning.attainment`),
+  ``expected_deficit_tokens_per_second``, ``deficit_usd_per_hour`` (that deficit priced) and
+  ``hedge_reason`` (why this depth).
 - with ``--workload``, ``workload``: ``workload_id``, ``source`` and ``buckets`` (each bucket's
   share of the output tokens); ``tokens_per_second`` and the after-loss figure are then in the
   mix's proportions.
@@ -168,6 +173,12 @@ class Plan:
     warnings: list[str]
     candidates: int
     timing_s: dict[str, float] = field(default_factory=dict)
+    #: The risk model's estimate (scheduler.planning.attainment) and why this hedge depth.
+    availability_target: float | None = None
+    estimated_attainment: float | None = None
+    expected_deficit_tokens_per_second: float = 0.0
+    deficit_usd_per_hour: float = 0.0
+    hedge_reason: str = ""
     #: The request mix planned for (``WorkloadMix.to_dict()``); None: one number per type.
     workload: dict[str, Any] | None = None
 
@@ -200,5 +211,10 @@ class Plan:
             "warnings": list(self.warnings),
             "candidates": self.candidates,
             "timing_s": dict(self.timing_s),
+            "availability_target": self.availability_target,
+            "estimated_attainment": self.estimated_attainment,
+            "expected_deficit_tokens_per_second": self.expected_deficit_tokens_per_second,
+            "deficit_usd_per_hour": self.deficit_usd_per_hour,
+            "hedge_reason": self.hedge_reason,
             **({"workload": self.workload} if self.workload is not None else {}),
         }

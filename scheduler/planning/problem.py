@@ -62,13 +62,17 @@ def build_problem(
     slo_tokens_per_second: float,
     running: Mapping[PoolKey, int] | None = None,
     hedge: bool | None = None,
+    depth: str | None = None,
     mix: WorkloadMix | None = None,
 ) -> PlanningProblem:
-    """The MILP for ``candidates``; ``hedge`` overrides the configured hedge (for baselines);
-    ``mix``: plan for a request mix (its rows, :mod:`scheduler.solver.mix`)."""
+    """The MILP for ``candidates`` hedged at ``depth`` (``az``, ``region``, ``two-az`` or
+    ``none``; default: the configured hedge, ``auto`` starting at ``az``); ``hedge`` turns the
+    hedge off or on (for baselines); ``mix``: plan for a request mix (its rows,
+    :mod:`scheduler.solver.mix`)."""
     running = running or {}
-    hedged = config.hedge != "none" if hedge is None else hedge
-    group_kind = "region" if config.hedge == "region" else "az"
+    depth = depth or ("az" if config.hedge == "auto" else config.hedge)
+    hedged = depth != "none" if hedge is None else hedge
+    group_kind = "region" if depth == "region" else "az"
     n = len(candidates)
     cost = np.array([c.expected_cost_usd_per_hour for c in candidates], dtype=np.float64)
     goodput = np.array([c.tokens_per_second for c in candidates], dtype=np.float64)
@@ -107,6 +111,7 @@ def build_problem(
         slo_tokens_per_second=slo_tokens_per_second,
         required_tokens_per_second=slo_tokens_per_second * (1 + config.headroom_fraction),
         hedge=hedged,
+        hedge_losses=2 if depth == "two-az" else 1,
         quota_row=quota_row,
         vcpus_each=vcpus,
         quota_limit_vcpus=np.array([row.limit_vcpus for row in quota_rows], dtype=np.float64),

@@ -13,9 +13,10 @@ meets the SLO without the replica.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,6 +30,7 @@ from scheduler.actuator.executor import Actuator, ApplyResult
 from scheduler.actuator.types import Action, FleetReplica
 from scheduler.config import JobsConfig, Settings
 from scheduler.models import PlanModel, ReplicaModel
+from scheduler.planning.rebalance_rule import RebalanceRule, decide_rebalance
 from scheduler.services.plans import latest_applied_plan
 
 
@@ -74,40 +76,37 @@ def decide(
     now: datetime,
     slo_changed: bool = False,
 ) -> RebalanceDecision:
-    """Whether to act, and which actions (pure: thresholds, dwell time, cap)."""
-    decision = RebalanceDecision(False, "", current_usd_per_hour, planned_usd_per_hour)
-    if not actions:
-        decision.reason = "the fleet already matches the best plan"
-        return decision
-    saving, pct = decision.saving_usd_per_hour, decision.saving_pct
-    if not slo_changed and (
-        saving < config.rebalance_min_saving_usd_per_hour or pct < config.rebalance_min_saving_pct
-    ):
-        decision.reason = (
-            f"saving {saving:.3f} $/h ({pct:.1f}%) is under the thresholds "
-            f"({config.rebalance_min_saving_usd_per_hour} $/h and "
-            f"{config.rebalance_min_saving_pct}%)"
-        )
-        return decision
-    dwell = timedelta(seconds=config.rebalance_min_dwell_s)
-    movable = [
-        a
-        for a in actions
-        if a.kind == "terminate"
-        and a.replica_id is not None
-        and (launched_at.get(a.replica_id) is None or now - launched_at[a.replica_id] >= dwell)  # type: ignore[operator]
-    ]
-    launches = [a for a in actions if a.kind == "launch"][: config.rebalance_max_actions]
-    terminations = movable[: max(0, config.rebalance_max_actions - len(launches))]
-    decision.launches, decision.terminations = launches, terminations
-    decision.act = bool(launches or terminations)
-    held = sum(1 for a in actions if a.kind == "terminate") - len(movable)
-    decision.reason = (
-        ("the SLO changed" if slo_changed else f"saving {saving:.3f} $/h ({pct:.1f}%)")
-        + f"; {len(launches)} launches, {len(terminations)} terminations"
-        + (f", {held} held by the dwell time" if held else "")
+    """Whether to act, and which actions: :func:`decide_rebalance` on the actuator's actions."""
+    terminations: list[tuple[Action, float | None]] = []
+    for action in actions:
+        if action.kind != "terminate":
+            continue
+        if action.replica_id is None:
+            terminations.append((action, -math.inf))  # no replica to end: never movable
+            continue
+        started = launched_at.get(action.replica_id)
+        terminations.append((action, None if started is None else (now - started).total_seconds()))
+    rule = decide_rebalance(
+        RebalanceRule(
+            min_saving_usd_per_hour=config.rebalance_min_saving_usd_per_hour,
+            min_saving_pct=config.rebalance_min_saving_pct,
+            min_dwell_s=config.rebalance_min_dwell_s,
+            max_actions=config.rebalance_max_actions,
+        ),
+        launches=[a for a in actions if a.kind == "launch"],
+        terminations=terminations,
+        current_usd_per_hour=current_usd_per_hour,
+        planned_usd_per_hour=planned_usd_per_hour,
+        slo_changed=slo_changed,
     )
-    return decision
+    return RebalanceDecision(
+        rule.act,
+        rule.reason,
+        current_usd_per_hour,
+        planned_usd_per_hour,
+        launches=rule.launches,
+        terminations=rule.terminations,
+    )
 
 
 def rebalance(

@@ -40,6 +40,11 @@ def violated(problem: Problem, counts: NDArray[np.int64]) -> list[str]:
         for name, value in zip(problem.hedge_group_names, lost, strict=True):
             if total - value < problem.slo_tokens_per_second - FEASIBILITY_TOL:
                 bad.append(f"hedge:{name}")
+        if problem.hedge_losses >= 2 and len(lost) >= 2:
+            # The worst pair is the two largest group losses.
+            two = float(np.sum(np.sort(lost)[-2:]))
+            if total - two < problem.slo_tokens_per_second - FEASIBILITY_TOL:
+                bad.append("hedge:two groups")
     if problem.quota_row is not None and problem.vcpus_each is not None:
         assert problem.quota_limit_vcpus is not None
         used = quota_use(problem, x)

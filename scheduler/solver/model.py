@@ -2,15 +2,17 @@
 docstring of :mod:`scheduler.solver`).
 
 Columns: x_0..x_{n-1}, T, y_p for the pools that already run some, H when some pool's goodput
-exceeds the SLO, then one B column per hedge loss level, then the request mix's routing columns
-(:mod:`scheduler.solver.mix`). Rows, in order: total, capped throughput, hedge total, hedge (one
-per group), loss levels (two per level), quota (one per row), share (one per pool), budget,
-switch (one per running pool), mix demand and capacity.
+exceeds the SLO, then one B column per hedge loss level, then the request mix's columns
+(:mod:`scheduler.solver.mix`). Rows, in order: total, capped
+throughput, hedge total, hedge (one per group), hedge pairs (one per pair of groups, when the
+plan must survive two losses), loss levels (two per level), quota (one per row), share (one per
+pool), budget, switch (one per running pool), then the mix's rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 import scipy.sparse as sp
@@ -98,6 +100,20 @@ def build_model(problem: Problem, *, cost_bounds: bool = True) -> Model:
         row_g = g if hedge_g is None else hedge_g
         for a in range(len(problem.hedge_group_names)):
             members = np.flatnonzero(problem.hedge_group == a)
+            add(
+                np.append(members, h_col),
+                np.append(-row_g[members], 1.0),
+                problem.slo_tokens_per_second,
+                np.inf,
+            )
+    if problem.hedge and problem.hedge_losses >= 2:
+        # (hedge pair) H - sum_{a(p) in {a, b}} g_p x_p >= S for every pair of groups a < b
+        row_g = g if hedge_g is None else hedge_g
+        groups = [
+            np.flatnonzero(problem.hedge_group == a) for a in range(len(problem.hedge_group_names))
+        ]
+        for a, b in combinations(range(len(groups)), 2):
+            members = np.concatenate([groups[a], groups[b]])
             add(
                 np.append(members, h_col),
                 np.append(-row_g[members], 1.0),

@@ -51,6 +51,8 @@ class Problem:
     #: Throughput the plan must reach (SLO plus headroom).
     required_tokens_per_second: float
     hedge: bool = True
+    #: How many hedge groups the SLO must survive losing at once: 1, or 2 (every pair).
+    hedge_losses: int = 1
     #: Quota row index per pool (``-1``: none), the vCPUs of one instance, and the row limits.
     quota_row: NDArray[np.int64] | None = None
     vcpus_each: NDArray[np.float64] | None = None

@@ -127,19 +127,21 @@ def test_without_a_mix_the_answer_and_its_json_keys_are_unchanged() -> None:
 
 def test_fleet_export_and_skypilot_yaml_carry_the_routing() -> None:
     plan = plan_from_data(market(mix()), config=CONFIG, slo_tokens_per_second=1200)
-    (request,) = fleet_requests(plan)
-    tags = {t["Key"]: t["Value"] for t in request["TagSpecifications"][0]["Tags"]}
-    assert tags["spot-scheduler:workload"] == "two"
-    assert tags["spot-scheduler:route:g5.xlarge"].startswith(f"{SHORT}=")
-    assert tags["spot-scheduler:route:g6e.xlarge"].startswith(f"{LONG}=")
+    requests = fleet_requests(plan)
+    assert len(requests) == 4  # one per pool
+    pools = sorted(plan.allocations, key=lambda a: a.pool)
+    for request, allocation in zip(requests, pools, strict=True):
+        tags = {t["Key"]: t["Value"] for t in request["TagSpecifications"][0]["Tags"]}
+        assert tags["spot-scheduler:workload"] == "two"
+        bucket = SHORT if allocation.pool.instance_type == "g5.xlarge" else LONG
+        assert tags["spot-scheduler:buckets"].startswith(f"{bucket}=")
     text = skypilot_yaml(plan)
     document = yaml.safe_load(text)
     labels = {c["instance_type"]: c["labels"][ROUTE_LABEL] for c in document["resources"]["any_of"]}
     assert labels == {"g5.xlarge": SHORT, "g6e.xlarge": LONG}
     assert "# Workload two: route by request size" in text
     single = plan_from_data(market(None), config=CONFIG, slo_tokens_per_second=600)
-    (plain,) = fleet_requests(single)
-    assert not any(
-        t["Key"].startswith("spot-scheduler:route") for t in plain["TagSpecifications"][0]["Tags"]
-    )
+    for plain in fleet_requests(single):
+        keys = {t["Key"] for t in plain["TagSpecifications"][0]["Tags"]}
+        assert "spot-scheduler:buckets" not in keys and "spot-scheduler:workload" not in keys
     assert "labels" not in skypilot_yaml(single)

@@ -57,6 +57,8 @@ def problems(draw: st.DrawFn) -> Problem:
         slo_tokens_per_second=slo,
         required_tokens_per_second=slo * (1 + headroom),
         hedge=draw(st.booleans()),
+        # Two losses: every pair of groups (the two-az hedge).
+        hedge_losses=draw(st.sampled_from([1, 1, 2])),
         quota_row=quota_row,
         vcpus_each=vcpus,
         quota_limit_vcpus=limits,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter
 
 from scheduler.api.auth import ContextDep, WriteAuth
-from scheduler.api.schemas import ErrorResponse, EventResponse
+from scheduler.api.responses import errors
+from scheduler.api.schemas import EventResponse, PostEc2EventRequest
 from scheduler.events import handle_event, parse_event
 
 router = APIRouter(tags=["events"])
@@ -18,14 +18,11 @@ router = APIRouter(tags=["events"])
     "/events/ec2",
     summary="Handle an EventBridge EC2 event (as an EventBridge API destination sends it)",
     dependencies=[WriteAuth],
-    responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    responses=errors(401, 403, 413, 503),
 )
-def post_event(
-    context: ContextDep,
-    payload: Annotated[dict[str, Any], Body(description="The EventBridge event, as is")],
-) -> EventResponse:
+def post_event(context: ContextDep, request: PostEc2EventRequest) -> EventResponse:
     received = time.perf_counter()
-    event = parse_event(payload)
+    event = parse_event(request.model_dump(mode="json", by_alias=True))
     result = handle_event(context.actuator_factory(), event, channel="api", received=received)
     return EventResponse(
         event_id=event.event_id, duplicate=bool(result.get("duplicate")), result=result

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from scheduler.api.auth import ContextDep, ReadAuth
+from scheduler.api.responses import errors
 from scheduler.api.schemas import ActionResponse, ReplicaResponse
 from scheduler.services import fleet as fleet_service
 
-router = APIRouter(tags=["fleet"], dependencies=[ReadAuth])
+router = APIRouter(tags=["fleet"], dependencies=[ReadAuth], responses=errors(401, 403, 503))
 
 
 @router.get("/fleet", summary="Every managed replica: pool, state, launch time, price")
@@ -28,7 +29,7 @@ def get_fleet(
 def get_actions(
     context: ContextDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    plan_id: Annotated[int | None, Query(ge=1)] = None,
+    plan_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> list[ActionResponse]:
     rows = fleet_service.list_actions(
         context.engine, service=context.service, limit=limit, plan_id=plan_id

@@ -9,27 +9,35 @@ from oracle import db
 from scheduler.api.auth import ContextDep, ReadAuth
 from scheduler.api.errors import ApiError
 from scheduler.api.metrics import registry_for
+from scheduler.api.responses import errors
+from scheduler.api.schemas import HealthResponse, ReadyResponse
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="The process is up")
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+@router.get("/healthz", summary="The process is up", responses=errors())
+def healthz() -> HealthResponse:
+    return HealthResponse(status="ok")
 
 
-@router.get("/readyz", summary="The database is reachable and migrated")
-def readyz(context: ContextDep) -> dict[str, str]:
+@router.get("/readyz", summary="The database is reachable and migrated", responses=errors(503))
+def readyz(context: ContextDep) -> ReadyResponse:
     try:
         current = db.current_revision(context.engine)
     except Exception as error:
         raise ApiError(503, "database_unavailable", str(error).splitlines()[0]) from None
     if current != db.head_revision(context.engine):
         raise ApiError(503, "schema_behind", f"database at {current}; run `scheduler db upgrade`")
-    return {"status": "ready", "revision": current or ""}
+    return ReadyResponse(status="ready", revision=current or "")
 
 
-@router.get("/metrics", summary="Prometheus metrics", dependencies=[ReadAuth])
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    dependencies=[ReadAuth],
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, **errors(401, 403, 503)},
+)
 def metrics(context: ContextDep) -> Response:
     registry = context.extras.get("registry")
     if registry is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Body, Path
 
@@ -12,11 +12,11 @@ from scheduler.actuator.ec2 import check_launch_config
 from scheduler.actuator.executor import Actuator
 from scheduler.api.auth import ContextDep, ReadAuth, WriteAuth
 from scheduler.api.errors import ApiError
+from scheduler.api.responses import errors
 from scheduler.api.schemas import (
     ApplyPlanRequest,
     ApplyResponse,
     CreatePlanRequest,
-    ErrorResponse,
     PlannedAction,
     PlanResponse,
 )
@@ -25,11 +25,6 @@ from scheduler.slo import parse_slo
 
 router = APIRouter(tags=["plans"])
 PlanId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorResponse},
-    404: {"model": ErrorResponse},
-    422: {"model": ErrorResponse},
-}
 
 
 @router.post(
@@ -37,7 +32,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     status_code=201,
     summary="Make (or record) a plan and store it",
     dependencies=[WriteAuth],
-    responses={**ERRORS, 409: {"model": ErrorResponse}},
+    responses=errors(401, 403, 409, 413, 503),
 )
 def create_plan(context: ContextDep, request: CreatePlanRequest) -> PlanResponse:
     plan_id = plan_service.create_plan(
@@ -54,7 +49,12 @@ def create_plan(context: ContextDep, request: CreatePlanRequest) -> PlanResponse
     return _plan(context, plan_id)
 
 
-@router.get("/plans/{plan_id}", summary="A stored plan", dependencies=[ReadAuth], responses=ERRORS)
+@router.get(
+    "/plans/{plan_id}",
+    summary="A stored plan",
+    dependencies=[ReadAuth],
+    responses=errors(401, 403, 404, 503),
+)
 def get_plan(context: ContextDep, plan_id: PlanId) -> PlanResponse:
     return _plan(context, plan_id)
 
@@ -63,7 +63,7 @@ def get_plan(context: ContextDep, plan_id: PlanId) -> PlanResponse:
     "/plans/{plan_id}/apply",
     summary="Make the fleet match a plan (make-before-break); dry_run only lists the actions",
     dependencies=[WriteAuth],
-    responses={**ERRORS, 409: {"model": ErrorResponse}},
+    responses=errors(401, 403, 404, 409, 413, 503),
 )
 def apply_plan(
     context: ContextDep,

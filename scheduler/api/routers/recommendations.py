@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
-from starlette.concurrency import run_in_threadpool
 
 from scheduler.api.auth import ContextDep, ReadAuth
+from scheduler.api.errors import ApiError
+from scheduler.api.responses import errors
+from scheduler.api.schemas import MAX_TOKENS_PER_SECOND, RecommendationResponse
 from scheduler.slo import parse_slo
 
 router = APIRouter(tags=["plans"])
@@ -16,24 +17,32 @@ router = APIRouter(tags=["plans"])
 
 @router.get(
     "/recommendations",
-    summary="The current best plan for an SLO (the planner's JSON)",
+    summary="The current best plan for an SLO (the planner's JSON, with its provenance)",
+    description="Cached per (SLO, model) until the oracle's data changes. Uncached SLOs are "
+    "planned a few at a time (service.max_concurrent_plans); a request that waits longer than "
+    "service.plan_queue_wait_s for its turn is answered 503 `busy` with Retry-After. 409 "
+    "`infeasible` when no plan meets the SLO. On an empty oracle the service plans on the "
+    "embedded sample market, as `scheduler plan` does, and says so (`provenance`, `notes`).",
     dependencies=[ReadAuth],
-    responses={200: {"description": "The plan document"}, 304: {"description": "Unchanged"}},
+    response_model=RecommendationResponse,
+    responses={304: {"description": "Unchanged (If-None-Match)"}, **errors(401, 403, 409, 503)},
 )
 async def get_recommendations(
     context: ContextDep,
     slo: Annotated[str, Query(description="Throughput SLO, e.g. 500tok/s", max_length=64)],
     model: Annotated[str | None, Query(max_length=256)] = None,
-    if_none_match: Annotated[str | None, Header()] = None,
+    if_none_match: Annotated[str | None, Header(max_length=256)] = None,
 ) -> Response:
     tokens_per_second = parse_slo(slo)
+    if tokens_per_second > MAX_TOKENS_PER_SECOND:
+        raise ApiError(
+            422, "invalid_request", f"slo: at most {MAX_TOKENS_PER_SECOND:.0e} tok/s, got {slo}"
+        )
     chosen = model or context.settings.service.spec.model or context.settings.planner.model
     cache = context.recommendations
     recommendation, check = cache.peek(tokens_per_second, chosen)
     if recommendation is None:  # planning and the oracle look block: off the event loop
-        recommendation = await run_in_threadpool(
-            functools.partial(cache.get, tokens_per_second, chosen, check=check)
-        )
+        recommendation = await cache.obtain(tokens_per_second, chosen, check=check)
     headers = {"ETag": recommendation.etag, "Cache-Control": "no-cache"}
     if if_none_match == recommendation.etag:
         return Response(status_code=304, headers=headers)

@@ -29,11 +29,11 @@ CASES = {
     "invalid JSON": ('{"SpotPriceHistory": [\n  {"SpotPrice": }\n]}', r"2: not valid JSON"),
     "bad timestamp": (
         HEADER + GOOD_ROW + "yesterday,us-east-1a,g4dn.xlarge,Linux/UNIX,0.1578\n",
-        r"3: bad timestamp 'yesterday'; write ISO 8601",
+        r"3: timestamp 'yesterday' is not a time; write ISO 8601",
     ),
     "negative price": (
         HEADER + "2021-03-02T01:45:29+00:00,us-east-1a,g4dn.xlarge,Linux/UNIX,-0.1578\n",
-        r"2: spot price '-0.1578' is not a price; write a number of dollars >= 0",
+        r"2: spot price '-0.1578' is not a price; write a number of dollars per hour from 0 to",
     ),
     "non-numeric price": (
         HEADER + GOOD_ROW + GOOD_ROW.replace("0.1578", "cheap"),
@@ -73,7 +73,7 @@ CASES = {
     "bad JSON record": (
         '{"SpotPriceHistory": [{"AvailabilityZone": "us-east-1a", "InstanceType": "p3.2xlarge",'
         ' "ProductDescription": "Linux/UNIX", "SpotPrice": "0.9", "Timestamp": "2021-13-01"}]}',
-        r"SpotPriceHistory\[0\]: bad timestamp '2021-13-01'",
+        r"SpotPriceHistory\[0\]: timestamp '2021-13-01' is not a time",
     ),
     "missing JSON key": (
         '[{"AvailabilityZone": "us-east-1a", "ProductDescription": "Linux/UNIX",'
@@ -82,6 +82,59 @@ CASES = {
     ),
     "no instance types": ('{"InstanceTypes": []}', r" holds no records; give a file with data"),
     "empty spot history": ('{"SpotPriceHistory": []}', r" the spot price history holds no"),
+    # Values outside what the project or the databases hold: refused, never an overflow.
+    "far-future timestamp with an offset": (
+        HEADER + GOOD_ROW.replace("2021-03-02T01:45:29+00:00", "9999-12-31T23:59:59-05:00"),
+        r"2: timestamp '9999-12-31T23:59:59-05:00' is out of range; use a time from 1970-01-01",
+    ),
+    "far-past timestamp with an offset": (
+        HEADER + GOOD_ROW + GOOD_ROW.replace("2021-03-02T01:45:29+00:00", "0001-01-01T00:00+05:00"),
+        r"3: timestamp '0001-01-01T00:00\+05:00' is out of range",
+    ),
+    "absurd price": (
+        HEADER + GOOD_ROW.replace("0.1578", "1e308"),
+        r"2: spot price '1e308' is not a price; write a number of dollars per hour from 0 to",
+    ),
+    "infinite price": (HEADER + GOOD_ROW.replace("0.1578", "inf"), r"2: spot price 'inf' is not"),
+    "price too large for a float": (
+        HEADER + GOOD_ROW.replace("0.1578", "9" * 400),
+        r"2: spot price '9999.*\.\.\.' is not a price",
+    ),
+    "field over the csv module's limit": (
+        HEADER + GOOD_ROW + GOOD_ROW.replace("Linux/UNIX", '"' + "x" * 140_000 + '"'),
+        r"3: not a well-formed CSV row \(field larger than field limit \(131072\)\)",
+    ),
+    "header field over the csv module's limit": (
+        HEADER.replace("spot_price", '"' + "p" * 140_000 + '"') + GOOD_ROW,
+        r"1: not a well-formed header \(field larger than field limit",
+    ),
+    "line over a megabyte": (
+        HEADER + GOOD_ROW + "x" * 1_100_000 + "\n",
+        r"3: a line longer than 1,048,576 bytes",
+    ),
+    "text too long for its column": (
+        HEADER + GOOD_ROW.replace("Linux/UNIX", "L" * 65),
+        r"2: product description 'LLLL.*' is longer than 64 characters",
+    ),
+    "instance type too long for its column": (
+        HEADER + GOOD_ROW.replace("g4dn.xlarge", "g" * 60 + ".xlarge"),
+        r"2: instance type 'ggg.*' is not an EC2 instance type",
+    ),
+    "not UTF-8 further down": (
+        (HEADER + GOOD_ROW).encode() + b"2021-03-02T01:45:29+00:00,us-east-1a,\xff\xfe,L,1\n",
+        r"3: not UTF-8 text",
+    ),
+    "JSON nested 100k levels deep": ("[" * 100_000 + "]" * 100_000, r" JSON nested too deeply"),
+    "JSON value of the wrong shape": (
+        '{"InstanceTypes": [{"InstanceType": "g5.xlarge", "VCpuInfo": {"DefaultVCpus": 4},'
+        ' "MemoryInfo": {"SizeInMiB": 16384}, "GpuInfo": {"Gpus": ["A10G"]}}]}',
+        r"InstanceTypes\[0\]: a value of the wrong shape \(AttributeError",
+    ),
+    "whole number too large for its column": (
+        "instance_type,accelerator_name,accelerator_count,accelerator_memory_mib_each,vcpus,"
+        "memory_mib\ng5.xlarge,A10G,1,24576,4,99999999999999999999\n",
+        r"2: memory_mib '99999999999999999999' is above 2,147,483,647",
+    ),
 }
 
 
@@ -100,7 +153,11 @@ def test_bad_file_names_file_and_line_and_writes_nothing(
 ) -> None:
     content, expected = CASES[case]
     good = write(tmp_path / "good.csv", HEADER + GOOD_ROW)
-    bad = write(tmp_path / "bad.data", content)
+    bad = tmp_path / "bad.data"
+    if isinstance(content, bytes):
+        bad.write_bytes(content)
+    else:
+        bad.write_text(content)
     before = row_counts(seeded)
 
     with pytest.raises(InputError) as caught:

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import math
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oracle.importers.base import BadValue, FileContext, parse_price, parse_timestamp
+from oracle.importers.base import (
+    MAX_PRICE_USD_PER_HOUR,
+    BadValue,
+    FileContext,
+    parse_price,
+    parse_timestamp,
+)
 from oracle.importers.detect import detect
 from oracle.importers.zones import AZ_ID_PREFIXES, ZoneDirectory
 from oracle.models import SpotPriceModel
+from oracle.timerange import EARLIEST, LATEST
 
 zone_ids = st.builds(
     lambda prefix, number: f"{prefix}-az{number}",
@@ -62,16 +69,28 @@ def test_history_round_trips_through_a_file(
     assert all(r["observed_at"] == r["timestamp"] for r in stored)
 
 
-@given(st.datetimes(timezones=st.sampled_from([UTC, None])))
-def test_timestamps_come_back_as_aware_utc(when: datetime) -> None:
-    parsed = parse_timestamp(when.isoformat())
+@given(
+    st.datetimes(timezones=st.sampled_from([UTC, None])),
+    st.integers(min_value=-23 * 60, max_value=23 * 60),
+)
+def test_timestamps_come_back_as_aware_utc_or_are_refused(when: datetime, offset_min: int) -> None:
+    zone = timezone(timedelta(minutes=offset_min)) if when.tzinfo else None
+    local = when.replace(tzinfo=zone)
+    try:
+        parsed = parse_timestamp(local.isoformat())
+    except BadValue as error:
+        # Only a time outside the supported range is refused, and the message says so.
+        assert "is out of range; use a time from 1970-01-01" in str(error)
+        assert not EARLIEST <= (local if zone else local.replace(tzinfo=UTC)) < LATEST
+        return
     assert parsed.tzinfo is UTC
-    assert parsed == (when if when.tzinfo else when.replace(tzinfo=UTC))
+    assert parsed == (local if zone else local.replace(tzinfo=UTC))
+    assert EARLIEST <= parsed < LATEST
 
 
 @given(st.floats(allow_nan=True, allow_infinity=True))
 def test_a_price_is_a_finite_non_negative_number(value: float) -> None:
-    if math.isfinite(value) and value >= 0:
+    if math.isfinite(value) and 0 <= value <= MAX_PRICE_USD_PER_HOUR:
         assert parse_price(repr(value)) == value
     else:
         with pytest.raises(BadValue):

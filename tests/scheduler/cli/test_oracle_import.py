@@ -19,7 +19,7 @@ from scheduler.cli.main import app
 SPOT_TSV = "ericpauley-spot-history/2022-05-31_gpu.tsv"
 ON_DEMAND = "amorton45-p5-ondemand/gpu_prices.csv"
 CATALOG = "skypilot-catalog/aws_gpu_vms_snapshot_27f67dd.csv"
-TRACE = "skypilot-spot-traces/availability/1-node/aws-02-15-2023/us-east-1a_v100_1.json"
+TRACE = "skypilot-spot-traces/preemption/1-node/aws-04-22-2023/us-west-2b_v100_1.json"
 
 
 def counts(url: str) -> dict[str, int]:
@@ -111,8 +111,8 @@ def test_a_trace_is_refused_with_the_command_that_handles_it(
 
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"error: {shared_data / TRACE}: this is a spot availability/preemption trace, "
-        "not price data; replay it with `scheduler backtest` instead"
+        f"error: {shared_data / TRACE}: this is a spot preemption trace, not price data or an "
+        "availability trace; replay it with `scheduler backtest` instead"
     )
 
 
@@ -121,7 +121,7 @@ def test_bad_observed_at_is_refused(cli_env: dict[str, str], shared_data: Path) 
     result = run_cli(cli_env, "--observed-at", "last spring", str(shared_data / CATALOG))
 
     assert result.returncode == 2
-    assert result.stderr.startswith("error: --observed-at: bad timestamp 'last spring'")
+    assert result.stderr.startswith("error: --observed-at 'last spring' is not a time")
     assert counts(cli_env["SCHEDULER_DATABASE_URL"])["ingest_runs"] == 0
 
 

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from oracle import db
 from oracle.models import SpotPriceModel
+from oracle.risk import RISK_KEYS
 from oracle.sample import ingest_sample
 from oracle.stats import pool_stats, pool_stats_to_dict
 from oracle.store import insert_ignore
@@ -76,7 +77,12 @@ def test_json_lists_every_pool_with_the_documented_keys(sample_market: dict[str,
             session, as_of=END, regions=["us-east-1"], instance_types=["g5.xlarge"]
         )
     engine.dispose()
-    assert payload == json.loads(json.dumps([pool_stats_to_dict(s) for s in expected]))
+    prices = [{k: v for k, v in item.items() if k not in RISK_KEYS} for item in payload]
+    assert prices == json.loads(json.dumps([pool_stats_to_dict(s) for s in expected]))
+    # No observations: every pool's risk is its Advisor band's prior.
+    assert {item["risk_source"] for item in payload} == {"prior"}
+    for item in payload:
+        assert item["hazard_per_hour"] == pytest.approx(item["risk_prior_hazard_per_hour"])
     # Every key is documented in the command's help.
     for key in payload[0]:
         fact = key.rsplit("_", 2 if key.endswith("_age_s") or key.endswith("_observed_at") else 1)
@@ -187,6 +193,35 @@ def test_bad_as_of_is_one_line_and_exit_2(cli_env: dict[str, str]) -> None:
     command = [str(Path(sys.executable).parent / "scheduler"), "oracle", "stats", "--as-of", "soon"]
     result = subprocess.run(command, env={**os.environ, **cli_env}, capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.startswith("error: --as-of: bad time 'soon'; write ISO 8601")
+    assert result.stderr.startswith("error: --as-of 'soon' is not a time; write ISO 8601")
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stdout == ""
+
+
+def test_observed_risk_is_shown_as_of_a_moment(cli_env: dict[str, str], shared_data: Path) -> None:
+    from oracle.importers import import_files
+
+    engine = db.make_engine(cli_env["SCHEDULER_DATABASE_URL"])
+    trace = "skypilot-spot-traces/availability/1-node/aws-02-15-2023/us-west-2b_v100_1.json"
+    import_files(engine, [shared_data / trace])
+    engine.dispose()
+    _, before, _ = invoke("--format", "json", "--as-of", "2023-02-01")
+    assert json.loads(before) == []
+    code, out, err = invoke("--format", "json", "--as-of", "2023-03-01")
+    assert code == 0, err
+    (pool,) = json.loads(out)
+    assert (pool["zone"], pool["instance_type"], pool["current_price_usd_per_hour"]) == (
+        "us-west-2b",
+        "p3.2xlarge",
+        None,
+    )
+    assert pool["risk_source"] == "observed (file)"
+    assert pool["risk_losses"] > 20 and 0 < pool["risk_age_s"] <= 3600
+    assert pool["hazard_per_hour"] > 100 * pool["risk_prior_hazard_per_hour"]
+    assert 0.8 < pool["launch_availability"] < 0.95
+    code, table, _ = invoke("--as-of", "2023-03-01")
+    assert code == 0
+    assert "Observed spot pools without prices" in table
+    row = next(line for line in table.splitlines() if "us-west-2b" in line).split()
+    assert row[:3] == ["us-west-2", "us-west-2b", "p3.2xlarge"]
+    assert row[4] == f"{100 * pool['launch_availability']:.1f}%"

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from oracle import db
+from oracle.errors import InputError
 from oracle.importers import import_files
 from oracle.reference import ensure_goodput_figures
 
@@ -93,12 +94,17 @@ def test_table_shows_plan_why_baselines_data_and_warnings(snapshot_env: dict[str
 def test_fleet_and_skypilot_formats(snapshot_env: dict[str, str]) -> None:
     fleet = run_plan(snapshot_env, "--slo", "2000tok/s", "--as-of", AS_OF, "--format", "fleet")
     assert fleet.returncode == 0, fleet.stderr
-    requests = json.loads(fleet.stdout)
-    total = sum(r["TargetCapacitySpecification"]["TotalTargetCapacity"] for r in requests)
-    assert total >= 2000
-    for request in requests:
-        overrides = request["LaunchTemplateConfigs"][0]["Overrides"]
-        assert all(o["WeightedCapacity"] > 0 and o["InstanceType"] for o in overrides)
+    entries = json.loads(fleet.stdout)
+    planned = json.loads(
+        run_plan(snapshot_env, "--slo", "2000tok/s", "--as-of", AS_OF, "--format", "json").stdout
+    )
+    assert [e["count"] for e in entries] == [
+        a["count"] for a in sorted(planned["allocations"], key=_pool) if a["count"] > 0
+    ]
+    for entry in entries:
+        request = entry["request"]
+        assert request["TargetCapacitySpecification"]["TotalTargetCapacity"] == entry["count"]
+        assert entry["aws_cli"].startswith(f"aws ec2 create-fleet --region {entry['region']} ")
     sky = run_plan(snapshot_env, "--slo", "2000tok/s", "--as-of", AS_OF, "--format", "skypilot")
     assert sky.returncode == 0, sky.stderr
     document = yaml.safe_load(sky.stdout)
@@ -107,6 +113,10 @@ def test_fleet_and_skypilot_formats(snapshot_env: dict[str, str]) -> None:
     assert probe["post_data"]["max_tokens"] == 1
     assert document["service"]["replicas"] >= 1
     assert all(c["cloud"] == "aws" and "use_spot" in c for c in document["resources"]["any_of"])
+
+
+def _pool(allocation: dict[str, object]) -> tuple[str, ...]:
+    return tuple(str(allocation[k]) for k in ("region", "zone", "instance_type", "market"))
 
 
 @pytest.mark.parametrize("slo", ["abc", "-5tok/s", "0", "500 req/s"])
@@ -159,3 +169,36 @@ def test_fresh_machine_plans_on_sample_data_and_says_so(tmp_path: Path) -> None:
     assert plan["tokens_per_second"] >= 500
     assert any("SAMPLE" in warning for warning in plan["warnings"])
     assert {a["goodput_source"] for a in plan["allocations"]} <= {"reference", "estimated"}
+
+
+def test_availability_target_and_hedge_depth(snapshot_env: dict[str, str]) -> None:
+    result = run_plan(
+        snapshot_env, "--slo", "1.5k tok/s", "--as-of", AS_OF, "--format", "json",
+        "--availability-target", "99.99%", "--hedge", "two-az",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["availability_target"] == pytest.approx(0.9999)
+    assert plan["hedge"] == "two-az" and plan["hedge_reason"] == "planner.hedge = 'two-az'"
+    assert 0.99 < plan["estimated_attainment"] <= 1.0
+    spot: dict[str, float] = {}
+    for a in plan["allocations"]:
+        if a["market"] == "spot":
+            spot[a["zone"]] = spot.get(a["zone"], 0.0) + a["count"] * a["tokens_per_second_each"]
+    assert plan["tokens_per_second"] - sum(sorted(spot.values())[-2:]) >= 1500
+    table = run_plan(snapshot_env, "--slo", "500tok/s", "--as-of", AS_OF)
+    assert "Estimated SLO attainment" in table.stdout and "target 99.900%" in table.stdout
+
+
+def test_bad_availability_target_exits_2(snapshot_env: dict[str, str]) -> None:
+    from scheduler.cli.plan import parse_availability_target
+
+    assert parse_availability_target("99.9%") == pytest.approx(0.999)
+    assert parse_availability_target("0.95") == pytest.approx(0.95)
+    for target in ("1", "often", "0%"):
+        with pytest.raises(InputError, match="--availability-target"):
+            parse_availability_target(target)
+    result = run_plan(snapshot_env, "--slo", "500tok/s", "--availability-target", "150%")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: --availability-target: '150%'")
+    assert len(result.stderr.strip().splitlines()) == 1

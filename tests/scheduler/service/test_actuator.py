@@ -12,7 +12,7 @@ from botocore.stub import Stubber
 from sqlalchemy.engine import Engine
 
 from oracle.db import transaction
-from oracle.models import CapacityErrorModel
+from oracle.models import CapacityErrorModel, PoolObservationModel
 from scheduler.actuator.ec2 import Ec2Adapter
 from scheduler.actuator.executor import Actuator
 from scheduler.config import Settings
@@ -179,6 +179,15 @@ def test_capacity_and_quota_errors_fall_back_to_on_demand(
         marks = session.scalars(sa.select(CapacityErrorModel)).all()
         assert {(m.zone, m.market, m.error_code) for m in marks} == {(zones[0][1], "spot", code)}
         assert all(m.expires_at > m.observed_at for m in marks)
+        # The oracle's risk evidence: two failed launches in the AZ, two launches on demand.
+        seen = session.execute(
+            sa.select(
+                PoolObservationModel.zone, PoolObservationModel.market, PoolObservationModel.kind
+            )
+        ).all()
+        assert sorted(seen) == sorted(
+            [(zones[0][1], "spot", "capacity-error")] * 2 + [("", "on-demand", "launch")] * 2
+        )
 
 
 def test_create_fleet_instant_launches_tagged_instances(

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from oracle.db import transaction
 from oracle.errors import InputError
-from oracle.models import InterruptionEventModel
+from oracle.models import InterruptionEventModel, PoolObservationModel
 from scheduler.actuator.executor import Actuator
 from scheduler.actuator.reconcile import reconcile
 from scheduler.config import Settings
@@ -64,6 +64,10 @@ def test_interruption_launches_a_replacement_and_deregisters_the_target(
             victim,
             "interruption",
         )
+        notice = session.scalars(
+            sa.select(PoolObservationModel).where(PoolObservationModel.kind == "interruption")
+        ).one()
+        assert (notice.zone, notice.market, notice.count) == (zone0, "spot", 1)
 
     # A redelivered event is recognised: no second launch.
     again = handle_event(actuator, parse_event(interruption(victim)), channel="sqs")

@@ -1,0 +1,118 @@
+"""GET /recommendations under load: a bounded cache, one computation per key, a limit on
+uncached plans (503 busy with Retry-After) that leaves cached reads served, and the embedded
+sample market on an empty oracle, said so in the answer."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from oracle.db import make_engine
+from scheduler.actuator.executor import Actuator
+from scheduler.api.app import app_for, create_app
+from scheduler.api.context import ApiContext
+from scheduler.config import ServiceConfig, Settings
+from scheduler.services.recommendations import RecommendationCache
+
+
+@pytest.fixture
+def sqlite_engine(make_database: Callable[[str], str]) -> Iterator[Engine]:
+    """The cache's logic is the same on both databases (the fuzz tests run it on both)."""
+    engine = make_engine(make_database("sqlite"))
+    yield engine
+    engine.dispose()
+
+
+def test_the_cache_keeps_at_most_its_size_dropping_the_least_recently_used(
+    sqlite_engine: Engine,
+) -> None:
+    cache = RecommendationCache(
+        sqlite_engine, lambda slo, model: {"slo": slo}, ttl_s=60, max_entries=2
+    )
+    one = cache.get(1.0, "m")
+    cache.get(2.0, "m")
+    assert cache.peek(1.0, "m")[0] is one  # 1 is now the most recently used
+    cache.get(3.0, "m")
+    assert len(cache) == 2
+    assert cache.peek(2.0, "m") == (None, False)  # dropped
+    assert cache.peek(1.0, "m")[0] is one and cache.peek(3.0, "m")[0] is not None
+
+
+class _Gate:
+    """A planner that blocks until released, counting its calls per SLO."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.calls: list[float] = []
+
+    def __call__(self, slo: float, model: str) -> dict[str, Any]:
+        self.calls.append(slo)
+        if slo != 1.0:  # the warm-up key plans at once
+            self.started.set()
+            assert self.release.wait(30)
+        return {"slo_tokens_per_second": slo, "model": model}
+
+
+def test_excess_uncached_plans_get_503_busy_while_cached_reads_are_served(
+    sqlite_engine: Engine,
+) -> None:
+    gate = _Gate()
+    settings = Settings(service=ServiceConfig(name="llm-test"))
+
+    def no_actuator() -> Actuator:
+        raise AssertionError("reads never build the actuator")
+
+    context = ApiContext(
+        engine=sqlite_engine,
+        settings=settings,
+        actuator_factory=no_actuator,
+        recommendations=RecommendationCache(
+            sqlite_engine, gate, ttl_s=60, max_concurrent=1, queue_wait_s=0.3
+        ),
+    )
+    answers: dict[str, list[httpx.Response]] = {"slow": [], "same": []}
+    with TestClient(create_app(context)) as client:
+        assert client.get("/recommendations?slo=1tok/s").status_code == 200  # cached now
+
+        def ask(name: str) -> None:
+            answers[name].append(client.get("/recommendations?slo=2tok/s"))
+
+        slow = threading.Thread(target=ask, args=("slow",))
+        slow.start()
+        assert gate.started.wait(30)
+        same = threading.Thread(target=ask, args=("same",))  # joins the computation under way
+        same.start()
+
+        busy = client.get("/recommendations?slo=3tok/s")  # no slot within 0.3 s
+        assert busy.status_code == 503, busy.text
+        assert busy.json()["code"] == "busy" and int(busy.headers["Retry-After"]) >= 1
+        cached = client.get("/recommendations?slo=1tok/s")
+        assert cached.status_code == 200 and cached.json()["slo_tokens_per_second"] == 1.0
+
+        gate.release.set()
+        slow.join(30)
+        same.join(30)
+    assert [r.status_code for r in answers["slow"] + answers["same"]] == [200, 200]
+    assert answers["slow"][0].headers["ETag"] == answers["same"][0].headers["ETag"]
+    assert gate.calls == [1.0, 2.0]  # one computation for the two requests of 2 tok/s; 3 none
+
+
+def test_a_new_service_plans_on_the_embedded_sample_and_says_so(sqlite_engine: Engine) -> None:
+    """`scheduler serve` on a new machine: the same embedded default as `scheduler plan`."""
+    app = app_for(sqlite_engine, Settings())
+    with TestClient(app) as client:
+        response = client.get("/recommendations?slo=500tok/s")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert "sample" in body["provenance"]
+        assert any("SAMPLE" in note for note in body["notes"])
+        assert body["allocations"] and body["cost_usd_per_hour"] > 0
+        again = client.get("/recommendations?slo=600tok/s").json()
+        assert "sample" in again["provenance"]

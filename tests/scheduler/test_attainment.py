@@ -1,0 +1,96 @@
+"""The plan risk model: attainment and expected deficit from the pools' learned risk."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scheduler.planning.attainment import PlannedPool, plan_risk
+
+TAU_H = 600 / 3600
+
+
+def _pool(
+    zone: str, tps: float, hazard: float, *, region: str = "r1", market: str = "spot"
+) -> PlannedPool:
+    return PlannedPool(region, zone, market, tps, hazard, 0.9)
+
+
+plans = st.lists(
+    st.builds(
+        _pool,
+        zone=st.sampled_from(["a", "b", "c"]),
+        tps=st.floats(0, 1000),
+        hazard=st.floats(0, 2),
+        region=st.sampled_from(["r1", "r2"]),
+        market=st.sampled_from(["spot", "spot", "on-demand"]),
+    ),
+    max_size=6,
+)
+
+
+@given(plans, st.floats(1, 2000), st.floats(0, 1), st.integers(0, 5), st.floats(0, 2))
+def test_more_hazard_never_raises_attainment(
+    pools: list[PlannedPool], slo: float, rho: float, which: int, extra: float
+) -> None:
+    if not pools:
+        return
+    index = which % len(pools)
+    riskier = list(pools)
+    riskier[index] = PlannedPool(
+        pools[index].region,
+        pools[index].zone,
+        pools[index].market,
+        pools[index].tokens_per_second,
+        pools[index].hazard_per_hour + extra,
+        pools[index].launch_availability,
+    )
+    base = plan_risk(
+        pools, slo_tokens_per_second=slo, replacement_hours=TAU_H, region_correlation=rho
+    )
+    worse = plan_risk(
+        riskier, slo_tokens_per_second=slo, replacement_hours=TAU_H, region_correlation=rho
+    )
+    assert 0.0 <= worse.attainment <= 1.0
+    assert worse.attainment <= base.attainment + 1e-9
+    assert (
+        worse.expected_deficit_tokens_per_second >= base.expected_deficit_tokens_per_second - 1e-9
+    )
+
+
+def test_on_demand_never_misses_and_a_short_plan_always_does() -> None:
+    on_demand = [_pool("", 600, 5.0, market="on-demand")]
+    kept = plan_risk(
+        on_demand, slo_tokens_per_second=500, replacement_hours=TAU_H, region_correlation=0.5
+    )
+    assert (kept.attainment, kept.expected_deficit_tokens_per_second) == (1.0, 0.0)
+    short = plan_risk(
+        on_demand, slo_tokens_per_second=700, replacement_hours=TAU_H, region_correlation=0.5
+    )
+    assert short.attainment == 0.0 and short.expected_deficit_tokens_per_second == 100
+
+
+def test_hedges_remove_the_events_they_cover() -> None:
+    """Two AZs of one region at 1 loss/h, replacement 10 min, availability 0.9: each AZ is down
+    with d = 1/6/0.9; half of it as region shocks (rho = 0.5)."""
+    d = TAU_H / 0.9
+    unhedged = [_pool("a", 500, 1.0), _pool("b", 0.0, 1.0)]
+    risk = plan_risk(
+        unhedged, slo_tokens_per_second=500, replacement_hours=TAU_H, region_correlation=0.5
+    )
+    # The AZ alone (d - shock) or the region shock (0.5 d): a miss either way.
+    assert risk.attainment == pytest.approx(1 - d)
+    hedged = [_pool("a", 500, 1.0), _pool("b", 500, 1.0)]
+    risk = plan_risk(
+        hedged, slo_tokens_per_second=500, replacement_hours=TAU_H, region_correlation=0.5
+    )
+    # Each AZ alone is covered; the shock (0.5 d) and the pair of independent outages are not.
+    assert risk.attainment == pytest.approx(1 - 0.5 * d - (0.5 * d) ** 2)
+    assert risk.worst_event == "all of r1"
+    across = [_pool("a", 500, 1.0), _pool("b", 500, 1.0, region="r2")]
+    risk = plan_risk(
+        across, slo_tokens_per_second=500, replacement_hours=TAU_H, region_correlation=0.5
+    )
+    # Across regions only two simultaneous outages miss: d^2 to second order.
+    assert risk.attainment == pytest.approx(1 - d * d)

@@ -1,0 +1,112 @@
+"""The planner prices learned risk and sizes the hedge to the availability target."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from oracle.risk import Observation, advisor_prior
+from scheduler.config import PlannerConfig
+from scheduler.planner import plan_from_data
+from scheduler.planning.candidates import PlanningData, build_candidates
+from scheduler.planning.model import Plan
+from scheduler.planning.problem import build_problem
+from scheduler.solver import violated
+from tests.scheduler.planning_data import AS_OF, data, offer, spot
+
+ZONES = ("use1-az1", "use1-az2", "use1-az4")
+
+
+def _market(observations: list[Observation] | None = None) -> PlanningData:
+    """g5.xlarge spot in three AZs of us-east-1 and in one of us-west-2, and on-demand."""
+    pools = [spot(zone, "g5.xlarge", 0.40 + 0.01 * i) for i, zone in enumerate(ZONES)]
+    pools.append(spot("usw2-az1", "g5.xlarge", 0.45, region="us-west-2"))
+    offers = [offer("g5.xlarge"), offer("g5.xlarge", region="us-west-2")]
+    return data(pools, offers, observations=observations or [])
+
+
+def _trace_like(zone: str, *, region: str = "us-east-1", hours: int = 48) -> list[Observation]:
+    """A pool that loses its capacity about once per held hour and is empty half the time
+    (the 2023 p3.2xlarge traces), seen over the two days before AS_OF."""
+    seen = []
+    for hour in range(hours):
+        at = AS_OF - timedelta(hours=hours - hour)
+        seen += [
+            Observation(region, zone, "g5.xlarge", "spot", "launch", at, 6, 3600.0, "file"),
+            Observation(region, zone, "g5.xlarge", "spot", "interruption", at, 1, 0.0, "file"),
+            Observation(region, zone, "g5.xlarge", "spot", "capacity-error", at, 6, 0.0, "file"),
+        ]
+    return seen
+
+
+def _plan(market: PlanningData, config: PlannerConfig, slo: float = 800.0) -> Plan:
+    return plan_from_data(market, config=config, slo_tokens_per_second=slo, with_baselines=False)
+
+
+def test_no_observations_keeps_the_az_hedge_and_the_band_prices() -> None:
+    market = _market()
+    plan = _plan(market, PlannerConfig())
+    assert plan.hedge == "az"
+    assert plan.estimated_attainment is not None and plan.estimated_attainment > 0.9999
+    assert "meets the target" in plan.hedge_reason
+    candidates = build_candidates(market, PlannerConfig()).candidates
+    spot_pools = [c for c in candidates if c.pool.market == "spot"]
+    assert {c.risk_source for c in spot_pools} == {"prior"}
+    assert {c.hazard_per_hour for c in spot_pools} == {advisor_prior(0).hazard_per_hour}
+
+
+def test_learned_risk_raises_the_pools_cost_and_lowers_their_availability() -> None:
+    seen = _trace_like("use1-az1")
+    market = _market(observations=seen)
+    by_zone = {c.pool.zone: c for c in build_candidates(market, PlannerConfig()).candidates}
+    risky, quiet = by_zone["use1-az1"], by_zone["use1-az2"]
+    assert risky.risk_source == "observed (file)"
+    assert risky.hazard_per_hour > 0.5 > quiet.hazard_per_hour
+    assert risky.launch_availability == pytest.approx(0.5, abs=0.05)
+    assert risky.interruption_usd_per_hour > 100 * quiet.interruption_usd_per_hour
+    # Observations after the plan's moment are not evidence (no look-ahead).
+    future = [dataclasses.replace(o, observed_at=o.observed_at + timedelta(days=3)) for o in seen]
+    unseen = build_candidates(_market(observations=future), PlannerConfig()).candidates
+    assert {c.risk_source for c in unseen} == {"prior"}
+
+
+def test_joint_risk_deepens_the_hedge_only_under_auto() -> None:
+    seen = [o for zone in ZONES for o in _trace_like(zone)]
+    market = _market(observations=seen)
+    auto = _plan(market, PlannerConfig(availability_target=0.999))
+    fixed = _plan(market, PlannerConfig(hedge="az"))
+    assert fixed.hedge == "az" and auto.hedge in ("two-az", "region")
+    assert "misses the target" in auto.hedge_reason
+    assert auto.estimated_attainment is not None and fixed.estimated_attainment is not None
+    assert auto.estimated_attainment > fixed.estimated_attainment
+    # Deeper hedges cost at least the AZ hedge's prices, and less deficit.
+    assert auto.cost_usd_per_hour >= fixed.cost_usd_per_hour - 1e-9
+    assert auto.deficit_usd_per_hour < fixed.deficit_usd_per_hour
+    # A lax target keeps the AZ hedge on the same facts.
+    lax = _plan(market, PlannerConfig(availability_target=0.5))
+    assert lax.hedge == "az"
+
+
+@pytest.mark.parametrize("depth", ["az", "region", "two-az", "none"])
+def test_every_depth_meets_its_constraints(depth: str) -> None:
+    market = _market()
+    config = PlannerConfig(hedge=depth)  # type: ignore[arg-type]
+    plan = _plan(market, config)
+    assert plan.hedge == depth
+    candidates = build_candidates(market, config).candidates
+    planning = build_problem(candidates, config=config, quotas={}, slo_tokens_per_second=800.0)
+    counts = {a.pool: a.count for a in plan.allocations}
+    x = [counts.get(c.pool, 0) for c in candidates]
+    assert violated(planning.problem, np.array(x, dtype=np.int64)) == []
+    spot_by_zone: dict[str, float] = {}
+    for a in plan.allocations:
+        if a.pool.market == "spot":
+            spot_by_zone[a.pool.zone] = spot_by_zone.get(a.pool.zone, 0) + a.count * 400.0
+    losses = sorted(spot_by_zone.values())
+    if depth == "two-az":
+        assert plan.tokens_per_second - sum(losses[-2:]) >= 800.0
+    if depth == "az":
+        assert plan.tokens_per_second - max(losses, default=0.0) >= 800.0
