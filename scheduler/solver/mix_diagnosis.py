@@ -93,5 +93,8 @@ def diagnose_mix(problem: Problem) -> Infeasibility:
     )
     everything = np.where(np.isfinite(problem.upper), problem.upper, 1e6).astype(np.int64)
     return Infeasibility(
-        "mix", mix_capacity(problem, everything), problem.required_tokens_per_second, unserved
+        "mix",
+        max(0.0, mix_capacity(problem, everything)),
+        problem.required_tokens_per_second,
+        unserved,
     )

@@ -5,6 +5,7 @@ single-number answer unchanged without a mix."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,7 @@ import yaml
 
 from oracle.goodput import GoodputFact
 from scheduler.config import PlannerConfig
-from scheduler.planner import plan_from_data
+from scheduler.planner import InfeasiblePlanError, plan_from_data
 from scheduler.planning.candidates import PlanningData
 from scheduler.planning.formats import ROUTE_LABEL, fleet_requests, skypilot_yaml
 from scheduler.planning.mix import WorkloadMix, type_facts
@@ -145,3 +146,12 @@ def test_fleet_export_and_skypilot_yaml_carry_the_routing() -> None:
         keys = {t["Key"] for t in plain["TagSpecifications"][0]["Tags"]}
         assert "spot-scheduler:buckets" not in keys and "spot-scheduler:workload" not in keys
     assert "labels" not in skypilot_yaml(single)
+
+
+def test_a_bucket_no_type_serves_is_a_clear_error() -> None:
+    unserved = "in8192+.out512+"
+    workload = dataclasses.replace(
+        mix(), bucket_names=(SHORT, LONG, unserved), shares=(0.4, 0.4, 0.2)
+    )
+    with pytest.raises(InfeasiblePlanError, match=re.escape(f"no candidate serves {unserved}")):
+        plan_from_data(market(workload), config=CONFIG, slo_tokens_per_second=600)
