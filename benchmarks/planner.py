@@ -71,7 +71,9 @@ SEED = 2026
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--slo", type=float, default=5000.0, help="tok/s (default 5000)")
+    parser.add_argument(
+        "--slo", type=float, help="tok/s (default 5000; with --workload, 500 and 5000)"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--cbc-time-limit-s", type=float, default=120.0)
     parser.add_argument("--cuts", default="100,1000,full,10000")
@@ -80,8 +82,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.workload:
-        planner_mix.run(workload=args.workload, slo=args.slo, repeat=args.repeat)
+        for slo in [args.slo] if args.slo else [500.0, 5000.0]:
+            planner_mix.run(workload=args.workload, slo=slo, repeat=args.repeat)
         return
+    args.slo = args.slo or 5000.0
     config = PlannerConfig()
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as directory:

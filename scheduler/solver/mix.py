@@ -36,6 +36,8 @@ from scipy.optimize import linprog
 
 from scheduler.solver.problem import FEASIBILITY_TOL, Mix, Problem
 
+#: Instance counts of a plan, or a fractional one (the LP relaxation's).
+Counts = NDArray[np.int64] | NDArray[np.float64]
 #: A mix row family: (column indices, values, lower bound, upper bound) per row.
 Row = tuple[NDArray[np.int64], NDArray[np.float64], float, float]
 
@@ -71,7 +73,7 @@ def scenarios(problem: Problem) -> list[tuple[int, float]]:
     return out
 
 
-def unmet_groups(problem: Problem, counts: NDArray[np.int64]) -> list[int]:
+def unmet_groups(problem: Problem, counts: Counts) -> list[int]:
     """The hedge groups after whose loss the plan ``counts`` cannot serve S in the mix's
     proportions. Only groups holding some of the plan are tried: losing any other leaves the
     whole plan, which serves R >= S."""
@@ -81,7 +83,7 @@ def unmet_groups(problem: Problem, counts: NDArray[np.int64]) -> list[int]:
     implied = slo <= problem.required_tokens_per_second
     unmet = []
     for a in range(len(problem.hedge_group_names)):
-        if implied and not np.any((problem.hedge_group == a) & (counts > 0)):
+        if implied and not np.any((problem.hedge_group == a) & (counts > 1e-9)):
             continue
         if mix_capacity(problem, counts, lost_group=a) < slo - FEASIBILITY_TOL * max(1.0, slo):
             unmet.append(a)
@@ -215,14 +217,14 @@ def _bucket_rows(problem: Problem, first_col: int) -> list[Row]:
     return out
 
 
-def mix_capacity(problem: Problem, counts: NDArray[np.int64], *, lost_group: int = -1) -> float:
+def mix_capacity(problem: Problem, counts: Counts, *, lost_group: int = -1) -> float:
     """The most tok/s the plan ``counts`` serves in the mix's proportions (after losing
     ``lost_group``'s spot pools when it is >= 0): max L with a routing of ``L w_k`` per bucket."""
     return _capacity_lp(problem, counts, lost_group)[0]
 
 
 def capacity_weights(
-    problem: Problem, counts: NDArray[np.int64], *, lost_group: int = -1
+    problem: Problem, counts: Counts, *, lost_group: int = -1
 ) -> NDArray[np.float64]:
     """The bucket weights ``mu`` (``sum_k mu_k w_k = 1``) of the capacity LP's dual at
     ``counts``: its capacity is ``sum_p x_p max_k mu_k g_pk`` over the pools left, the least
@@ -231,7 +233,7 @@ def capacity_weights(
 
 
 def _capacity_lp(
-    problem: Problem, counts: NDArray[np.int64], lost_group: int
+    problem: Problem, counts: Counts, lost_group: int
 ) -> tuple[float, NDArray[np.float64]]:
     mix = problem.mix
     assert mix is not None
