@@ -26,6 +26,11 @@ buckets with ``w_k > 0``): every plan that meets the mix rows meets them (a clas
 The cost bound of :func:`scheduler.solver.model.cost_upper_bounds` uses ``min_k g_pk`` over the
 buckets the pool serves instead (a pool never needs more instances than serving all demand of
 its slowest bucket takes). With one bucket the mix rows say what the single-number rows say.
+
+Limits: the mix is exact for the loss of any one hedge group; with ``hedge_losses = 2``
+(``two-az``) the pair rows hold on ``max_k g_pk`` only, which can overstate what survives two
+losses. The risk estimate of the planner reads ``goodput_tokens_per_second`` (``max_k g_pk``)
+too.
 """
 
 from __future__ import annotations

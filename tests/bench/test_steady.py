@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -52,10 +53,16 @@ def bucketed_url() -> Iterator[str]:
 def test_steady_state_is_within_3_percent_of_the_truth_at_every_concurrency(
     bucketed_url: str, input_tokens: int
 ) -> None:
+    """The truth is what the server delivered by its own clock (with c requests open, Little's
+    law over its streams' times from arrival to last token): the harness may not lose more than
+    3% of it. The server keeps to its timing model within 10% even on a loaded machine (on an
+    idle one within 1-2%: ``python -m benchmarks.harness`` measures that part against the
+    model itself)."""
     options = SweepOptions(requests_per_point=1, min_window_requests=6)
     workload = fixed_workload(input_tokens, OUTPUT_TOKENS, api="completions")
     for concurrency in range(1, BUCKETED.batch_limit + 1):
         count = requests_for_point(options, concurrency)
+        before = len(httpx.get(bucketed_url + "/fake/stats", timeout=30).json()["streams"])
 
         async def run(c: int = concurrency, n: int = count) -> tuple[list[RequestResult], float]:
             results: list[RequestResult] = []
@@ -71,8 +78,14 @@ def test_steady_state_is_within_3_percent_of_the_truth_at_every_concurrency(
             return results, duration
 
         results, duration = asyncio.run(run())
+        streams = httpx.get(bucketed_url + "/fake/stats", timeout=30).json()["streams"][before:]
         point = summarize(results, duration, concurrency=concurrency)
-        truth = true_output_tokens_per_second(
+        served = (
+            concurrency
+            * sum(s["tokens"] for s in streams)
+            / sum(s["finished_at"] - s["arrived_at"] for s in streams)
+        )
+        model = true_output_tokens_per_second(
             BUCKETED,
             concurrency=concurrency,
             input_tokens=input_tokens,
@@ -81,9 +94,11 @@ def test_steady_state_is_within_3_percent_of_the_truth_at_every_concurrency(
         assert point.errors == 0
         assert point.steady_requests >= 6
         assert point.goodput_tokens_per_second == point.steady_output_tokens_per_second
-        assert point.steady_output_tokens_per_second == pytest.approx(truth, rel=0.03), (
+        assert served == pytest.approx(model, rel=0.10)
+        assert point.steady_output_tokens_per_second == pytest.approx(served, rel=0.03), (
             concurrency,
             input_tokens,
+            model,
         )
 
 

@@ -140,5 +140,6 @@ def test_one_bucket_gives_the_single_number_answer(
     a, b = solve(single, backend="scipy"), solve(mixed, backend="scipy")
     assert a.status == b.status
     if a.status == "optimal":
+        # The same optimum (the counts may differ where plans tie).
         assert np.isclose(a.cost_usd_per_hour, b.cost_usd_per_hour)
-        assert np.isclose(a.tokens_per_second, b.tokens_per_second)
+        assert b.tokens_per_second >= single.required_tokens_per_second - 1e-6
