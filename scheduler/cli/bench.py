@@ -331,7 +331,16 @@ def list_(
     title = f"{'Benchmark runs' if runs else 'Goodput the planner uses'} for {model}"
     table = Table(title=title)
     columns = (
-        ("run_id", "instance_type", "source", "status", "goodput_tokens_per_second", "points")
+        (
+            "run_id",
+            "instance_type",
+            "workload_id",
+            "bucket",
+            "source",
+            "status",
+            "goodput_tokens_per_second",
+            "points",
+        )
         if runs
         else ("instance_type", "goodput_tokens_per_second", "source", "age_s", "run_id")
     )
@@ -509,6 +518,7 @@ def _run_row(run: Any, now: datetime) -> dict[str, Any]:
         "observed_at": run.observed_at,
         "age_s": (now - run.observed_at).total_seconds(),
         "workload_id": run.workload_id,
+        "bucket": run.bucket,
         "source_detail": run.source_detail,
     }
 
