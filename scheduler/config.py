@@ -15,7 +15,6 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from oracle.db import default_url
 from oracle.errors import InputError
 
 CONFIG_ENV = "SCHEDULER_CONFIG"
@@ -43,6 +42,8 @@ class DatabaseConfig(Section):
     data_dir: str = "~/.local/share/spot-scheduler"
 
     def resolved_url(self) -> str:
+        from oracle.db import default_url  # here: reading settings needs no SQLAlchemy
+
         return os.environ.get(DATABASE_URL_ENV) or self.url or default_url(Path(self.data_dir))
 
 
@@ -197,6 +198,8 @@ class ServiceConfig(Section):
     plan_in_processes: bool = True
     plan_queue_wait_s: NonNegativeFloat = 2.0
     max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20
+    reports_dir: str = "reports"
+    dashboard_slo: str = "500tok/s"
     spec: ServiceSpecConfig = ServiceSpecConfig()
 
 
@@ -256,6 +259,11 @@ class BacktestConfig(Section):
     at_on_demand_multiplier: Annotated[float, Field(ge=1)] = 10.0
     unknown_band_index: Annotated[int, Field(ge=0, le=4)] = 2
     traces: dict[str, str] = {}
+    world: Literal["advisor", "traces", "calibrated"] = "calibrated"
+    seeds: PositiveInt = 1
+    trace_dir: str = "../shared/data/skypilot-spot-traces/availability/1-node"
+    trace_set: str = "aws-02-15-2023"
+    untraced: Literal["leave-out", "calibrated"] = "leave-out"
 
 
 class Settings(Section):

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -24,11 +25,17 @@ from oracle.errors import InputError
 from oracle.models import InterruptionEventModel
 from oracle.observations import record_notice
 from scheduler.actuator import journal
+from scheduler.actuator.aws import SqsApi
+from scheduler.actuator.command import Command
 from scheduler.actuator.diff import diff
-from scheduler.actuator.ec2 import CapacityError
-from scheduler.actuator.executor import MAX_REPLANS, Actuator, ReplanRequest
-from scheduler.actuator.types import Pool
-from scheduler.models import EventModel, PlanModel, ReplicaModel
+from scheduler.actuator.executor import Actuator
+from scheduler.actuator.fallback import ReplanRequest
+from scheduler.actuator.types import Action, Pool
+from scheduler.models import FINAL_STATES, EventModel, ReplicaModel, ReplicaState
+from scheduler.plan_store import latest_applied_plan
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 DETAIL_TYPES = {
     "EC2 Spot Instance Interruption Warning": "spot-interruption",
@@ -111,7 +118,7 @@ def handle_event(
     return result
 
 
-def poll_sqs(actuator: Actuator, sqs: Any, queue_url: str, *, wait_s: int = 0) -> int:
+def poll_sqs(actuator: Actuator, sqs: SqsApi, queue_url: str, *, wait_s: int = 0) -> int:
     """Receive one batch of events from SQS, handle each, delete it; return the count.
 
     A message that is not an EC2 event is deleted too (it can never be handled), and noted in
@@ -165,7 +172,7 @@ def _record(actuator: Actuator, event: Ec2Event, channel: str) -> int | None:
         return None
 
 
-def _record_invalid(actuator: Actuator, message: dict[str, Any], error: str) -> None:
+def _record_invalid(actuator: Actuator, message: MessageTypeDef, error: str) -> None:
     with transaction(actuator.engine) as session:
         session.add(
             EventModel(
@@ -196,9 +203,9 @@ def _replica_by_instance(actuator: Actuator, instance_id: str) -> _Replica | Non
 def _state_change(actuator: Actuator, replica: _Replica, event: Ec2Event) -> dict[str, Any]:
     if event.detail not in ("shutting-down", "terminated", "stopped", "stopping"):
         return {"replica_id": replica.id, "state": replica.state}
-    interrupted = replica.state == "TERMINATING" and replica.pool.market == "spot"
-    final = "PREEMPTED" if interrupted else "TERMINATED"
-    if replica.state not in ("TERMINATED", "PREEMPTED", "FAILED"):
+    interrupted = replica.state == ReplicaState.TERMINATING and replica.pool.market == "spot"
+    final = ReplicaState.PREEMPTED if interrupted else ReplicaState.TERMINATED
+    if replica.state not in FINAL_STATES:
         actuator.deregister(replica.id, reason=f"instance {event.detail}")
         journal.set_replica(
             actuator.engine,
@@ -237,7 +244,10 @@ def _interruption(
     result: dict[str, Any] = {"replica_id": replica.id, "pool": replica.pool.label}
     if interruption:
         reason = f"spot interruption warning for {event.instance_id} ({event.detail})"
-        journal.set_replica(actuator.engine, replica.id, state="TERMINATING", state_reason=reason)
+        if replica.state not in FINAL_STATES:  # a late warning for an instance already gone
+            journal.set_replica(
+                actuator.engine, replica.id, state=ReplicaState.TERMINATING, state_reason=reason
+            )
         result["deregistered"] = actuator.deregister(replica.id, reason=reason)
     elif not actuator.settings.service.launch_early_on_rebalance:
         result["launched"] = []
@@ -249,61 +259,64 @@ def _interruption(
 
 
 def _replace(actuator: Actuator, replica: _Replica, reason: str, received: float) -> dict[str, Any]:
-    """Replan without the interrupted pool and launch what the new plan lacks; a launch refused
-    for capacity adds its pool to those left out and replans again (as apply does)."""
-    current = _current_plan(actuator)
+    """Replan without the interrupted pool and launch what the new plan lacks, as a command
+    the executor runs without waiting; a launch refused for capacity adds its pool to those
+    left out and replans again (as apply does)."""
+    current = latest_applied_plan(actuator.engine, actuator.service)
     if current is None:
         return {"launched": [], "note": "no applied plan to keep"}
-    excluded = {replica.pool}
-    launched: list[int] = []
-    event_to_launch_s: float | None = None
-    errors: list[str] = []
-    for _ in range(MAX_REPLANS + 1):
-        fleet = [
-            r
-            for r in journal.live_fleet(actuator.engine, actuator.service)
-            if r.replica_id != replica.id
-        ]
-        new_plan = actuator.replan(
-            ReplanRequest(current, frozenset(excluded), tuple(fleet), reason=reason)
+    fleet = [
+        r
+        for r in journal.live_fleet(actuator.engine, actuator.service)
+        if r.replica_id != replica.id
+    ]
+    new_plan = actuator.replan(
+        ReplanRequest(current.id, frozenset({replica.pool}), tuple(fleet), reason=reason)
+    )
+    if new_plan is None:
+        return {"launched": [], "note": "no plan without the failed pools", "errors": []}
+    result = actuator.execute(
+        replacement_command(
+            new_plan,
+            diff(fleet, actuator.plan_allocations(new_plan)),
+            replica_id=replica.id,
+            pool=replica.pool,
+            reason=reason,
+            slo_tokens_per_second=current.slo_tokens_per_second,
         )
-        if new_plan is None:
-            return {
-                "launched": launched,
-                "note": "no plan without the failed pools",
-                "errors": errors,
-            }
-        with transaction(actuator.engine) as session:
-            session.get_one(PlanModel, new_plan).applied_at = actuator.clock()
-        refused = False
-        for action in diff(fleet, actuator.plan_allocations(new_plan)):
-            if action.kind != "launch" or action.allocation is None:
-                continue
-            try:
-                launched.append(actuator.launch(action.allocation, plan_id=new_plan, reason=reason))
-            except CapacityError as error:
-                errors.append(str(error))
-                excluded.add(error.pool)
-                refused = True
-                continue
-            if event_to_launch_s is None:
-                event_to_launch_s = time.perf_counter() - received
-        current = new_plan
-        if not refused:
-            break
+    )
+    if result.replan_failed:
+        return {
+            "launched": result.launched,
+            "note": "no plan without the failed pools",
+            "errors": result.capacity_errors,
+        }
+    first = result.first_launch_perf_s
     return {
-        "launched": launched,
-        "plan_id": current,
-        "event_to_launch_s": event_to_launch_s,
-        "errors": errors,
+        "launched": result.launched,
+        "plan_id": result.replans[-1] if result.replans else new_plan,
+        "event_to_launch_s": None if first is None else first - received,
+        "errors": result.capacity_errors,
     }
 
 
-def _current_plan(actuator: Actuator) -> int | None:
-    with transaction(actuator.engine) as session:
-        return session.scalars(
-            sa.select(PlanModel.id)
-            .where(PlanModel.service == actuator.service, PlanModel.applied_at.is_not(None))
-            .order_by(PlanModel.applied_at.desc(), PlanModel.id.desc())
-            .limit(1)
-        ).first()
+def replacement_command(
+    plan_id: int,
+    actions: Sequence[Action],
+    *,
+    replica_id: int,
+    pool: Pool,
+    reason: str,
+    slo_tokens_per_second: float,
+) -> Command:
+    """Launch at once what plan ``plan_id`` lacks (``actions``: its diff against the fleet
+    without the leaving replica); retire nothing (EC2 takes the interrupted instance)."""
+    return Command(
+        plan_id=plan_id,
+        reason=reason,
+        launches=tuple(a for a in actions if a.kind == "launch"),
+        slo_tokens_per_second=slo_tokens_per_second,
+        exclude_pools=frozenset({pool}),
+        leaving=frozenset({replica_id}),
+        wait=False,
+    )

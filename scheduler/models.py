@@ -9,6 +9,7 @@ double launches.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -28,22 +29,68 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from oracle.models import Base
 
-#: Replica states, in the order a healthy replica passes through them (then the bad ends).
-REPLICA_STATES = (
-    "PENDING",  # journalled, launch request not yet confirmed
-    "PROVISIONING",  # EC2 accepted the launch
-    "STARTING",  # instance running, vLLM not yet answering the readiness probe
-    "READY",
-    "NOT_READY",  # was ready, now fails the probe
-    "TERMINATING",
-    "TERMINATED",
-    "PREEMPTED",  # taken back by EC2 (spot interruption)
-    "FAILED",
-)
+
+class ReplicaState(StrEnum):
+    """A replica's state, in the order a healthy replica passes through them (then the bad
+    ends). Stored as these strings, so the column needs no migration."""
+
+    PENDING = "PENDING"  # journalled, launch request not yet confirmed
+    PROVISIONING = "PROVISIONING"  # EC2 accepted the launch
+    STARTING = "STARTING"  # instance running, vLLM not yet answering the readiness probe
+    READY = "READY"
+    NOT_READY = "NOT_READY"  # was ready, now fails the probe
+    TERMINATING = "TERMINATING"
+    TERMINATED = "TERMINATED"
+    PREEMPTED = "PREEMPTED"  # taken back by EC2 (spot interruption)
+    FAILED = "FAILED"
+
+
+_S = ReplicaState
+#: Where a replica may go from each state; staying put is always allowed (an idempotent write).
+#: A final state leads nowhere. Anything alive may end (terminated, or preempted by EC2) or be
+#: retired (TERMINATING); a retire ends TERMINATED, PREEMPTED or, for a replica that never
+#: became ready, FAILED.
+TRANSITIONS: dict[ReplicaState, frozenset[ReplicaState]] = {
+    _S.PENDING: frozenset({_S.PROVISIONING, _S.FAILED, _S.TERMINATING}),
+    _S.PROVISIONING: frozenset(
+        {_S.STARTING, _S.READY, _S.TERMINATING, _S.TERMINATED, _S.PREEMPTED}
+    ),
+    _S.STARTING: frozenset({_S.READY, _S.TERMINATING, _S.TERMINATED, _S.PREEMPTED}),
+    _S.READY: frozenset({_S.NOT_READY, _S.TERMINATING, _S.TERMINATED, _S.PREEMPTED}),
+    _S.NOT_READY: frozenset({_S.READY, _S.TERMINATING, _S.TERMINATED, _S.PREEMPTED}),
+    _S.TERMINATING: frozenset({_S.TERMINATED, _S.PREEMPTED, _S.FAILED}),
+    _S.TERMINATED: frozenset(),
+    _S.PREEMPTED: frozenset(),
+    _S.FAILED: frozenset(),
+}
 #: States in which a replica counts as part of the fleet (it serves or soon will).
-LIVE_STATES = ("PENDING", "PROVISIONING", "STARTING", "READY", "NOT_READY")
+LIVE_STATES = (_S.PENDING, _S.PROVISIONING, _S.STARTING, _S.READY, _S.NOT_READY)
 #: States from which a replica never comes back.
-FINAL_STATES = ("TERMINATED", "PREEMPTED", "FAILED")
+FINAL_STATES = (_S.TERMINATED, _S.PREEMPTED, _S.FAILED)
+
+
+class IllegalTransitionError(RuntimeError):
+    """A replica was asked to move to a state its current state does not lead to."""
+
+
+def check_transition(current: str, new: str) -> ReplicaState:
+    """``new`` as a :class:`ReplicaState` when ``current`` may move to it; else raise
+    :class:`IllegalTransitionError` naming both (a bug in the caller, not bad input)."""
+    try:
+        old_state, new_state = ReplicaState(current), ReplicaState(new)
+    except ValueError:
+        raise IllegalTransitionError(
+            f"replica state {current!r} -> {new!r}: not a replica state; use one of "
+            f"{', '.join(ReplicaState)}"
+        ) from None
+    if new_state != old_state and new_state not in TRANSITIONS[old_state]:
+        allowed = ", ".join(sorted(TRANSITIONS[old_state])) or "nothing (it is final)"
+        raise IllegalTransitionError(
+            f"replica state {old_state} -> {new_state} is not allowed; {old_state} leads to "
+            f"{allowed}"
+        )
+    return new_state
+
 
 ACTION_KINDS = ("launch", "terminate", "register", "deregister")
 ACTION_STATUSES = ("pending", "done", "failed", "skipped")
@@ -96,6 +143,13 @@ class ReplicaModel(Base):
     launched_at: Mapped[datetime | None]
     ready_at: Mapped[datetime | None]
     terminated_at: Mapped[datetime | None]
+
+    def move_to(self, state: str, *, reason: str | None = None) -> None:
+        """Change the state, checked against :data:`TRANSITIONS`; ``reason`` replaces the
+        state reason when given."""
+        self.state = check_transition(self.state, state).value
+        if reason is not None:
+            self.state_reason = reason
 
 
 class ActionModel(Base):

@@ -10,6 +10,7 @@ out), and explains the answer: binding constraints, baselines on the same data
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
@@ -198,6 +199,7 @@ def plan_from_data(
         expected_deficit_tokens_per_second=risk.expected_deficit_tokens_per_second,
         deficit_usd_per_hour=option.deficit_usd_per_hour,
         hedge_reason=option.reason,
+        recheck=functools.partial(explain.recheck, planning, solution, config),
         workload=data.mix.to_dict() if data.mix is not None else None,
     )
 

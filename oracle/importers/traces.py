@@ -83,7 +83,8 @@ def load_availability_trace(context: FileContext, payload: Any) -> Batch:
     start = context.observed_at or _start_from_folder(context)
     gap_s, counts = _probes(context, payload)
 
-    batch = Batch(rows_read=len(counts))
+    batch = context.batch()
+    batch.rows_read = len(counts)
     batch.expect(PoolObservationModel)
     batch.regions.add(zone.region)
     pool = {

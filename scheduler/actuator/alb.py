@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from scheduler.actuator.aws import Elbv2Api
 
 
 class TargetGroup:
     """One ELBv2 target group (instance targets on the service port)."""
 
-    def __init__(self, client: Any, target_group_arn: str, *, port: int) -> None:
+    def __init__(self, client: Elbv2Api, target_group_arn: str, *, port: int) -> None:
         self._client = client
         self.arn = target_group_arn
         self._port = port

@@ -6,15 +6,16 @@ from collections import Counter
 from collections.abc import Sequence
 
 from scheduler.actuator.types import Action, FleetReplica, Pool, TargetAllocation
+from scheduler.models import ReplicaState
 
 #: When a pool has surplus, the replicas least worth keeping go first.
-_TERMINATION_ORDER = {
-    "FAILED": 0,
-    "NOT_READY": 1,
-    "PENDING": 2,
-    "PROVISIONING": 3,
-    "STARTING": 4,
-    "READY": 5,
+_TERMINATION_ORDER: dict[str, int] = {
+    ReplicaState.FAILED: 0,
+    ReplicaState.NOT_READY: 1,
+    ReplicaState.PENDING: 2,
+    ReplicaState.PROVISIONING: 3,
+    ReplicaState.STARTING: 4,
+    ReplicaState.READY: 5,
 }
 
 

@@ -11,13 +11,22 @@ import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
 from oracle.errors import InputError
+from scheduler.actuator.aws import Ec2Api
 from scheduler.actuator.types import Pool
 from scheduler.config import ServiceConfig
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2.type_defs import (
+        FilterTypeDef,
+        FleetLaunchTemplateOverridesRequestTypeDef,
+        InstanceTypeDef,
+        TagTypeDef,
+    )
 
 TAG_SERVICE = "scheduler:service"
 TAG_PLAN = "scheduler:plan"
@@ -41,7 +50,8 @@ QUOTA_ERROR_CODES = frozenset(
     {"MaxSpotInstanceCountExceeded", "VcpuLimitExceeded", "InstanceLimitExceeded"}
 )
 
-ClientFor = Callable[[str], Any]
+#: The EC2 client of a region.
+ClientFor = Callable[[str], Ec2Api]
 
 
 def check_launch_config(service: ServiceConfig) -> None:
@@ -127,14 +137,16 @@ class Ec2Adapter:
         found: list[InstanceInfo] = []
         for region in sorted(set(regions)):
             paginator = self._client_for(region).get_paginator("describe_instances")
-            filters = [{"Name": f"tag:{TAG_SERVICE}", "Values": [self._service.name]}]
+            filters: list[FilterTypeDef] = [
+                {"Name": f"tag:{TAG_SERVICE}", "Values": [self._service.name]}
+            ]
             for page in paginator.paginate(Filters=filters):
                 for reservation in page.get("Reservations", []):
                     for instance in reservation.get("Instances", []):
                         found.append(_info(region, instance))
         return found
 
-    def _run_instances(self, client: Any, request: LaunchRequest) -> str:
+    def _run_instances(self, client: Ec2Api, request: LaunchRequest) -> str:
         params = self._common_params(request)
         params.update(MinCount=1, MaxCount=1, ClientToken=request.client_token)
         params["InstanceType"] = request.pool.instance_type
@@ -154,15 +166,20 @@ class Ec2Adapter:
         response = client.run_instances(**params)
         return str(response["Instances"][0]["InstanceId"])
 
-    def _create_fleet(self, client: Any, request: LaunchRequest) -> str:
+    def _create_fleet(self, client: Ec2Api, request: LaunchRequest) -> str:
         spec = self._service.spec
-        override: dict[str, Any] = {"InstanceType": request.pool.instance_type}
+        override: FleetLaunchTemplateOverridesRequestTypeDef = {
+            # Our instance types are plain strings, not the stub's Literal of every type.
+            "InstanceType": request.pool.instance_type  # type: ignore[typeddict-item]
+        }
         subnet = self._subnet(request)
         if subnet:  # moto and real fleets honour SubnetId; an AZ override alone is ignored
             override["SubnetId"] = subnet
         elif request.availability_zone:
             override["AvailabilityZone"] = request.availability_zone
-        capacity_type = "spot" if request.pool.market == "spot" else "on-demand"
+        capacity_type: Literal["spot", "on-demand"] = (
+            "spot" if request.pool.market == "spot" else "on-demand"
+        )
         response = client.create_fleet(
             Type="instant",
             ClientToken=request.client_token,
@@ -239,11 +256,11 @@ class Ec2Adapter:
         return "#!/bin/bash\n" + shlex.join(command) + "\n"
 
 
-def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+def _tag_list(tags: dict[str, str]) -> list[TagTypeDef]:
     return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
 
 
-def _info(region: str, instance: dict[str, Any]) -> InstanceInfo:
+def _info(region: str, instance: InstanceTypeDef) -> InstanceInfo:
     return InstanceInfo(
         instance_id=instance["InstanceId"],
         region=region,

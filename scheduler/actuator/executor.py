@@ -1,9 +1,12 @@
-"""Make-before-break execution of a plan against EC2, journalled in the database.
+"""The one executor: runs a :class:`~scheduler.actuator.command.Command` against EC2, make
+before break, every AWS call journalled in the database first.
 
-``apply`` launches what the plan lacks, waits until the new replicas pass the readiness probe,
-and only then drains and terminates the surplus. A launch refused for capacity or quota marks
-the pool unavailable and asks ``replan`` for a new target without it (by default the same
-instance type and zone on-demand), up to :data:`MAX_REPLANS` times.
+``execute`` marks the command's plan applied, launches what it names, waits until the new
+replicas pass the readiness probe, and only then drains and terminates (guarded by the SLO the
+command keeps). A launch refused for capacity or quota marks the pool unavailable (in
+:meth:`Actuator.launch`, the one place a capacity error is handled) and asks ``replan`` for a
+new target without it (by default the same instance type and zone on-demand), up to
+:data:`MAX_REPLANS` times. ``apply`` builds the command that makes the fleet match a plan.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from oracle.db import transaction
 from oracle.observations import record_launch
 from scheduler.actuator import journal
 from scheduler.actuator.alb import TargetGroup
+from scheduler.actuator.command import Command
 from scheduler.actuator.diff import diff
 from scheduler.actuator.ec2 import (
     TAG_PLAN,
@@ -35,11 +39,19 @@ from scheduler.actuator.ec2 import (
     LaunchRequest,
 )
 from scheduler.actuator.fallback import ReplanRequest, on_demand_fallback
-from scheduler.actuator.types import Action, Pool, TargetAllocation
+from scheduler.actuator.types import Action, TargetAllocation
 from scheduler.config import Settings
-from scheduler.models import PlanModel, ReplicaModel
+from scheduler.models import FINAL_STATES, ReplicaModel, ReplicaState
+from scheduler.plan_store import mark_applied, plan_allocations
 
 MAX_REPLANS = 3
+#: States in which a launched replica is probed until it is READY (or gone).
+_PROBED_STATES = (
+    ReplicaState.PROVISIONING,
+    ReplicaState.STARTING,
+    ReplicaState.READY,
+    ReplicaState.NOT_READY,
+)
 
 
 #: Returns the id of a new stored plan, or None when no plan can be made.
@@ -58,6 +70,10 @@ class ApplyResult:
     capacity_errors: list[str] = field(default_factory=list)
     #: Plans made on the way (capacity fallbacks), newest last.
     replans: list[int] = field(default_factory=list)
+    #: A capacity replan found no plan without the failed pools.
+    replan_failed: bool = False
+    #: ``time.perf_counter()`` when the first launch request was accepted.
+    first_launch_perf_s: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -107,24 +123,39 @@ class Actuator:
         return diff(journal.live_fleet(self.engine, self.service), self.plan_allocations(plan_id))
 
     def apply(self, plan_id: int, *, dry_run: bool = False, wait: bool = True) -> ApplyResult:
-        result = ApplyResult(plan_id=plan_id, dry_run=dry_run)
-        result.actions = self.plan_actions(plan_id)
+        """Make the fleet match the stored plan ``plan_id`` (``dry_run``: only say how)."""
+        actions = self.plan_actions(plan_id)
         if dry_run:
-            return result
-        with transaction(self.engine) as session:
-            session.get_one(PlanModel, plan_id).applied_at = self.clock()
-        self._launch_round(plan_id, result)
-        if not wait:
+            return ApplyResult(plan_id=plan_id, dry_run=True, actions=actions)
+        return self.execute(apply_command(plan_id, actions, wait=wait))
+
+    def execute(self, command: Command) -> ApplyResult:
+        """Run one command: mark its plan applied, launch (replanning around capacity errors),
+        wait until the new replicas are ready, then retire what the command retires."""
+        result = ApplyResult(plan_id=command.plan_id, dry_run=False, actions=command.actions)
+        mark_applied(self.engine, command.plan_id, now=self.clock())
+        final_plan = self._launch_all(command, result)
+        if not command.wait:
             return result
         self.wait_until_settled(result.launched, result)
-        final_plan = result.replans[-1] if result.replans else plan_id
-        remaining = self.plan_actions(final_plan)
-        if result.failed or any(action.kind == "launch" for action in remaining):
-            return result  # the target is not met: keep the old capacity (no break)
-        for action in remaining:
-            if action.kind == "terminate" and action.replica_id is not None:
-                self.retire(action.replica_id, reason=action.reason, plan_id=final_plan)
-                result.terminated.append(action.replica_id)
+        if result.failed:
+            return result  # no break without the make: keep the old capacity
+        terminations = command.terminations
+        if command.match_plan:
+            remaining = self.plan_actions(final_plan)
+            if any(action.kind == "launch" for action in remaining):
+                return result  # the target is not met: keep the old capacity (no break)
+            terminations = tuple(a for a in remaining if a.kind == "terminate")
+        for action in terminations:
+            if action.replica_id is None:
+                continue
+            slo = command.slo_tokens_per_second
+            if slo is not None and self.serving_tokens_per_second(without=action.replica_id) < slo:
+                continue  # keep the SLO: this replica is still needed
+            self.retire(
+                action.replica_id, reason=command.journal_reason(action), plan_id=final_plan
+            )
+            result.terminated.append(action.replica_id)
         return result
 
     def launch(self, allocation: TargetAllocation, *, plan_id: int | None, reason: str) -> int:
@@ -144,7 +175,7 @@ class Actuator:
                 availability_zone=allocation.availability_zone,
                 instance_type=pool.instance_type,
                 market=pool.market,
-                state="PENDING",
+                state=ReplicaState.PENDING.value,
                 state_reason=reason,
                 client_token=token,
                 price_usd_per_hour=allocation.price_usd_per_hour_each,
@@ -181,7 +212,9 @@ class Actuator:
             self._record_capacity_error(replica_id, action_id, error)
             raise
         except Exception as error:
-            journal.set_replica(self.engine, replica_id, state="FAILED", state_reason=str(error))
+            journal.set_replica(
+                self.engine, replica_id, state=ReplicaState.FAILED, state_reason=str(error)
+            )
             journal.finish_action(
                 self.engine, action_id, now=self.clock(), status="failed", error=str(error)
             )
@@ -190,7 +223,7 @@ class Actuator:
         journal.set_replica(
             self.engine,
             replica_id,
-            state="PROVISIONING",
+            state=ReplicaState.PROVISIONING,
             instance_id=instance_id,
             launched_at=self.clock(),
         )
@@ -207,22 +240,24 @@ class Actuator:
         while pending:
             states = self.progress(pending)
             for replica_id, state in states.items():
-                if state == "READY":
+                if state == ReplicaState.READY:
                     result.ready.append(replica_id)
                     pending.discard(replica_id)
-                elif state in ("FAILED", "TERMINATED", "PREEMPTED", "TERMINATING"):
+                elif state in (*FINAL_STATES, ReplicaState.TERMINATING):
                     result.failed.append(replica_id)
                     pending.discard(replica_id)
             if not pending:
                 return
             if time.monotonic() >= deadline:
                 for replica_id in sorted(pending):
-                    self.retire(replica_id, reason="readiness probe timed out", final="FAILED")
+                    self.retire(
+                        replica_id, reason="readiness probe timed out", final=ReplicaState.FAILED
+                    )
                     result.failed.append(replica_id)
                 return
             self.sleep(spec.readiness_interval_s)
 
-    def progress(self, replica_ids: Collection[int] | None = None) -> dict[int, str]:
+    def progress(self, replica_ids: Collection[int] | None = None) -> dict[int, ReplicaState]:
         """One step for launched replicas: learn their address, probe them, register the ready.
 
         Returns the state of each replica looked at.
@@ -230,7 +265,7 @@ class Actuator:
         with transaction(self.engine) as session:
             query = sa.select(ReplicaModel).where(
                 ReplicaModel.service == self.service,
-                ReplicaModel.state.in_(("PROVISIONING", "STARTING", "READY", "NOT_READY")),
+                ReplicaModel.state.in_(_PROBED_STATES),
             )
             if replica_ids is not None:
                 query = query.where(ReplicaModel.id.in_(list(replica_ids)))
@@ -239,11 +274,15 @@ class Actuator:
             ]
         regions = {row[1] for row in rows}
         instances = {i.instance_id: i for i in self.ec2.describe_managed(regions)} if rows else {}
-        states: dict[int, str] = {}
+        states: dict[int, ReplicaState] = {}
         for replica_id, _region, instance_id, state, endpoint in rows:
             info = instances.get(instance_id or "")
             if info is None or info.state not in ("pending", "running"):
-                final = "PREEMPTED" if info and "Spot" in info.state_reason else "TERMINATED"
+                final = (
+                    ReplicaState.PREEMPTED
+                    if info and "Spot" in info.state_reason
+                    else ReplicaState.TERMINATED
+                )
                 journal.set_replica(
                     self.engine,
                     replica_id,
@@ -254,16 +293,16 @@ class Actuator:
                 states[replica_id] = final
                 continue
             if info.state == "pending":
-                states[replica_id] = state
+                states[replica_id] = ReplicaState(state)
                 continue
             endpoint = endpoint or self.resolve_endpoint(info)
             ready = self.probe(endpoint)
             new_state = _next_state(state, ready)
             values: dict[str, object] = {"endpoint": endpoint, "state": new_state}
-            if new_state == "READY" and state != "READY":
+            if new_state == ReplicaState.READY and state != ReplicaState.READY:
                 values["ready_at"] = self.clock()
             journal.set_replica(self.engine, replica_id, **values)
-            if new_state == "READY" and state != "READY":
+            if new_state == ReplicaState.READY and state != ReplicaState.READY:
                 self._register(replica_id, info.instance_id)
             states[replica_id] = new_state
         return states
@@ -274,14 +313,13 @@ class Actuator:
         *,
         reason: str,
         plan_id: int | None = None,
-        final: str = "TERMINATED",
+        final: ReplicaState = ReplicaState.TERMINATED,
         terminate: bool = True,
     ) -> None:
         """Drain (deregister, wait ``drain_s``) and terminate one replica."""
         with transaction(self.engine) as session:
             replica = session.get_one(ReplicaModel, replica_id)
-            replica.state = "TERMINATING"
-            replica.state_reason = reason
+            replica.move_to(ReplicaState.TERMINATING, reason=reason)
             instance_id, region = replica.instance_id, replica.region
             registered = replica.target_registered
         if registered and instance_id:
@@ -316,45 +354,62 @@ class Actuator:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _launch_round(self, plan_id: int, result: ApplyResult) -> None:
-        current = plan_id
-        excluded: set[Pool] = set()
+    def _launch_all(self, command: Command, result: ApplyResult) -> int:
+        """Launch the command's launches; after capacity errors, replan without the failed
+        pools and launch what the new plan lacks. Returns the plan the fleet follows now."""
+        current = command.plan_id
+        excluded = set(command.exclude_pools)
+        launches = command.launches
         for _ in range(MAX_REPLANS + 1):
             failures: list[CapacityError] = []
-            actions = self.plan_actions(current)
-            for action in actions:
+            for action in launches:
                 if action.kind != "launch" or action.allocation is None:
                     continue
+                reason = command.journal_reason(action)
                 try:
                     result.launched.append(
-                        self.launch(action.allocation, plan_id=current, reason=action.reason)
+                        self.launch(action.allocation, plan_id=current, reason=reason)
                     )
                 except CapacityError as error:
                     failures.append(error)
                     result.capacity_errors.append(str(error))
-            if not failures:
-                return
+                    continue
+                if result.first_launch_perf_s is None:
+                    result.first_launch_perf_s = time.perf_counter()
+            if not failures or len(result.replans) == MAX_REPLANS:
+                return current
             excluded |= {error.pool for error in failures}
-            running = tuple(journal.live_fleet(self.engine, self.service))
+            fleet = [
+                replica
+                for replica in journal.live_fleet(self.engine, self.service)
+                if replica.replica_id not in command.leaving
+            ]
             new_plan = self.replan(
                 ReplanRequest(
                     current,
                     frozenset(excluded),
-                    running,
+                    tuple(fleet),
                     reason="; ".join(str(error) for error in failures),
                 )
             )
             if new_plan is None:
-                return
+                result.replan_failed = True
+                return current
             result.replans.append(new_plan)
+            mark_applied(self.engine, new_plan, now=self.clock())
             current = new_plan
+            launches = tuple(
+                a
+                for a in diff(fleet, plan_allocations(self.engine, new_plan))
+                if a.kind == "launch"
+            )
+        return current
 
     def _record_capacity_error(self, replica_id: int, action_id: int, error: CapacityError) -> None:
         now = self.clock()
         with transaction(self.engine) as session:
             replica = session.get_one(ReplicaModel, replica_id)
-            replica.state = "FAILED"
-            replica.state_reason = str(error)
+            replica.move_to(ReplicaState.FAILED, reason=str(error))
             mark_unavailable(
                 session,
                 region=error.pool.region,
@@ -408,9 +463,17 @@ class Actuator:
         journal.finish_action(self.engine, action_id, now=self.clock())
 
     def plan_allocations(self, plan_id: int) -> list[TargetAllocation]:
+        return plan_allocations(self.engine, plan_id)
+
+    def serving_tokens_per_second(self, *, without: int | None = None) -> float:
+        """What the READY replicas serve together, leaving out replica ``without``."""
         with transaction(self.engine) as session:
-            plan = session.get_one(PlanModel, plan_id)
-            return [TargetAllocation.from_dict(row) for row in plan.allocations]
+            query = sa.select(
+                sa.func.coalesce(sa.func.sum(ReplicaModel.tokens_per_second), 0.0)
+            ).where(ReplicaModel.service == self.service, ReplicaModel.state == ReplicaState.READY)
+            if without is not None:
+                query = query.where(ReplicaModel.id != without)
+            return float(session.scalar(query) or 0.0)
 
     def _endpoint_from_template(self, info: InstanceInfo) -> str:
         spec = self.settings.service.spec
@@ -424,9 +487,21 @@ class Actuator:
         return on_demand_fallback(self.engine, request, now=self.clock())
 
 
-def _next_state(state: str, ready: bool) -> str:
+def apply_command(plan_id: int, actions: Sequence[Action], *, wait: bool = True) -> Command:
+    """The command that makes the fleet match plan ``plan_id`` (``actions``: the diff now)."""
+    return Command(
+        plan_id=plan_id,
+        reason=f"apply plan {plan_id}",
+        launches=tuple(a for a in actions if a.kind == "launch"),
+        terminations=tuple(a for a in actions if a.kind == "terminate"),
+        match_plan=True,
+        wait=wait,
+    )
+
+
+def _next_state(state: str, ready: bool) -> ReplicaState:
     if ready:
-        return "READY"
-    if state in ("READY", "NOT_READY"):
-        return "NOT_READY"
-    return "STARTING"
+        return ReplicaState.READY
+    if state in (ReplicaState.READY, ReplicaState.NOT_READY):
+        return ReplicaState.NOT_READY
+    return ReplicaState.STARTING

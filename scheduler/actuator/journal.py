@@ -79,7 +79,11 @@ def live_fleet(engine: Engine, service: str) -> list[FleetReplica]:
 
 
 def set_replica(engine: Engine, replica_id: int, **values: Any) -> None:
+    """Write ``values`` onto one replica in one transaction; a ``state`` among them is checked
+    against the allowed transitions (:class:`scheduler.models.IllegalTransitionError`)."""
     with transaction(engine) as session:
         replica = session.get_one(ReplicaModel, replica_id)
+        if "state" in values:
+            replica.move_to(values.pop("state"))
         for key, value in values.items():
             setattr(replica, key, value)

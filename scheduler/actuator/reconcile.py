@@ -18,7 +18,7 @@ from oracle.db import transaction
 from scheduler.actuator import journal
 from scheduler.actuator.ec2 import InstanceInfo
 from scheduler.actuator.executor import Actuator
-from scheduler.models import FINAL_STATES, ActionModel, ReplicaModel
+from scheduler.models import FINAL_STATES, ActionModel, ReplicaModel, ReplicaState
 
 ALIVE = ("pending", "running", "stopping", "stopped")
 
@@ -71,22 +71,29 @@ def reconcile(actuator: Actuator, *, grace_s: float = 120.0) -> ReconcileReport:
                 report.adopted.append(replica_id)
             elif now - created_at >= timedelta(seconds=grace_s):
                 journal.set_replica(
-                    engine, replica_id, state="FAILED", state_reason="launch never reached EC2"
+                    engine,
+                    replica_id,
+                    state=ReplicaState.FAILED,
+                    state_reason="launch never reached EC2",
                 )
                 _close_pending(actuator, replica_id, "failed", "launch never reached EC2")
                 report.failed.append(replica_id)
             continue
         info = by_id.get(instance_id)
         if info is None or info.state not in ALIVE:
-            final = "PREEMPTED" if info and "Spot" in info.state_reason else "TERMINATED"
+            final = (
+                ReplicaState.PREEMPTED
+                if info and "Spot" in info.state_reason
+                else ReplicaState.TERMINATED
+            )
             journal.set_replica(
                 engine, replica_id, state=final, terminated_at=now, target_registered=False
             )
             report.gone.append(replica_id)
             continue
         owned.add(instance_id)
-        if state == "TERMINATING":  # a retire (or an interrupted spot replica) to finish
-            final = "PREEMPTED" if "interruption" in reason else "TERMINATED"
+        if state == ReplicaState.TERMINATING:  # a retire (or an interrupted spot replica) to finish
+            final = ReplicaState.PREEMPTED if "interruption" in reason else ReplicaState.TERMINATED
             actuator.retire(replica_id, reason=f"finishing: {reason}", final=final)
     orphans = [i for i in alive if i.instance_id not in owned]
     for info in orphans:
@@ -108,7 +115,7 @@ def _adopt(actuator: Actuator, replica_id: int, info: InstanceInfo) -> None:
     journal.set_replica(
         actuator.engine,
         replica_id,
-        state="PROVISIONING",
+        state=ReplicaState.PROVISIONING,
         instance_id=info.instance_id,
         launched_at=info.launch_time or actuator.clock(),
     )

@@ -10,7 +10,8 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from scheduler.api import errors
+from scheduler import ui
+from scheduler.api import errors, metrics
 from scheduler.api.body_limit import BodyLimit
 from scheduler.api.context import ApiContext
 from scheduler.api.routers import events, fleet, health, oracle, plans, recommendations
@@ -42,6 +43,8 @@ def create_app(context: ApiContext) -> FastAPI:
     errors.install(app)
     for module in (health, recommendations, plans, fleet, events, oracle):
         app.include_router(module.router)
+    app.include_router(ui.router)  # the dashboard at /ui, and the JSON its pages show
+    metrics.instrument(app, context)  # request latency into /metrics
     return app
 
 

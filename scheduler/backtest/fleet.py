@@ -12,10 +12,10 @@ then (the actuator deregisters it at the end of the warning).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from scheduler.backtest.interruptions import NOTICE_S
+from scheduler.backtest.world import NOTICE_S
 from scheduler.planning.model import PoolKey
 
 
@@ -47,6 +47,11 @@ class Fleet:
     instances: list[Instance] = field(default_factory=list)
     launches: int = 0
     interruptions: int = 0
+    launch_failures: int = 0
+    #: What the last :meth:`set_target` launched per pool, and the instances it retired or
+    #: cancelled (for the policy's observations).
+    last_launched: dict[PoolKey, int] = field(default_factory=dict)
+    last_ended: list[Instance] = field(default_factory=list)
     _next_id: int = 0
     _settled_s: float = -math.inf
 
@@ -55,11 +60,23 @@ class Fleet:
         under an interruption notice."""
         return [i for i in self.instances if i.end_s == math.inf and not i.retiring]
 
+    def runs_in(self, pool: PoolKey) -> bool:
+        """Whether an instance of ``pool`` is still billed (it could get a notice)."""
+        return any(i.pool == pool and i.end_s == math.inf for i in self.instances)
+
     def counts(self) -> dict[PoolKey, int]:
         counts: dict[PoolKey, int] = {}
         for instance in self.active():
             counts[instance.pool] = counts.get(instance.pool, 0) + 1
         return counts
+
+    def launch_times(self) -> dict[PoolKey, list[float]]:
+        """Per pool, when each active instance was launched (newest first: the order in which
+        :meth:`set_target` retires serving instances)."""
+        times: dict[PoolKey, list[float]] = {}
+        for instance in self.active():
+            times.setdefault(instance.pool, []).append(instance.launched_s)
+        return {pool: sorted(values, reverse=True) for pool, values in times.items()}
 
     def ready_counts(self, t_s: float) -> dict[PoolKey, int]:
         counts: dict[PoolKey, int] = {}
@@ -69,29 +86,54 @@ class Fleet:
         return counts
 
     def set_target(
-        self, target: Mapping[PoolKey, int], goodput: Mapping[str, float], t_s: float
-    ) -> None:
+        self,
+        target: Mapping[PoolKey, int],
+        goodput: Mapping[str, float],
+        t_s: float,
+        has_capacity: Callable[[PoolKey], bool] | None = None,
+    ) -> list[PoolKey]:
         """Launch and retire so that the active fleet matches ``target`` (pools absent from it
-        go to zero)."""
+        go to zero). A launch into a pool without capacity (``has_capacity`` false) fails as
+        InsufficientInstanceCapacity does: nothing starts, nothing is billed, and what is
+        running stays (make-before-break: nothing retires to make room for a failed launch).
+        Returns the pools whose launches failed."""
+        failed: list[PoolKey] = []
+        self.last_launched = {}
+        self.last_ended = []
         active = self.active()
         by_pool: dict[PoolKey, list[Instance]] = {}
         for instance in active:
             by_pool.setdefault(instance.pool, []).append(instance)
-        for pool in sorted(set(by_pool) | set(target)):
+        pools = sorted(set(by_pool) | set(target))
+        for pool in pools:
             have = by_pool.get(pool, [])
             want = max(int(target.get(pool, 0)), 0)
+            if want > len(have) and has_capacity is not None and not has_capacity(pool):
+                self.launch_failures += 1
+                failed.append(pool)
+                continue
             for _ in range(want - len(have)):
                 self._launch(pool, goodput[pool.instance_type], t_s)
+                self.last_launched[pool] = self.last_launched.get(pool, 0) + 1
+        if failed:
+            # Nothing retires while a launch failed: the policy replans first.
+            self.advance(t_s)
+            return failed
+        for pool in pools:
+            have = by_pool.get(pool, [])
+            want = max(int(target.get(pool, 0)), 0)
             if len(have) > want:
                 # Starting instances go first (newest first): they serve nothing yet.
                 extra = sorted(have, key=lambda i: (i.ready_s <= t_s, -i.launched_s))
                 for instance in extra[: len(have) - want]:
+                    self.last_ended.append(instance)
                     if instance.ready_s > t_s:
                         instance.stop_serving_s = instance.end_s = t_s
                     else:
                         instance.retiring = True
                         instance.retired_s = t_s
         self.advance(t_s)
+        return failed
 
     def advance(self, t_s: float) -> None:
         """Settle the fleet up to ``t_s``: drain each retiring instance once every active

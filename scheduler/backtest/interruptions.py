@@ -8,10 +8,8 @@ linearly from 1 where the spot price is at ``near_on_demand_fraction`` of on-dem
 which is also when the price climbs. A notice reclaims every instance of the pool running at
 that moment (capacity is reclaimed per pool), two minutes later.
 
-Where a real availability trace is given for a pool (SkyPilot's spot traces: the number of
-instances obtainable, probed every ``gap_seconds``), it drives that pool instead: a notice at
-every probe where the count falls, the trace's first probe aligned with the window's start
-(the traces were taken in 2022-2023, so they replay on any window).
+This is the ``advisor`` world. The same band-and-price factor scales the ``calibrated``
+world's intensity (:func:`intensity_path`).
 
 The world is not a policy: it may use the whole history (the band in force, else the earliest
 one known; the price in force). The events are sampled once, before any policy runs, from a
@@ -21,21 +19,16 @@ not depend on which other pools are loaded.
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
-from oracle.errors import InputError
 from scheduler.backtest.market import MarketHistory
 from scheduler.planning.candidates import BAND_MONTHLY_RATE, HOURS_PER_MONTH
-
-#: Seconds between an interruption notice and the instance's end (AWS's two-minute warning).
-NOTICE_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -65,13 +58,7 @@ def sample_interruptions(
     events: dict[int, NDArray[np.float64]] = {}
     if end_s <= start_s:
         return events
-    traced = _traced_pools(history, model.traces)
     for pool in history.pools:
-        if pool.index in traced:
-            times = trace_notices(traced[pool.index], start_s=start_s, end_s=end_s)
-            if times.size:
-                events[pool.index] = times
-            continue
         if model.rate_scale <= 0:
             continue
         moments, rates = rate_path(history, pool.index, start_s=start_s, end_s=end_s, model=model)
@@ -81,31 +68,6 @@ def sample_interruptions(
         if times.size:
             events[pool.index] = times
     return events
-
-
-def trace_notices(path: Path, *, start_s: float, end_s: float) -> NDArray[np.float64]:
-    """Notice times from an availability trace: every probe whose count is below the one
-    before, the first probe at ``start_s``."""
-    gap_s, counts = load_trace(path)
-    falls = np.flatnonzero(counts[1:] < counts[:-1]) + 1
-    times = start_s + falls * gap_s
-    return times[times < end_s].astype(np.float64)
-
-
-def load_trace(path: Path) -> tuple[float, NDArray[np.float64]]:
-    """``(gap_seconds, counts)`` of a SkyPilot spot trace file."""
-    try:
-        payload = json.loads(Path(path).read_text())
-        gap_s = float(payload["metadata"]["gap_seconds"])
-        counts = np.asarray(payload["data"], dtype=np.float64)
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise InputError(
-            f"{path}: not a spot availability trace ({error}); expected JSON with "
-            "metadata.gap_seconds and a data list of counts"
-        ) from None
-    if gap_s <= 0 or counts.ndim != 1:
-        raise InputError(f"{path}: gap_seconds must be positive and data a list of counts")
-    return gap_s, counts
 
 
 def rate_path(
@@ -127,6 +89,17 @@ def rate_path(
     for index, moment in enumerate(moments.tolist()):
         rates[index] = _rate(history, pool, moment, model)
     return moments, rates
+
+
+def intensity_path(
+    history: MarketHistory, pool: int, *, start_s: float, end_s: float, model: InterruptionModel
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """:func:`rate_path` as a monthly rate before ``rate_scale`` (the band's midpoint times
+    the factor of the price's closeness to on-demand)."""
+    moments, rates = rate_path(
+        history, pool, start_s=start_s, end_s=end_s, model=replace(model, rate_scale=1.0)
+    )
+    return moments, rates * HOURS_PER_MONTH
 
 
 def _rate(history: MarketHistory, pool: int, t_s: float, model: InterruptionModel) -> float:
@@ -168,24 +141,5 @@ def _poisson_times(
     before = np.r_[0.0, hazard][piece]
     with np.errstate(divide="ignore"):
         offset_h = (levels - before) / rates_per_hour[piece]
-    return moments[piece] + offset_h * 3600.0
-
-
-def _traced_pools(history: MarketHistory, traces: Mapping[str, Path]) -> dict[int, Path]:
-    traced: dict[int, Path] = {}
-    for key, path in traces.items():
-        zone, _, instance_type = key.partition("/")
-        matches = [
-            pool.index
-            for pool in history.pools
-            if pool.instance_type == instance_type
-            and zone in (pool.zone, pool.availability_zone, pool.availability_zone_id)
-        ]
-        if not matches:
-            raise InputError(
-                f"backtest.traces: no spot pool {key!r} in the oracle; key a trace by "
-                "'AZ/instance type', e.g. 'us-east-1a/p3.2xlarge'"
-            )
-        for index in matches:
-            traced[index] = path
-    return traced
+    times_s: NDArray[np.float64] = moments[piece] + offset_h * 3600.0
+    return times_s

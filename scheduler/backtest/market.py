@@ -10,10 +10,9 @@ the cost of any interval is two lookups.
 :meth:`MarketHistory.as_of` gives a :class:`MarketView`: the facts observed at or before a
 moment and nothing later (no look-ahead), with the same :class:`~oracle.stats.PoolStats` and
 :class:`~oracle.stats.OnDemandOffer` objects that :mod:`oracle.stats` computes from the
-database, and under the same rules of when a fact counts as observed. Its statistics are the
-figures of :func:`oracle.stats.step_statistics`, computed over the whole arrays at once with
-the rows outside each window weighing zero (:mod:`scheduler.backtest.window`), without a
-query.
+database, and under the same rules of when a fact counts as observed. Its statistics come
+from the oracle's one kernel, :func:`oracle.stats.statistics_as_of`, fed the rows the oracle's
+query would read (:meth:`MarketHistory.rows_as_of`), without a query.
 
 The world's truth (prices in force, what an instance-hour cost) is also here, for billing:
 :meth:`MarketHistory.spot_cost` and :meth:`MarketHistory.on_demand_cost`. Only the simulator
@@ -34,13 +33,22 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy.engine import Engine
 
-from oracle.stats import WINDOW_DAYS, OnDemandOffer, PoolStats
+from oracle.stats import WINDOW_DAYS, OnDemandOffer, PoolStats, statistics_as_of
 from scheduler.backtest.facts import SpotPool
 from scheduler.backtest.load import LoadedHistory, read_history
-from scheduler.backtest.window import FIGURES, window_statistics
 from scheduler.planning.model import PoolKey
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FIGURES = (
+    "current",
+    "mean_7d",
+    "mean_30d",
+    "mean_90d",
+    "p95_90d",
+    "max_90d",
+    "volatility_90d",
+    "share_near_on_demand",
+)
 T = TypeVar("T")
 
 
@@ -78,6 +86,22 @@ class MarketHistory(LoadedHistory):
     def _row_key(self) -> NDArray[np.float64]:
         first, span = self._key_origin
         return self.pool_of_row * span + (self.times_s - first)
+
+    def rows_as_of(
+        self, as_of_s: float, selected: NDArray[np.bool_], history_days: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """The rows :func:`oracle.stats.pool_stats` reads at ``as_of_s`` for the ``selected``
+        pools with a price: each one's last change at or before ``history_days`` before, then
+        every later one up to ``as_of_s``, in pool and time order. Returns the rows and the pool
+        of each."""
+        first_row = self.offsets[:-1]
+        ends = self.rows_through(as_of_s)
+        live = selected & (ends - 1 >= first_row)
+        opening = np.maximum(self.rows_through(as_of_s - history_days * 86_400.0) - 1, first_row)
+        lengths = np.where(live, ends - opening, 0)
+        starts = np.cumsum(lengths) - lengths
+        rows = np.arange(int(lengths.sum())) - np.repeat(starts - opening, lengths)
+        return rows.astype(np.int64), self.pool_of_row[rows]
 
     def type_mask(self, instance_types: Collection[str]) -> NDArray[np.bool_]:
         """Per pool, whether its instance type is among ``instance_types``."""
@@ -252,7 +276,7 @@ class MarketHistory(LoadedHistory):
         row = self._row_at(pool, t_s)
         if row < 0:
             first = int(self.offsets[pool])
-            return float(self.prices_usd_per_hour[first]) * (t_s - self.times_s[first]) / 3600.0
+            return float(self.prices_usd_per_hour[first] * (t_s - self.times_s[first]) / 3600.0)
         held_h = (t_s - self.times_s[row]) / 3600.0
         return float(self.integral_usd[row] + self.prices_usd_per_hour[row] * held_h)
 
@@ -353,20 +377,23 @@ class MarketView:
             offer = offers.get((pool.region, pool.instance_type))
             if offer is not None:
                 on_demand[index] = offer.price_usd_per_hour
-        figures = window_statistics(
-            history,
+        table_rows, pool_of = history.rows_as_of(self.as_of_s, selected, history_days)
+        # The kernel numbers the pools 0..n-1 in order: ``known`` is that order.
+        compact = np.searchsorted(known, pool_of)
+        figures = statistics_as_of(
+            compact,
+            history.times_s[table_rows],
+            history.prices_usd_per_hour[table_rows],
             as_of_s=self.as_of_s,
-            selected=selected,
-            on_demand_usd_per_hour=on_demand,
+            on_demand_usd_per_hour=on_demand[known],
             history_days=history_days,
         )
         columns = {
-            name: [None if value != value else value for value in figures[name][known].tolist()]
-            for name in FIGURES
+            name: [None if value != value else value for value in figures[name].tolist()]
+            for name in _FIGURES
         }
         changes = [
-            None if value != value else int(value)
-            for value in figures["changes_90d"][known].tolist()
+            None if value != value else int(value) for value in figures["changes_90d"].tolist()
         ]
         return [
             self._stats(number, history.pools[index], int(rows[index]), columns, changes, offers)
@@ -436,7 +463,8 @@ def _running_integral(
     # Restart the running sum at each pool's first row.
     first_rows = offsets[:-1]
     base = np.repeat(running[first_rows], np.diff(offsets))
-    return running - base
+    integral: NDArray[np.float64] = running - base
+    return integral
 
 
 def _datetime(seconds: float) -> datetime:

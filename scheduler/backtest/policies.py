@@ -18,8 +18,11 @@ it runs, into a target fleet (instances per pool), or ``None`` to keep what runs
 - ``price-capacity``: EC2 Fleet's price-capacity-optimized: among pools whose placement score
   for the count is the best, the cheapest; kept until interrupted.
 
-An interrupted pool is avoided by every policy for ``avoid_after_interruption_s`` (as the
-actuator marks a pool after a capacity error). Policies are objects because some remember a
+An interrupted pool, or one where a launch failed for want of capacity, is avoided by every
+policy for ``avoid_after_interruption_s`` (as the actuator marks a pool after a capacity
+error); after a failed launch the policy decides again at once. Every policy is handed what it
+has observed so far (:class:`Observation`: interruptions and launch failures per pool, with
+times). Policies are objects because some remember a
 choice (the zone they stay in); a fresh one is made for every run.
 """
 
@@ -28,17 +31,20 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import numpy as np
 
 from oracle.goodput import GoodputFact
+from oracle.risk import Observation as RiskObservation
 from oracle.stats import OnDemandOffer
 from scheduler.backtest.market import MarketHistory, MarketView
 from scheduler.config import PlannerConfig
 from scheduler.planner import (
     InfeasiblePlanError,
+    Plan,
     RunningInstance,
     cost_bound_usd_per_hour,
     plan_from_data,
@@ -46,8 +52,9 @@ from scheduler.planner import (
 from scheduler.planning.candidates import CandidateSet, PlanningData, build_candidates
 from scheduler.planning.load import planning_history_days
 from scheduler.planning.model import PoolKey
+from scheduler.planning.rebalance_rule import RebalanceRule, decide_rebalance
 
-Reason = Literal["tick", "interruption"]
+Reason = Literal["tick", "interruption", "launch-failure"]
 Target = dict[PoolKey, int]
 
 
@@ -61,9 +68,12 @@ class PolicyContext:
     goodput: Mapping[str, GoodputFact]
     planner_config: PlannerConfig
     planner_interval_s: float
-    #: The cron rebalancer's thresholds (a whole fleet moves only when both are cleared).
+    #: The cron rebalancer's rule (a whole fleet moves only when both thresholds are cleared;
+    #: younger replicas stay; at most so many actions a run).
     min_saving_pct: float = 0.0
     min_saving_usd_per_hour: float = 0.0
+    min_dwell_s: float = 0.0
+    max_actions: int = 1_000_000
 
     def tokens_per_second(self, instance_type: str) -> float:
         return self.goodput[instance_type].goodput_tokens_per_second
@@ -75,14 +85,35 @@ class PolicyContext:
         )
 
 
+ObservationKind = Literal["interruption", "launch-failure", "launch", "held"]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a policy saw happen in a pool, as the actuator records it: ``count`` interruption
+    notices of its own instances, launches that failed for want of capacity, launches that
+    succeeded, or instances it ended (``held``); ``at_risk_s`` is the instance time an
+    interruption or an ending accounts for (the hazard's exposure)."""
+
+    at_s: float
+    pool: PoolKey
+    kind: ObservationKind
+    count: int = 1
+    at_risk_s: float = 0.0
+
+
 @dataclass(frozen=True)
 class FleetState:
     """The fleet a policy runs, as it knows it at the moment of deciding."""
 
     counts: Mapping[PoolKey, int]
     ready_counts: Mapping[PoolKey, int]
-    #: Spot pools interrupted recently, to stay away from.
+    #: Spot pools interrupted or out of capacity recently, to stay away from.
     avoid: frozenset[PoolKey]
+    #: Everything this policy has observed so far, oldest first (no look-ahead).
+    observations: Sequence[Observation] = ()
+    #: Per pool, when each active instance was launched, newest first.
+    launch_times: Mapping[PoolKey, Sequence[float]] = field(default_factory=dict)
 
 
 class Policy:
@@ -116,13 +147,15 @@ class PlannerPolicy(Policy):
         self._history_days = planning_history_days(config)
         self.last_plan_s: float | None = None
         self.last_target: Target = {}
+        #: The policy's observations as risk evidence, converted once each.
+        self._evidence: list[RiskObservation] = []
 
     def _decide(self, view: MarketView, fleet: FleetState, reason: Reason) -> Target | None:
         due = self.last_plan_s is None or (
             view.as_of_s - self.last_plan_s >= self.context.planner_interval_s
         )
         short = any(fleet.counts.get(pool, 0) < count for pool, count in self.last_target.items())
-        if not (due or short or reason == "interruption"):
+        if not (due or short or reason != "tick"):
             return None
         types = set(self.context.goodput)
         data = PlanningData(
@@ -132,11 +165,17 @@ class PlannerPolicy(Policy):
             on_demand=[o for o in view.on_demand_offers if o.instance_type in types],
             goodput=self.context.goodput,
             instance_specs=self.context.history.instance_specs,
+            observations=self._risk_evidence(view.as_of_s, fleet),
         )
         running = [RunningInstance(pool, count) for pool, count in sorted(fleet.counts.items())]
+        # Priced once per view and per evidence (each variant learns from what it saw), then
+        # narrowed to each avoid set: in a world that fails, that set changes most decisions.
+        seen = (self.name, len(fleet.observations))
+        every = view.memo(
+            (*self._candidates_key, *seen), lambda: build_candidates(data, self.config)
+        )
         candidates = view.memo(
-            (*self._candidates_key, fleet.avoid),
-            lambda: build_candidates(data, self.config, exclude_pools=fleet.avoid),
+            (*self._candidates_key, *seen, fleet.avoid), lambda: _without(every, fleet.avoid)
         )
         if reason == "tick" and not short and fleet.counts:
             current = self._current_cost_usd_per_hour(candidates, fleet)
@@ -159,10 +198,74 @@ class PlannerPolicy(Policy):
         target = {a.pool: a.count for a in plan.allocations if a.count > 0}
         if reason == "tick" and not short and target != dict(fleet.counts):
             current = self._current_cost_usd_per_hour(candidates, fleet)
-            if current is not None and not self._worth_moving(current, plan.cost_usd_per_hour):
-                return None
+            if current is not None:
+                moved = self._rebalance(view.as_of_s, fleet, target, current, plan)
+                if moved is None:
+                    return None
+                target = moved
         self.last_target = target
         return dict(target)
+
+    def _rebalance(
+        self,
+        now_s: float,
+        fleet: FleetState,
+        target: Target,
+        current_usd_per_hour: float,
+        plan: Plan,
+    ) -> Target | None:
+        """The cron rebalancer's decision on moving a fleet that still carries the SLO to
+        ``target``: :func:`scheduler.planning.rebalance_rule.decide_rebalance`, the one rule
+        the service's rebalancer applies (thresholds, dwell time, cap on actions), on the
+        instance moves; ``None`` to keep the fleet, else the fleet after the allowed moves."""
+        context = self.context
+        launches = [
+            pool
+            for pool, count in sorted(target.items())
+            for _ in range(count - fleet.counts.get(pool, 0))
+        ]
+        terminations: list[tuple[PoolKey, float | None]] = []
+        for pool, count in sorted(fleet.counts.items()):
+            extra = count - target.get(pool, 0)
+            ages = [now_s - t for t in fleet.launch_times.get(pool, ())]
+            terminations += [(pool, ages[i] if i < len(ages) else None) for i in range(extra)]
+        decision = decide_rebalance(
+            RebalanceRule(
+                min_saving_usd_per_hour=context.min_saving_usd_per_hour,
+                min_saving_pct=context.min_saving_pct,
+                min_dwell_s=context.min_dwell_s,
+                max_actions=context.max_actions,
+            ),
+            launches=launches,
+            terminations=terminations,
+            current_usd_per_hour=current_usd_per_hour,
+            planned_usd_per_hour=plan.cost_usd_per_hour,
+        )
+        if not decision.act:
+            return None
+        moved = dict(fleet.counts)
+        for pool in decision.launches:
+            moved[pool] = moved.get(pool, 0) + 1
+        for pool in decision.terminations:
+            moved[pool] -= 1
+        return {pool: count for pool, count in moved.items() if count > 0}
+
+    def _risk_evidence(self, now_s: float, fleet: FleetState) -> list[RiskObservation]:
+        """What this policy has seen, as :mod:`oracle.risk` evidence (no look-ahead): its
+        observations so far, converted once each, and the time its running instances have
+        been held (stamped now: the exposure that a quiet pool earns)."""
+        for seen in fleet.observations[len(self._evidence) :]:
+            self._evidence.append(_risk_row(seen))
+        now = _datetime(now_s)
+        held = [
+            RiskObservation(
+                pool.region, pool.zone, pool.instance_type, pool.market, "held", now,
+                count=len(times), at_risk_s=sum(now_s - t for t in times), source="backtest",
+            )
+            for pool, times in sorted(fleet.launch_times.items())
+            if pool.market == "spot"
+        ]  # fmt: skip
+        return [*self._evidence, *held]
 
     def _cannot_pay(
         self, data: PlanningData, candidates: CandidateSet, current_usd_per_hour: float
@@ -370,6 +473,41 @@ def make_policies(names: Sequence[str], context: PolicyContext) -> list[Policy]:
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+_RISK_KIND = {
+    "interruption": "interruption",
+    "launch-failure": "capacity-error",
+    "launch": "launch",
+    "held": "held",
+}
+
+
+def _risk_row(seen: Observation) -> RiskObservation:
+    pool = seen.pool
+    return RiskObservation(
+        pool.region, pool.zone, pool.instance_type, pool.market, _RISK_KIND[seen.kind],
+        _datetime(seen.at_s), count=seen.count, at_risk_s=seen.at_risk_s, source="backtest",
+    )  # fmt: skip
+
+
+def _datetime(seconds: float) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+
+
+def _without(candidates: CandidateSet, avoid: frozenset[PoolKey]) -> CandidateSet:
+    """``candidates`` less the pools in ``avoid``, as ``build_candidates(exclude_pools=avoid)``
+    gives them (a left-out pool counts as excluded by the caller)."""
+    if not avoid:
+        return candidates
+    kept = CandidateSet([c for c in candidates.candidates if c.pool not in avoid])
+    kept.excluded = dict(candidates.excluded)
+    dropped = len(candidates.candidates) - len(kept.candidates)
+    if dropped:
+        kept.excluded["excluded by the caller"] = (
+            kept.excluded.get("excluded by the caller", 0) + dropped
+        )
+    return kept
 
 
 def _cheapest_on_demand(

@@ -5,6 +5,12 @@
 on-demand policy), ``slo_attainment`` (0 to 1), ``deficit_tokens`` (output tokens short of
 the SLO rate) and ``deficit_token_hours`` (the same in tok/s x hours), ``interruptions``,
 ``launches``, ``cost_to_hindsight`` and ``planning_s``.
+
+With several seeds (``--seeds N``) every figure is the mean over the seeds' worlds, and
+``cost_usd_ci95`` and ``slo_attainment_ci95`` give the 95% confidence interval of the mean
+(Student's t with N - 1 degrees of freedom; one seed: the value twice). ``launch_failures``
+counts launches refused for want of capacity. The bounds ``hindsight``, ``hindsight-hedged``
+and ``clairvoyant`` sit beside the policies; ``world`` holds the world's name and parameters.
 """
 
 from __future__ import annotations
@@ -18,50 +24,83 @@ import numpy as np
 from scheduler.backtest.simulate import BacktestResult
 from scheduler.config import HINDSIGHT
 
+BOUNDS = ("hindsight-hedged", "clairvoyant")
+
 CHARTS = (
     ("capacity.png", "Serving capacity against the SLO"),
     ("cumulative_cost.png", "Cumulative cost"),
     ("fleet_mix.png", "Instances billed by market"),
+    ("cost_vs_attainment.png", "Cost against SLO attainment (mean, 95% CI)"),
+    ("losses.png", "Capacity losses and launch failures"),
+    ("deficits.png", "Deficit spells"),
 )
 
 
+def mean_ci95(values: list[float]) -> tuple[float, float, float]:
+    """Mean and the 95% confidence interval of the mean (Student's t)."""
+    from scipy import stats
+
+    data = np.asarray(values, dtype=np.float64)
+    mean = float(data.mean())
+    if data.size < 2:
+        return mean, mean, mean
+    half = float(stats.t.ppf(0.975, data.size - 1) * data.std(ddof=1) / np.sqrt(data.size))
+    return mean, mean - half, mean + half
+
+
 def policy_rows(result: BacktestResult) -> list[dict[str, Any]]:
-    """One row per policy, then the hindsight bound."""
-    on_demand = result.policies.get("on-demand")
-    hindsight = result.hindsight_cost_usd
+    """One row per policy (means over the seeds, with 95% CIs), then the bounds."""
+    seeds = result.all_seeds
+    on_demand_cost = _mean_of(seeds, "on-demand", "cost_usd")
+    hindsight = float(np.mean([r.hindsight_cost_usd for r in seeds]))
     rows = []
-    for name, policy in result.policies.items():
+    for name in result.policies:
+        cost, cost_low, cost_high = mean_ci95([r.policies[name].cost_usd for r in seeds])
+        met, met_low, met_high = mean_ci95([r.policies[name].slo_attainment for r in seeds])
+        served = _mean_of(seeds, name, "served_tokens") or 0.0
+        deficit = _mean_of(seeds, name, "deficit_tokens") or 0.0
         rows.append(
             {
                 "policy": name,
-                "cost_usd": policy.cost_usd,
-                "cost_usd_per_million_tokens": policy.cost_usd_per_million_tokens,
-                "saving_vs_on_demand_pct": _saving(policy.cost_usd, on_demand),
-                "slo_attainment": policy.slo_attainment,
-                "deficit_tokens": policy.deficit_tokens,
-                "deficit_token_hours": policy.deficit_tokens / 3600.0,
-                "interruptions": policy.interruptions,
-                "launches": policy.launches,
-                "cost_to_hindsight": policy.cost_usd / hindsight if hindsight > 0 else None,
-                "planning_s": policy.decide_s,
+                "cost_usd": cost,
+                "cost_usd_ci95": [cost_low, cost_high],
+                "cost_usd_per_million_tokens": cost / served * 1e6 if served else None,
+                "saving_vs_on_demand_pct": _saving(cost, on_demand_cost),
+                "slo_attainment": met,
+                "slo_attainment_ci95": [met_low, met_high],
+                "deficit_tokens": deficit,
+                "deficit_token_hours": deficit / 3600.0,
+                "interruptions": _mean_of(seeds, name, "interruptions"),
+                "launch_failures": _mean_of(seeds, name, "launch_failures"),
+                "launches": _mean_of(seeds, name, "launches"),
+                "cost_to_hindsight": cost / hindsight if hindsight > 0 else None,
+                "planning_s": sum(r.policies[name].decide_s for r in seeds),
             }
         )
     slo_tokens = result.slo_tokens
-    rows.append(
-        {
-            "policy": HINDSIGHT,
-            "cost_usd": hindsight,
-            "cost_usd_per_million_tokens": hindsight / slo_tokens * 1e6 if slo_tokens else None,
-            "saving_vs_on_demand_pct": _saving(hindsight, on_demand),
-            "slo_attainment": 1.0,
-            "deficit_tokens": 0.0,
-            "deficit_token_hours": 0.0,
-            "interruptions": 0,
-            "launches": 0,
-            "cost_to_hindsight": 1.0 if hindsight > 0 else None,
-            "planning_s": 0.0,
-        }
-    )
+    bounds = {HINDSIGHT: [r.hindsight_cost_usd for r in seeds]}
+    for name in BOUNDS:
+        bounds[name] = [r.bounds_usd.get(name, float("nan")) for r in seeds]
+    for name, values in bounds.items():
+        cost, low, high = mean_ci95(values)
+        rows.append(
+            {
+                "policy": name,
+                "cost_usd": cost,
+                "cost_usd_ci95": [low, high],
+                "cost_usd_per_million_tokens": cost / slo_tokens * 1e6 if slo_tokens else None,
+                "saving_vs_on_demand_pct": _saving(cost, on_demand_cost),
+                "slo_attainment": 1.0,
+                "slo_attainment_ci95": [1.0, 1.0],
+                "deficit_tokens": 0.0,
+                "deficit_token_hours": 0.0,
+                "interruptions": 0,
+                "launch_failures": 0,
+                "launches": 0,
+                "cost_to_hindsight": cost / hindsight if hindsight > 0 else None,
+                "planning_s": 0.0,
+            }
+        )
     return rows
 
 
@@ -74,6 +113,8 @@ def to_dict(result: BacktestResult) -> dict[str, Any]:
         "to": options.end,
         "tick_s": options.tick_s,
         "seed": options.seed,
+        "seeds": len(result.all_seeds),
+        "world": result.world.describe(),
         "interruption_events": result.interruption_events,
         "hindsight_cost_usd": result.hindsight_cost_usd,
         "policies": {row.pop("policy"): row for row in policy_rows(result)},
@@ -123,6 +164,45 @@ def write_report(result: BacktestResult, directory: Path) -> list[Path]:
     figure.suptitle("Instances billed, by market")
     written.append(_save(figure, directory / CHARTS[2][0], plt))
 
+    rows = [row for row in policy_rows(result) if row["policy"] in result.policies]
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for row in rows:
+        cost, met = row["cost_usd"], row["slo_attainment"] * 100
+        low, high = row["cost_usd_ci95"]
+        met_low, met_high = (value * 100 for value in row["slo_attainment_ci95"])
+        axes.errorbar(cost, met, xerr=[[cost - low], [high - cost]],
+                      yerr=[[met - met_low], [met_high - met]], fmt="o", capsize=3,
+                      label=row["policy"])  # fmt: skip
+    axes.set_xlabel("cost (USD)")
+    axes.set_ylabel("SLO attainment (%)")
+    axes.set_title("Cost against SLO attainment (mean over seeds, 95% CI)")
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    written.append(_save(figure, directory / CHARTS[3][0], plt))
+
+    figure, axes = plt.subplots(figsize=(10, 4))
+    start_s = result.options.start.timestamp()
+    for position, policy in enumerate(result.policies.values()):
+        for kind, marker in (("interruption", "x"), ("launch-failure", "|")):
+            times = [(o.at_s - start_s) / 86_400.0 for o in policy.observations if o.kind == kind]
+            axes.scatter(times, [position] * len(times), marker=marker, s=16,
+                         label=kind if position == 0 else None)  # fmt: skip
+    axes.set_yticks(range(len(result.policies)), list(result.policies), fontsize=8)
+    axes.set_xlabel("days from the start")
+    axes.set_title("Capacity losses (x) and launch failures (|) each policy met (first seed)")
+    written.append(_save(figure, directory / CHARTS[4][0], plt))
+
+    figure, axes = plt.subplots(figsize=(8, 4))
+    for name in result.policies:
+        spells = np.concatenate([r.policies[name].deficit_spells_s for r in result.all_seeds])
+        if spells.size:
+            axes.hist(spells / 60.0, bins=30, histtype="step", label=name)
+    axes.set_xlabel("deficit spell (minutes below the SLO)")
+    axes.set_ylabel("spells (all seeds)")
+    axes.set_title("Deficit durations")
+    axes.legend(fontsize=8)
+    written.append(_save(figure, directory / CHARTS[5][0], plt))
+
     page = directory / "index.html"
     page.write_text(_html(result))
     written.append(page)
@@ -132,10 +212,16 @@ def write_report(result: BacktestResult, directory: Path) -> list[Path]:
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _saving(cost_usd: float, on_demand: Any) -> float | None:
-    if on_demand is None or on_demand.cost_usd <= 0:
+def _mean_of(seeds: list[BacktestResult], name: str, figure: str) -> float | None:
+    if name not in seeds[0].policies:
         return None
-    return (1.0 - cost_usd / on_demand.cost_usd) * 100.0
+    return float(np.mean([getattr(r.policies[name], figure) for r in seeds]))
+
+
+def _saving(cost_usd: float, on_demand_cost: float | None) -> float | None:
+    if on_demand_cost is None or on_demand_cost <= 0:
+        return None
+    return (1.0 - cost_usd / on_demand_cost) * 100.0
 
 
 def _finish(axes: Any, unit: str, title: str) -> None:
@@ -194,10 +280,13 @@ def _html(result: BacktestResult) -> str:
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}img{{max-width:100%}}</style>
 </head><body><h1>{html.escape(title)}</h1>
-<p>Tick {options.tick_s:g} s, seed {options.seed}, {result.interruption_events} interruption
-events sampled. Hindsight: the cheapest fleet carrying the SLO knowing every price, with no
-interruptions and no start-up (whole instances at each type's lowest price in a tick, or the
-fractional cost if higher): a lower bound.</p>
+<p>World {html.escape(result.world.name)}, tick {options.tick_s:g} s, seeds {options.seed} to
+{options.seed + len(result.all_seeds) - 1} (figures are means over the seeds; the chart of
+cost against attainment shows their 95% confidence intervals); {result.interruption_events}
+capacity losses or notices in the first seed's world. Three lower bounds, none paying for
+start-up: hindsight (the cheapest fleet carrying the SLO knowing every price),
+hindsight-hedged (the same, surviving the loss of any AZ) and clairvoyant (knowing capacity
+and interruptions too).</p>
 <table><tr>{head}</tr>{"".join(body)}</table>{charts}</body></html>
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,9 +15,11 @@ from sqlalchemy.engine import Engine
 from oracle import db
 from oracle.errors import InputError
 from oracle.goodput import best_goodput
+from oracle.reference import DEFAULT_MODEL, ensure_goodput_figures
 from scheduler.backtest.interruptions import InterruptionModel
 from scheduler.backtest.market import MarketHistory
 from scheduler.backtest.simulate import BacktestOptions, BacktestResult, run_backtest
+from scheduler.backtest.world import WORLD_NAMES, WorldOptions
 from scheduler.config import POLICY_NAMES, Settings
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")
@@ -37,6 +40,10 @@ def backtest(
     regions: Sequence[str] | None = None,
     instance_types: Sequence[str] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    world: str | None = None,
+    seeds: int | None = None,
+    trace_set: str | None = None,
+    untraced: str | None = None,
 ) -> BacktestResult:
     """Replay the oracle's history for ``policies``; the default window is the last
     ``backtest.days`` days the oracle holds, from when 95% of its pools have a price.
@@ -70,10 +77,28 @@ def backtest(
     with db.session_factory(engine)() as session:
         goodput = best_goodput(session, model=model_name)
     if not goodput:
-        raise InputError(
-            f"no goodput figure for {model_name}: measure one with `scheduler bench`, or load "
-            "reference figures (`scheduler plan` does on first use)"
+        # As `scheduler plan` does on first use: published and estimated figures (the default
+        # model's references anchor another model's estimates).
+        ensure_goodput_figures(engine, model=DEFAULT_MODEL)
+        ensure_goodput_figures(engine, model=model_name)
+        with db.session_factory(engine)() as session:
+            goodput = best_goodput(session, model=model_name)
+    replayed = {p.instance_type for p in history.pools} | {k[1] for k in history.on_demand}
+    goodput = {name: fact for name, fact in goodput.items() if name in replayed}
+    if not goodput:
+        raise NoServingTypeError(
+            f"no instance type in the selection can serve {model_name}: "
+            f"{', '.join(sorted(replayed)[:5])}{' ...' if len(replayed) > 5 else ''} "
+            "have no goodput figure for it (its weights and KV cache do not fit their GPU "
+            "memory, or nothing was measured); choose larger types with --instance-type, or "
+            "a smaller --model"
         )
+    world_name = world or config.world
+    if world_name not in WORLD_NAMES:
+        raise InputError(f"--world {world_name!r}: choose one of {', '.join(WORLD_NAMES)}")
+    untraced_name = untraced or config.untraced
+    if untraced_name not in ("leave-out", "calibrated"):
+        raise InputError(f"--untraced {untraced_name!r}: choose leave-out or calibrated")
     window_end = end or _datetime(history.last_s)
     window_start = start or max(window_end - timedelta(days=config.days), _priced_from(history))
     if window_start >= window_end:
@@ -95,6 +120,8 @@ def backtest(
         avoid_after_interruption_s=config.avoid_after_interruption_s,
         rebalance_min_saving_pct=settings.jobs.rebalance_min_saving_pct,
         rebalance_min_saving_usd_per_hour=settings.jobs.rebalance_min_saving_usd_per_hour,
+        rebalance_min_dwell_s=settings.jobs.rebalance_min_dwell_s,
+        rebalance_max_actions=settings.jobs.rebalance_max_actions,
         interruptions=InterruptionModel(
             rate_scale=config.interruption_rate_scale,
             near_on_demand_fraction=config.near_on_demand_fraction,
@@ -103,8 +130,35 @@ def backtest(
             traces={key: Path(value).expanduser() for key, value in config.traces.items()},
         ),
         planner=settings.planner,
+        world=WorldOptions(
+            name=world_name,
+            trace_dir=config.trace_dir,
+            trace_set=trace_set if trace_set is not None else config.trace_set,
+            untraced=untraced_name,
+        ),
     )
-    return run_backtest(history, goodput=goodput, options=options, on_progress=on_progress)
+    count = seeds if seeds is not None else config.seeds
+    if count < 1:
+        raise InputError(f"--seeds {count}: pass a positive number of worlds to replay")
+    results = [
+        run_backtest(
+            history,
+            goodput=goodput,
+            options=replace(options, seed=options.seed + number),
+            on_progress=on_progress,
+        )
+        for number in range(count)
+    ]
+    first = results[0]
+    first.other_seeds = results[1:]
+    return first
+
+
+class NoServingTypeError(InputError):
+    """No instance type of the selection can serve the model: exit code 1 (a fact about the
+    market, not a typing mistake)."""
+
+    exit_code = 1
 
 
 def parse_duration_s(text: str, *, option: str = "--tick") -> float:

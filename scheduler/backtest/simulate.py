@@ -28,15 +28,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from oracle.goodput import GoodputFact
+from scheduler.backtest.bounds import clairvoyant_cost, hedged_cost
+from scheduler.backtest.draw import draw_world
 from scheduler.backtest.fleet import Fleet, Instance
 from scheduler.backtest.hindsight import hindsight_cost
-from scheduler.backtest.interruptions import InterruptionModel, sample_interruptions
+from scheduler.backtest.interruptions import InterruptionModel
 from scheduler.backtest.market import MarketHistory
-from scheduler.backtest.policies import FleetState, PolicyContext, make_policies
+from scheduler.backtest.policies import FleetState, Observation, PolicyContext, make_policies
+from scheduler.backtest.world import World, WorldOptions
 from scheduler.config import PlannerConfig
 from scheduler.planning.model import PoolKey
 
 _NOTICE, _TICK = 0, 1
+#: Decisions at one moment after launches failed (each failure marks the pool, so the policy
+#: moves on; a bound keeps a policy that insists from looping).
+_RETRIES = 4
 
 
 @dataclass(frozen=True)
@@ -55,8 +61,11 @@ class BacktestOptions:
     #: The cron rebalancer's thresholds the planner policies honour (jobs.rebalance_min_*).
     rebalance_min_saving_pct: float = 10.0
     rebalance_min_saving_usd_per_hour: float = 0.5
+    rebalance_min_dwell_s: float = 0.0
+    rebalance_max_actions: int = 1_000_000
     interruptions: InterruptionModel = field(default_factory=InterruptionModel)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
+    world: WorldOptions = field(default_factory=lambda: WorldOptions(name="advisor"))
 
 
 @dataclass
@@ -69,6 +78,11 @@ class PolicyResult:
     interruptions: int
     launches: int
     decide_s: float
+    launch_failures: int = 0
+    #: What the policy observed (interruption notices and failed launches), in order.
+    observations: list[Observation] = field(default_factory=list)
+    #: Lengths (s) of the spells with capacity below the SLO.
+    deficit_spells_s: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     instances: list[Instance] = field(default_factory=list)
     #: Decisions in order: (moment in epoch seconds, target as sorted (pool, count) pairs).
     decisions: list[tuple[float, tuple[tuple[PoolKey, int], ...]]] = field(default_factory=list)
@@ -89,10 +103,19 @@ class BacktestResult:
     policies: dict[str, PolicyResult]
     hindsight_cost_usd: float
     tick_times_s: NDArray[np.float64]
+    world: World
     #: Cumulative hindsight cost at each tick.
     hindsight_cumulative_usd: NDArray[np.float64]
     interruption_events: int
     timing_s: dict[str, float]
+    #: The other bounds: ``hindsight-hedged`` and ``clairvoyant`` (USD).
+    bounds_usd: dict[str, float] = field(default_factory=dict)
+    #: The replays of the further seeds (``--seeds N``), each in its own world.
+    other_seeds: list[BacktestResult] = field(default_factory=list)
+
+    @property
+    def all_seeds(self) -> list[BacktestResult]:
+        return [self, *self.other_seeds]
 
     @property
     def slo_tokens(self) -> float:
@@ -113,10 +136,17 @@ def run_backtest(
     started = time.perf_counter()
     start_s, end_s = options.start.timestamp(), options.end.timestamp()
     ticks = np.arange(start_s, end_s, options.tick_s, dtype=np.float64)
-    notices = sample_interruptions(
-        history, seed=options.seed, start_s=start_s, end_s=end_s, model=options.interruptions
+    world = draw_world(
+        history,
+        options=options.world,
+        interruptions=options.interruptions,
+        seed=options.seed,
+        start_s=start_s,
+        end_s=end_s,
+        instance_types=set(goodput),
     )
     sampled_s = time.perf_counter()
+    excluded = frozenset(history.pools[index].key for index in world.excluded)
     context = PolicyContext(
         history=history,
         slo_tokens_per_second=options.slo_tokens_per_second,
@@ -126,32 +156,60 @@ def run_backtest(
         planner_interval_s=options.planner_interval_s,
         min_saving_pct=options.rebalance_min_saving_pct,
         min_saving_usd_per_hour=options.rebalance_min_saving_usd_per_hour,
+        min_dwell_s=options.rebalance_min_dwell_s,
+        max_actions=options.rebalance_max_actions,
     )
     policies = make_policies(options.policies, context)
     rates = {name: fact.goodput_tokens_per_second for name, fact in goodput.items()}
-    runs = [_Run(policy.name, Fleet(options.startup_s, options.drain_s)) for policy in policies]
-    events = _events(ticks, notices)
+    runs = [
+        _Run(policy.name, Fleet(options.startup_s, options.drain_s), excluded=excluded)
+        for policy in policies
+    ]
+    events = _events(ticks, world.notices)
     pools = history.pools
+    index_of = history.pool_index
     view_s = 0.0
     for done, (moment, kind, pool) in enumerate(events):
+        if kind == _NOTICE and not any(run.fleet.runs_in(pools[pool].key) for run in runs):
+            continue
         view_started = time.perf_counter()
         view = history.as_of(_datetime(moment))
         view_s += time.perf_counter() - view_started
+
+        def has_capacity(key: PoolKey, at: float = moment) -> bool:
+            return key.market != "spot" or (
+                key not in excluded and world.has_capacity(index_of[key], at)
+            )
+
         for policy, run in zip(policies, runs, strict=True):
             run.fleet.advance(moment)
             if kind == _NOTICE:
                 key = pools[pool].key
-                if run.fleet.interrupt(key, moment) == 0:
+                hit = run.fleet.interrupt(key, moment)
+                if hit == 0:
                     continue
-                run.avoid[key] = moment
+                held_s = sum(
+                    moment - i.launched_s
+                    for i in run.fleet.instances
+                    if i.pool == key and i.interrupted_s == moment
+                )
+                run.observe(moment, key, "interruption", count=hit, at_risk_s=held_s)
                 reason = "interruption"
             else:
                 reason = "tick"
-            state = run.state(moment, options.avoid_after_interruption_s)
-            target = policy.decide(view, state, reason)  # type: ignore[arg-type]
-            if target is not None:
+            for _attempt in range(_RETRIES):
+                state = run.state(moment, options.avoid_after_interruption_s)
+                target = policy.decide(view, state, reason)  # type: ignore[arg-type]
+                if target is None:
+                    break
                 run.decisions.append((moment, tuple(sorted(target.items()))))
-                run.fleet.set_target(target, rates, moment)
+                failed = run.fleet.set_target(target, rates, moment, has_capacity)
+                run.record_changes(moment)
+                if not failed:
+                    break
+                for key in failed:
+                    run.observe(moment, key, "launch-failure")
+                reason = "launch-failure"
         if on_progress is not None and (done % 256 == 0 or done == len(events) - 1):
             on_progress(done + 1, len(events))
     simulated_s = time.perf_counter()
@@ -167,22 +225,41 @@ def run_backtest(
         end_s=end_s,
         ticks=ticks,
     )
+    bounds = {
+        "hindsight-hedged": max(
+            hindsight,
+            hedged_cost(
+                history, goodput=rates, slo_tokens_per_second=options.slo_tokens_per_second,
+                start_s=start_s, end_s=end_s, ticks=ticks, excluded=world.excluded,
+            ),
+        ),
+        "clairvoyant": max(
+            hindsight,
+            clairvoyant_cost(
+                history, world, goodput=rates,
+                slo_tokens_per_second=options.slo_tokens_per_second,
+                start_s=start_s, end_s=end_s, ticks=ticks,
+            ),
+        ),
+    }  # fmt: skip
     finished = time.perf_counter()
     return BacktestResult(
         options=options,
         policies=results,
         hindsight_cost_usd=hindsight,
         tick_times_s=ticks,
+        world=world,
         hindsight_cumulative_usd=hindsight_curve,
-        interruption_events=sum(len(times) for times in notices.values()),
+        interruption_events=world.notice_count,
         timing_s={
-            "interruptions": sampled_s - started,
+            "world": sampled_s - started,
             "views": view_s,
             "simulate": simulated_s - sampled_s,
             "measure": finished - simulated_s,
             "planning": sum(policy.decide_s for policy in policies),
             "total": finished - started,
         },
+        bounds_usd=bounds,
     )
 
 
@@ -193,13 +270,42 @@ def run_backtest(
 class _Run:
     name: str
     fleet: Fleet
+    #: Pools the world leaves out: always avoided.
+    excluded: frozenset[PoolKey] = frozenset()
     avoid: dict[PoolKey, float] = field(default_factory=dict)
     decisions: list[tuple[float, tuple[tuple[PoolKey, int], ...]]] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
+
+    def observe(
+        self, moment: float, pool: PoolKey, kind: str, *, count: int = 1, at_risk_s: float = 0.0
+    ) -> None:
+        """An interruption or a failed launch: the pool is marked (avoided), as the actuator
+        marks it, and the policy remembers it."""
+        self.avoid[pool] = moment
+        self.observations.append(Observation(moment, pool, kind, count, at_risk_s))  # type: ignore[arg-type]
+
+    def record_changes(self, moment: float) -> None:
+        """The launches that started and the instances retired by the last change of fleet
+        (spot only: on-demand carries no risk to learn)."""
+        fleet = self.fleet
+        for pool, count in sorted(fleet.last_launched.items()):
+            if pool.market == "spot":
+                self.observations.append(Observation(moment, pool, "launch", count))
+        ended: dict[PoolKey, list[float]] = {}
+        for instance in fleet.last_ended:
+            if instance.pool.market == "spot":
+                ended.setdefault(instance.pool, []).append(moment - instance.launched_s)
+        for pool, held in sorted(ended.items()):
+            self.observations.append(Observation(moment, pool, "held", len(held), sum(held)))
 
     def state(self, moment: float, avoid_s: float) -> FleetState:
         avoid = frozenset(key for key, at in self.avoid.items() if moment - at < avoid_s)
         return FleetState(
-            counts=self.fleet.counts(), ready_counts=self.fleet.ready_counts(moment), avoid=avoid
+            counts=self.fleet.counts(),
+            ready_counts=self.fleet.ready_counts(moment),
+            avoid=avoid | self.excluded,
+            observations=self.observations,
+            launch_times=self.fleet.launch_times(),
         )
 
 
@@ -238,6 +344,9 @@ def _measure(
         interruptions=run.fleet.interruptions,
         launches=run.fleet.launches,
         decide_s=decide_s,
+        launch_failures=run.fleet.launch_failures,
+        observations=run.observations,
+        deficit_spells_s=_deficit_spells(moments, capacity, options.slo_tokens_per_second, end_s),
         instances=list(instances),
         decisions=run.decisions,
         capacity_tokens_per_second=capacity[at_tick] if capacity.size else np.zeros(ticks.size),
@@ -271,6 +380,27 @@ def _service(
     deficit = float(np.sum(np.maximum(slo - capacity, 0.0) * lengths))
     attainment = float(np.sum(lengths[met]) / span) if span > 0 else 1.0
     return served, attainment, deficit, np.asarray(moments), capacity
+
+
+def _deficit_spells(
+    moments: NDArray[np.float64], capacity: NDArray[np.float64], slo: float, end_s: float
+) -> NDArray[np.float64]:
+    """The lengths of the maximal spells with capacity below the SLO."""
+    if capacity.size == 0:
+        return np.zeros(0)
+    short = capacity < slo * (1 - 1e-9)
+    lengths = np.diff(np.r_[moments, end_s])
+    spells: list[float] = []
+    current = 0.0
+    for is_short, length in zip(short.tolist(), lengths.tolist(), strict=True):
+        if is_short:
+            current += length
+        elif current > 0:
+            spells.append(current)
+            current = 0.0
+    if current > 0:
+        spells.append(current)
+    return np.asarray([x for x in spells if x > 0], dtype=np.float64)
 
 
 def _cumulative_cost(

@@ -13,25 +13,33 @@ from rich.table import Table
 
 from oracle.errors import InputError
 from scheduler.cli.output import FormatOption, OutputFormat, console, emit_json, err_console
-from scheduler.config import POLICY_NAMES, Settings
 from scheduler.runtime import Runtime
 from scheduler.slo import parse_slo
 from scheduler.timeparse import parse_moment
 
 if TYPE_CHECKING:
     from scheduler.backtest.simulate import BacktestResult
+    from scheduler.config import Settings
 
 HELP = (
     "Replay the oracle's price history tick by tick and compare what each scheduling policy "
     "would have cost and how often it would have missed the SLO.\n\n"
     "At every tick each policy sees only the facts known then (as `--as-of` does) and decides "
     "a fleet; instances start after a delay (billed, not serving), drain before they end, and "
-    "are billed per second at the price in force. Spot interruptions are sampled once from "
-    "each pool's Advisor band (rising as the price nears on-demand), so every policy faces the "
-    "same events; an interrupted instance stops two minutes after its notice.\n\n"
-    f"Policies: {', '.join(POLICY_NAMES)}; the hindsight bound (the cheapest way to carry the "
-    "SLO at every instant, knowing the prices) is always shown. Settings: the backtest section of "
-    "config.toml."
+    "are billed per second at the price in force. The world (--world) says when each spot pool "
+    "has capacity: calibrated (default; fitted to real 2023 spot traces, scaled per pool by its "
+    "Advisor band and price), traces (the real traces drive the pools they cover, by AZ name) "
+    "or advisor (no capacity failures, Poisson interruptions). A launch into a pool without "
+    "capacity fails and the policy replans; when capacity goes, running instances get the "
+    "two-minute notice. Every policy faces the same world per seed; --seeds N gives means and "
+    "95% confidence intervals.\n\n"
+    # The names of scheduler.config.PolicyName, written out so that `--help` needs no pydantic
+    # (tests/scheduler/cli/test_startup.py checks that they agree).
+    "Policies: planner, planner-nohedge, on-demand, cheapest-zone, spot-hedge, price-capacity. "
+    "Bounds: hindsight (knows prices), hindsight-hedged "
+    "(the cheapest fleet surviving the loss of any AZ), clairvoyant (knows capacity too). "
+    "Exit codes: 0 done, 1 no instance type of the selection can serve the model, 2 bad "
+    "input. Settings: the backtest section of config.toml."
 )
 
 
@@ -77,6 +85,29 @@ def backtest(
     instance_types: Annotated[
         list[str] | None,
         typer.Option("--instance-type", help="Replay only this instance type (repeatable)."),
+    ] = None,
+    world: Annotated[
+        str | None,
+        typer.Option("--world", help="advisor, traces or calibrated (default: backtest.world)."),
+    ] = None,
+    seeds: Annotated[
+        int | None,
+        typer.Option("--seeds", help="Worlds to replay, from --seed on (default: backtest.seeds)."),
+    ] = None,
+    trace_set: Annotated[
+        str | None,
+        typer.Option(
+            "--trace-set",
+            help="Trace set under backtest.trace_dir for --world traces (default: "
+            "backtest.trace_set, aws-02-15-2023).",
+        ),
+    ] = None,
+    untraced: Annotated[
+        str | None,
+        typer.Option(
+            "--untraced",
+            help="--world traces: pools without a trace are leave-out or calibrated.",
+        ),
     ] = None,
     availability_target: Annotated[
         str | None,
@@ -132,6 +163,10 @@ def backtest(
             regions=regions,
             instance_types=instance_types,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+            world=world,
+            seeds=seeds,
+            trace_set=trace_set,
+            untraced=untraced,
         )
     if report_dir is not None:
         written = report.write_report(result, report_dir)
@@ -170,32 +205,68 @@ def print_result(result: BacktestResult) -> None:
         f"{options.model} at {options.slo_tokens_per_second:,.0f} tok/s, "
         f"{options.start:%Y-%m-%d %H:%M} to {options.end:%Y-%m-%d %H:%M} UTC"
     )
-    cost = _table(f"Cost: {window}", ("cost $", "$/M tokens", "saving vs OD", "x hindsight"))
+    several = len(result.all_seeds) > 1
+    cost = _table(
+        f"Cost: {window}",
+        ("cost $", "95% CI" if several else "$/M tokens", "saving vs OD", "x hindsight"),
+    )
     for row in rows:
+        low, high = row["cost_usd_ci95"]
         cost.add_row(
             row["policy"],
             f"{row['cost_usd']:,.2f}",
-            _fmt(row["cost_usd_per_million_tokens"], "{:.4f}"),
+            f"{low:,.0f}-{high:,.0f}"
+            if several
+            else _fmt(row["cost_usd_per_million_tokens"], "{:.4f}"),
             _fmt(row["saving_vs_on_demand_pct"], "{:.1f}%"),
             _fmt(row["cost_to_hindsight"], "{:.2f}"),
         )
-    service = _table("Service", ("SLO met", "deficit tokens", "interruptions", "launches"))
+    service = _table(
+        "Service",
+        (
+            "SLO met",
+            "95% CI" if several else "deficit tok",
+            "interruptions",
+            "no capacity",
+            "launches",
+        ),
+    )
     for row in rows:
+        low, high = row["slo_attainment_ci95"]
         service.add_row(
             row["policy"],
             f"{row['slo_attainment'] * 100:.2f}%",
-            f"{row['deficit_tokens']:,.0f}",
-            str(row["interruptions"]),
-            str(row["launches"]),
+            f"{low * 100:.2f}-{high * 100:.2f}%" if several else f"{row['deficit_tokens']:,.0f}",
+            f"{row['interruptions']:g}",
+            f"{row['launch_failures']:g}",
+            f"{row['launches']:g}",
         )
     console.print(cost)
     console.print(service)
+    described = result.world.describe()
     console.print(
-        f"{result.interruption_events} interruption events sampled (seed {options.seed}); "
-        f"tick {options.tick_s:g} s; hindsight is a lower bound (it knows every price and "
-        "pays for no interruption and no start-up).",
+        f"world {described['name']}: {result.interruption_events} capacity losses or notices "
+        f"(seed {options.seed}{f' and {len(result.all_seeds) - 1} more' if several else ''}); "
+        f"tick {options.tick_s:g} s. Lower bounds, none paying for start-up: knowing every "
+        "price (hindsight), also surviving the loss of any AZ (hindsight-hedged), also knowing "
+        "capacity (clairvoyant).",
         highlight=False,
     )
+    fitted = described.get("calibrated")
+    if fitted:
+        shock = fitted["global_shock"]
+        console.print(
+            "calibrated world (log-normal up/down runs, h): global shock median up "
+            f"{shock['median_up_h']:g} down {shock['median_down_h']:g}, reach "
+            f"{fitted['global_reach']:g}; region shocks "
+            + ", ".join(
+                f"{name} {runs['median_up_h']:g}/{runs['median_down_h']:g}"
+                for name, runs in fitted["region_shocks"].items()
+            )
+            + "; own runs per AZ in --format json (world.calibrated.own); intensity k = "
+            "rate(band) / rate(band 4) x price factor.",
+            highlight=False,
+        )
 
 
 def _table(title: str, figures: tuple[str, ...]) -> Table:

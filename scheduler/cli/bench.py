@@ -7,32 +7,14 @@ registry imports it).
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench.client import RequestResult
-from bench.importer import import_vllm_results
-from bench.loadgen import PointMetrics
-from bench.record import gpu_count_of, instance_type_from_imds, list_runs
-from bench.runner import (
-    BenchmarkOutcome,
-    BenchmarkRequest,
-    run_benchmark,
-    run_bucket_benchmark,
-)
-from bench.sweep import Slo, SweepOptions, SweepProgress
-from bench.workloads import Workload, bucket_workload
-from oracle.db import transaction
 from oracle.errors import InputError
-from oracle.goodput import best_goodput
-from oracle.mix import Bucket, BucketMix, resolve_mix
-from oracle.reference import ensure_goodput_figures
 from scheduler.cli.output import (
     FormatOption,
     OutputFormat,
@@ -41,8 +23,19 @@ from scheduler.cli.output import (
     err_console,
     format_age,
 )
-from scheduler.config import BenchConfig, Settings
 from scheduler.runtime import Runtime
+
+if TYPE_CHECKING:
+    from bench.loadgen import PointMetrics
+    from bench.runner import BenchmarkOutcome, BenchmarkRequest
+    from bench.sweep import Slo
+    from bench.workloads import Workload
+    from oracle.mix import BucketMix
+    from scheduler.cli.bench_progress import ProgressContext
+    from scheduler.config import BenchConfig, Settings
+
+# The harness, the database and the settings are imported inside the commands, so that
+# `scheduler --help` (which builds every command) loads none of them.
 
 app = typer.Typer(
     help="Goodput per instance type: the output tok/s one instance sustains within the latency "
@@ -117,6 +110,12 @@ def run(
 
     Ctrl-C stops the sweep; what was measured is stored as an incomplete run (exit code 130).
     """
+    from bench.record import gpu_count_of, instance_type_from_imds
+    from bench.runner import BenchmarkRequest, run_benchmark
+    from bench.sweep import SweepOptions
+    from bench.workloads import bucket_workload
+    from oracle.mix import resolve_mix
+
     runtime: Runtime = ctx.obj
     settings = runtime.settings
     bench_config = settings.bench
@@ -174,9 +173,15 @@ def run(
 def _run_buckets(
     engine: Any, request: BenchmarkRequest, mix: BucketMix, output_format: OutputFormat
 ) -> None:
+    """One sweep per bucket of ``mix`` (``bench run --workload MIX``), printed per bucket."""
+    from bench.runner import run_bucket_benchmark
+
     with _live_progress() as progress:
         outcomes = run_bucket_benchmark(engine, request, mix, progress=progress)
-    shares = mix.shares()
+    paired = [
+        (bucket, outcomes[index] if index < len(outcomes) else None)
+        for index, bucket in enumerate(mix.buckets)
+    ]
     if output_format is OutputFormat.json:
         emit_json(
             {
@@ -194,7 +199,7 @@ def _run_buckets(
                             else {"status": "not measured"}
                         ),
                     }
-                    for bucket, outcome in _paired(mix, outcomes)
+                    for bucket, outcome in paired
                 ],
             }
         )
@@ -206,10 +211,10 @@ def _run_buckets(
         )
         for column in ("bucket", "share", "in tokens", "out tokens", "goodput tok/s", "run"):
             table.add_column(column, justify="right")
-        for bucket, outcome in _paired(mix, outcomes):
+        for bucket, outcome in paired:
             table.add_row(
                 bucket.name,
-                f"{shares[bucket.name]:.1%}",
+                f"{bucket.share:.1%}",
                 str(bucket.input_tokens),
                 str(bucket.output_tokens),
                 f"{outcome.goodput_tokens_per_second:.1f}" if outcome else "-",
@@ -224,15 +229,6 @@ def _run_buckets(
             markup=False,
         )
         raise typer.Exit(EXIT_INTERRUPTED)
-
-
-def _paired(
-    mix: BucketMix, outcomes: list[BenchmarkOutcome]
-) -> list[tuple[Bucket, BenchmarkOutcome | None]]:
-    return [
-        (bucket, outcomes[index] if index < len(outcomes) else None)
-        for index, bucket in enumerate(mix.buckets)
-    ]
 
 
 @app.command("import")
@@ -256,6 +252,9 @@ def import_(
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Store `vllm bench serve` results as one imported run (all files or none)."""
+    from bench.importer import import_vllm_results
+    from bench.record import gpu_count_of
+
     runtime: Runtime = ctx.obj
     bench_config = runtime.settings.bench
     engine = runtime.engine
@@ -302,6 +301,11 @@ def list_(
 
     Stores the published reference figures and the estimates first when they are missing.
     """
+    from bench.record import list_runs
+    from oracle.db import transaction
+    from oracle.goodput import best_goodput
+    from oracle.reference import ensure_goodput_figures
+
     runtime: Runtime = ctx.obj
     model = model or runtime.settings.planner.model
     engine = runtime.engine
@@ -361,6 +365,8 @@ def list_(
 
 def _slo(config: BenchConfig, ttft_p95_ms: float | None, tpot_p95_ms: float | None) -> Slo:
     """The latency SLO: the options given, the ``[bench]`` section for the others."""
+    from bench.sweep import Slo
+
     return Slo(
         ttft_p95_ms=ttft_p95_ms or config.ttft_p95_ms,
         tpot_p95_ms=tpot_p95_ms or config.tpot_p95_ms,
@@ -369,6 +375,8 @@ def _slo(config: BenchConfig, ttft_p95_ms: float | None, tpot_p95_ms: float | No
 
 
 def _workload(settings: Settings, name: str) -> Workload:
+    from bench.workloads import Workload
+
     workloads = settings.bench.workloads
     if name not in workloads:
         raise InputError(
@@ -378,58 +386,10 @@ def _workload(settings: Settings, name: str) -> Workload:
     return Workload.from_mapping(name, workloads[name].model_dump())
 
 
-class _LiveProgress(SweepProgress):
-    """A rich progress display on stderr: one bar per sweep point."""
+def _live_progress() -> ProgressContext:
+    from scheduler.cli.bench_progress import ProgressContext
 
-    def __init__(self, progress: Progress) -> None:
-        super().__init__(
-            on_point_start=self._start, on_result=self._result, on_point_done=self._done
-        )
-        self._progress = progress
-        self._task: Any = None
-
-    def _start(self, level: float, requests: int) -> None:
-        label = f"level {level:g}"
-        self._task = self._progress.add_task(label, total=requests)
-
-    def _result(self, result: RequestResult) -> None:
-        if self._task is not None:
-            self._progress.advance(self._task)
-
-    def _done(self, point: PointMetrics) -> None:
-        if self._task is None:
-            return
-        verdict = "pass" if point.passed else "fail"
-        ttft = point.latency_ms.get("ttft_ms_p95", float("nan"))
-        tpot = point.latency_ms.get("tpot_ms_p95", float("nan"))
-        self._progress.update(
-            self._task,
-            description=f"{_level(point)}: {point.output_tokens_per_second:.0f} tok/s, "
-            f"TTFT p95 {ttft:.0f} ms, TPOT p95 {tpot:.1f} ms, {verdict}",
-        )
-
-
-class _ProgressContext:
-    def __init__(self) -> None:
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-            disable=not sys.stderr.isatty(),
-        )
-
-    def __enter__(self) -> _LiveProgress:
-        self._progress.__enter__()
-        return _LiveProgress(self._progress)
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._progress.__exit__(None, None, None)
-
-
-def _live_progress() -> _ProgressContext:
-    return _ProgressContext()
+    return ProgressContext()
 
 
 def _outcome_json(outcome: BenchmarkOutcome, request: BenchmarkRequest) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import signal
 import socket
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -22,9 +22,11 @@ from scheduler.cli.output import (
     err_console,
     format_age,
 )
-from scheduler.jobs.context import JobContext
 from scheduler.runtime import Runtime
 from scheduler.slo import parse_slo
+
+if TYPE_CHECKING:
+    from scheduler.jobs.context import JobContext
 
 APPLY_HELP = (
     "Plan for the SLO and make the EC2 fleet match it, make-before-break: launch what is "
@@ -115,34 +117,34 @@ def status(ctx: typer.Context, output_format: FormatOption = OutputFormat.table)
     summary = service_summary(runtime.engine, service=name, now=now)
     replicas = list_replicas(runtime.engine, service=name)
     if output_format is OutputFormat.json:
-        emit_json({"service": summary, "replicas": replicas})
+        emit_json({"service": summary.to_dict(), "replicas": [r.to_dict() for r in replicas]})
         return
     services = Table(title="Services")
     for column in ("NAME", "UPTIME", "STATUS", "REPLICAS", "PRICE $/h", "PLAN"):
         services.add_column(column)
-    uptime = summary["uptime_s"]
+    uptime = summary.uptime_s
     services.add_row(
         name,
         format_age(timedelta(seconds=uptime) if uptime is not None else None),
-        summary["status"],
-        f"{summary['replicas_ready']}/{summary['replicas']}",
-        f"{summary['price_usd_per_hour']:.3f}",
-        str(summary["plan"]["id"]) if summary["plan"] else "-",
+        summary.status,
+        f"{summary.replicas_ready}/{summary.replicas}",
+        f"{summary.price_usd_per_hour:.3f}",
+        str(summary.plan.id) if summary.plan else "-",
     )
     console.print(services)
     table = Table(title="Service Replicas")
     for column in ("ID", "ENDPOINT", "POOL", "MARKET", "STATE", "UPTIME", "PRICE $/h"):
         table.add_column(column)
     for r in replicas:
-        launched = r["launched_at"]
+        launched = r.launched_at
         table.add_row(
-            str(r["id"]),
-            r["endpoint"] or "-",
-            f"{r['region']}/{r['zone'] or r['availability_zone'] or '-'}/{r['instance_type']}",
-            r["market"],
-            r["state"],
+            str(r.id),
+            r.endpoint or "-",
+            f"{r.region}/{r.zone or r.availability_zone or '-'}/{r.instance_type}",
+            r.market,
+            r.state,
             format_age(now - launched if launched else None),
-            f"{r['price_usd_per_hour']:.3f}",
+            f"{r.price_usd_per_hour:.3f}",
         )
     console.print(table)
 
@@ -162,7 +164,7 @@ def down(
         typer.confirm(f"terminate every replica of {actuator.service}?", abort=True)
     ended = take_down(actuator, dry_run=dry_run)
     if output_format is OutputFormat.json:
-        emit_json({"dry_run": dry_run, "replicas": ended})
+        emit_json({"dry_run": dry_run, "replicas": [r.to_dict() for r in ended]})
         return
     verb = "would terminate" if dry_run else "terminated"
     console.print(f"{verb} {len(ended)} replicas of {actuator.service}")
@@ -184,6 +186,7 @@ def worker(ctx: typer.Context) -> None:
 
 
 def job_context(runtime: Runtime) -> JobContext:
+    from scheduler.jobs.context import JobContext
     from scheduler.services.wiring import build_actuator
 
     engine, settings = runtime.engine, runtime.settings

@@ -10,16 +10,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
+from rich.console import Console
 from rich.table import Table
 
 from oracle.errors import InputError
 from scheduler.cli.output import console, emit_json, err_console, format_age
-from scheduler.config import MAX_BUDGET_USD_PER_HOUR, MAX_HEADROOM_FRACTION, PlannerConfig
 from scheduler.runtime import Runtime
 from scheduler.slo import parse_slo
 from scheduler.timeparse import parse_moment
 
 if TYPE_CHECKING:
+    from scheduler.config import PlannerConfig
     from scheduler.planner import Plan
 
 HELP = (
@@ -110,6 +111,16 @@ def plan(
         float | None,
         typer.Option("--headroom", help="Extra capacity above the SLO, as a fraction (0.1)."),
     ] = None,
+    candidates: Annotated[
+        bool,
+        typer.Option(
+            "--candidates",
+            help="Also print every candidate pool (price, interruption and expected cost, "
+            "goodput, cap and why), the limits (quotas with their source, pool share, budget, "
+            "headroom) and how the MILP was solved: enough to re-check the plan by hand. "
+            "The JSON always holds them (keys candidates, limits, solver).",
+        ),
+    ] = False,
     workload: Annotated[
         str | None,
         typer.Option(
@@ -125,7 +136,6 @@ def plan(
 ) -> None:
     # Imported here: the planner pulls in scipy and pandas, which `--help` does without.
     from scheduler.planner import make_plan
-    from scheduler.planning.formats import fleet_export, skypilot_yaml
     from scheduler.planning.load import ensure_planning_data
 
     runtime: Runtime = ctx.obj
@@ -159,11 +169,17 @@ def plan(
     if output_format is PlanFormat.json:
         emit_json(result.to_dict())
     elif output_format is PlanFormat.fleet:
+        from scheduler.planning.formats import fleet_export
+
         emit_json(fleet_export(result))
     elif output_format is PlanFormat.skypilot:
+        from scheduler.planning.formats import skypilot_yaml  # PyYAML, for this format only
+
         sys.stdout.write(skypilot_yaml(result))
     else:
         print_plan(result)
+        if candidates:
+            print_candidates(result.to_dict())
 
 
 def print_plan(plan: Plan) -> None:
@@ -265,8 +281,87 @@ def print_plan(plan: Plan) -> None:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
 
+def print_candidates(document: dict[str, Any]) -> None:
+    """The candidate pools, cheapest per tok/s first, then the limits and the solver."""
+    rows = sorted(
+        document["candidates"],
+        key=lambda c: (c["expected_cost_usd_per_hour_each"] / c["tokens_per_second_each"],
+                       c["region"], c["zone"], c["instance_type"], c["market"]),
+    )  # fmt: skip
+    table = Table(
+        title=f"{len(rows)} candidate pools, cheapest per tok/s first (USD per hour)",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+    )
+    table.add_column("pool", no_wrap=True)
+    for column in ("tok/s\neach", "price\neach", "interr.\neach", "expected\neach",
+                   "per 1k\ntok/s", "cap"):  # fmt: skip
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("cap reason", no_wrap=True)
+    for c in rows:
+        where = c["zone"] or c["region"]
+        table.add_row(
+            f"{c['instance_type']} {c['market']} {where}",
+            f"{c['tokens_per_second_each']:,.0f}",
+            f"{c['price_usd_per_hour_each']:.4f}",
+            f"{c['interruption_cost_usd_per_hour_each']:.4f}",
+            f"{c['expected_cost_usd_per_hour_each']:.4f}",
+            f"{c['expected_cost_usd_per_hour_each'] / c['tokens_per_second_each'] * 1000:.3f}",
+            "-" if c["cap"] is None else f"{c['cap']:g}",
+            _short_reason(c["cap_reason"]),
+        )
+    # One row per pool reads best unwrapped: at least 120 columns, wider on a wide terminal.
+    Console(width=max(console.width, 120)).print(table)
+    limits = document["limits"]
+    budget = limits["budget_usd_per_hour"]
+    console.print("\n[bold]Limits[/bold]")
+    for line in (
+        f"SLO {limits['slo_tokens_per_second']:,.0f} tok/s, required "
+        f"{limits['required_tokens_per_second']:,.0f} tok/s (headroom "
+        f"{limits['headroom_fraction']:g}); hedge: {limits['hedge']}",
+        f"max pool share {limits['max_pool_share']:g}; budget "
+        + ("none" if budget is None else f"${budget:,.2f}/h"),
+    ):
+        console.print(f"  - {line}", markup=False, highlight=False)
+    by_limit: dict[tuple[str, float, str], list[str]] = {}
+    for quota in limits["quotas"]:
+        key = (quota["quota_code"], quota["limit_vcpus"], quota["source"])
+        by_limit.setdefault(key, []).append(quota["region"])
+    for (code, limit, source), regions in sorted(by_limit.items()):
+        console.print(
+            f"  - quota {code}: {limit:,.0f} vCPUs ({source}) in {', '.join(sorted(regions))}",
+            markup=False,
+            highlight=False,
+        )
+    solver = document["solver"]
+    console.print(
+        f"\n[bold]Solver[/bold]: {solver['backend']}, MIP gap {solver['mip_gap']:.2g}, "
+        f"{solver['solve_s']:.3f} s, optimality "
+        + ("proven" if solver["proven_optimal"] else "NOT proven"),
+        highlight=False,
+    )
+
+
+def _short_reason(reason: str) -> str:
+    """``placement score 6; quota L-DB2E81BA in us-east-1: 1024 vCPUs`` -> ``score 6, quota``
+    (the limits below give each quota's figures)."""
+    words = []
+    for part in reason.split("; "):
+        if part.startswith("placement score"):
+            words.append(part.replace("placement ", ""))
+        elif part.startswith("quota"):
+            words.append(part.split(" in ")[0])
+        elif part.startswith("no placement score"):
+            words.append("default cap")
+        elif part.startswith("pool share"):
+            words.append("pool share")
+        else:
+            words.append(part)
+    return ", ".join(words)
+
+
 def _zone(allocation: Any) -> str:
-    return allocation.availability_zone or allocation.pool.zone or allocation.pool.region
+    return str(allocation.availability_zone or allocation.pool.zone or allocation.pool.region)
 
 
 def _baseline_line(baseline: Any) -> str:
@@ -313,6 +408,8 @@ def _config(
     budget: float | None,
     headroom: float | None,
 ) -> PlannerConfig:
+    from scheduler.config import MAX_BUDGET_USD_PER_HOUR, MAX_HEADROOM_FRACTION
+
     updates: dict[str, Any] = {}
     if hedge is not None:
         updates["hedge"] = _choice("--hedge", hedge, HEDGES)

@@ -15,9 +15,10 @@ from scheduler.runtime import Runtime
 HELP = (
     "Serve the HTTP API: GET /recommendations, POST /plans, POST /plans/{id}/apply, GET /fleet, "
     "GET /actions, POST /events/ec2, GET /prices, GET /benchmarks, /healthz, /readyz, /metrics "
-    "(OpenAPI at /docs). Endpoints that change anything need `Authorization: Bearer TOKEN` "
-    "(service.api_token or $SCHEDULER_API_TOKEN). With service.run_jobs = true (or --jobs) the "
-    "scheduled jobs run here too, under the same lock as `scheduler worker`."
+    "(OpenAPI at /docs), and the read-only dashboard at /ui (on an empty oracle it first loads "
+    "the embedded sample market). Endpoints that change anything need `Authorization: Bearer "
+    "TOKEN` (service.api_token or $SCHEDULER_API_TOKEN). With service.run_jobs = true (or "
+    "--jobs) the scheduled jobs run here too, under the same lock as `scheduler worker`."
 )
 
 

@@ -9,8 +9,9 @@ from typing import Any
 from scheduler.jobs.context import JobContext
 from scheduler.jobs.load import follow_load, scrape_generated_tokens
 from scheduler.jobs.recording import last_details, recorded
+from scheduler.models import ReplicaState
+from scheduler.plan_store import latest_applied_plan
 from scheduler.services.fleet import list_replicas
-from scheduler.services.plans import latest_applied_plan
 from scheduler.services.rebalance import rebalance
 from scheduler.slo import parse_slo
 
@@ -29,9 +30,9 @@ def _body(context: JobContext) -> dict[str, Any]:
         applied = latest_applied_plan(context.engine, settings.service.name)
         current = slo or (applied.slo_tokens_per_second if applied else 0.0)
         endpoints = [
-            r["endpoint"]
+            r.endpoint
             for r in list_replicas(context.engine, service=settings.service.name)
-            if r["state"] == "READY" and r["endpoint"]
+            if r.state == ReplicaState.READY and r.endpoint
         ]
         decision = follow_load(
             settings.jobs,
@@ -43,4 +44,4 @@ def _body(context: JobContext) -> dict[str, Any]:
         load_state = decision.state
         slo = decision.slo_tokens_per_second if decision.changed else (current or None)
     report = rebalance(context.actuator_factory(), now=datetime.now(UTC), slo_tokens_per_second=slo)
-    return {**report, "load": load_state}
+    return {**report.to_dict(), "load": load_state}

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
 from scheduler.config import PlannerConfig
 from scheduler.planning.candidates import Candidate, CandidateSet
 from scheduler.planning.model import Binding, DataAge
-from scheduler.planning.problem import PlanningProblem
-from scheduler.solver import Infeasibility, Solution
+from scheduler.planning.problem import PlanningProblem, QuotaRow
+from scheduler.solver import MIP_REL_GAP, Infeasibility, Solution
+from scheduler.solver.backends import highspy_module
 
 #: The kinds of fact whose age is held against planner.staleness_limit_hours.
 STALENESS_CHECKED = ("spot prices", "placement scores")
@@ -258,3 +261,128 @@ def _pool_name(candidate: Candidate) -> str:
     pool = candidate.pool
     where = pool.zone or pool.region
     return f"{pool.instance_type} {pool.market} in {where}"
+
+
+def recheck(planning: PlanningProblem, solution: Solution, config: PlannerConfig) -> dict[str, Any]:
+    """The plan's ``candidates``, ``limits`` and ``solver``: what anyone needs to solve the same
+    MILP again from the plan's JSON alone and compare the optimum."""
+    return {
+        "candidates": candidate_rows(planning),
+        "limits": limits(planning, config),
+        "solver": solver_info(solution),
+    }
+
+
+def candidate_rows(planning: PlanningProblem) -> list[dict[str, Any]]:
+    """Every pool the solver chose from, with what it needs to rebuild the MILP without the
+    database: expected cost, price, interruption cost and goodput of one instance, the cap the
+    solver used (``None``: only the quota rows bound it) and why, the vCPUs and quota row that
+    count it, its hedge group (``None`` for on-demand) and learned hazard. No more than that:
+    /recommendations carries one row per pool (871 on the sample market, about 0.4 MB)."""
+    problem = planning.problem
+    rows = []
+    for p, candidate in enumerate(planning.candidates):
+        pool = candidate.pool
+        quota = _quota_of(planning, p)
+        upper = float(problem.upper[p])
+        group = int(problem.hedge_group[p])
+        rows.append(
+            {
+                "region": pool.region,
+                "availability_zone": candidate.availability_zone,
+                "zone": pool.zone,
+                "instance_type": pool.instance_type,
+                "market": pool.market,
+                "expected_cost_usd_per_hour_each": candidate.expected_cost_usd_per_hour,
+                "price_usd_per_hour_each": candidate.price_usd_per_hour,
+                "interruption_cost_usd_per_hour_each": candidate.interruption_usd_per_hour,
+                "tokens_per_second_each": candidate.tokens_per_second,
+                "cap": None if math.isinf(upper) else upper,
+                "cap_reason": _cap_reason(planning, p, quota),
+                "vcpus_each": candidate.spec.vcpus,
+                "quota": None if quota is None else f"{quota.quota_code}:{quota.region}",
+                "hedge_group": problem.hedge_group_names[group] if group >= 0 else None,
+                "hazard_per_hour": candidate.hazard_per_hour,
+            }
+        )
+    return rows
+
+
+def limits(planning: PlanningProblem, config: PlannerConfig) -> dict[str, Any]:
+    """The constraints the candidates were planned under, as numbers with their sources."""
+    problem = planning.problem
+    return {
+        "slo_tokens_per_second": problem.slo_tokens_per_second,
+        "required_tokens_per_second": problem.required_tokens_per_second,
+        "headroom_fraction": config.headroom_fraction,
+        "hedge": _depth(planning),
+        "hedge_groups": planning.group_kind if problem.hedge else None,
+        # The SLO must survive losing this many hedge groups at once (2: every pair of AZs).
+        "hedge_losses": problem.hedge_losses if problem.hedge else 0,
+        "quotas": [
+            {
+                "quota": f"{row.quota_code}:{row.region}",
+                "quota_code": row.quota_code,
+                "description": row.description,
+                "region": row.region,
+                "market": row.market,
+                "instance_class": row.instance_class,
+                "limit_vcpus": row.limit_vcpus,
+                "source": row.source,
+                "observed_at": row.observed_at,
+            }
+            for row in planning.quota_rows
+        ],
+        "max_pool_share": problem.max_pool_share,
+        "budget_usd_per_hour": problem.budget_usd_per_hour,
+    }
+
+
+def solver_info(solution: Solution) -> dict[str, Any]:
+    """How the MILP was solved: the backend, HiGHS's relative MIP gap at the end, the seconds
+    spent and whether optimality was proven (the gap within the solver's tolerance)."""
+    # The planner solves with backend "auto": highspy when installed, else scipy's milp.
+    return {
+        "backend": "highspy" if highspy_module() is not None else "scipy",
+        "mip_gap": solution.mip_gap,
+        "mip_rel_gap_tolerance": MIP_REL_GAP,
+        "solve_s": solution.solve_s,
+        "proven_optimal": solution.status == "optimal" and solution.mip_gap <= MIP_REL_GAP,
+    }
+
+
+def _depth(planning: PlanningProblem) -> str:
+    problem = planning.problem
+    if not problem.hedge:
+        return "none"
+    if planning.group_kind == "region":
+        return "region"
+    return "two-az" if problem.hedge_losses == 2 else "az"
+
+
+def _quota_of(planning: PlanningProblem, p: int) -> QuotaRow | None:
+    rows = planning.problem.quota_row
+    index = -1 if rows is None else int(rows[p])
+    return planning.quota_rows[index] if index >= 0 else None
+
+
+def _cap_reason(planning: PlanningProblem, p: int, quota: QuotaRow | None) -> str:
+    """Why the pool's count is bounded where it is: the smaller of the placement cap and what
+    the quota alone allows, then the pool share (a bound relative to the total)."""
+    candidate = planning.candidates[p]
+    problem = planning.problem
+    reasons = []
+    quota_count = (
+        math.floor(quota.limit_vcpus / max(candidate.spec.vcpus, 1)) if quota else math.inf
+    )
+    if candidate.cap_source and candidate.cap <= quota_count:
+        reasons.append(
+            f"placement score {candidate.placement_score}"
+            if candidate.cap_source == "placement-score"
+            else "no placement score: planner.default_spot_cap"
+        )
+    if quota is not None and quota_count <= candidate.cap:
+        reasons.append(f"quota {quota.quota_code} in {quota.region}: {quota.limit_vcpus:g} vCPUs")
+    if problem.max_pool_share < 1:
+        reasons.append(f"pool share at most {problem.max_pool_share:g} of the total")
+    return "; ".join(reasons) or "none"

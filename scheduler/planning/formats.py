@@ -189,7 +189,7 @@ def skypilot_yaml(plan: Plan) -> str:
                 f"{allocation.availability_zone or allocation.pool.region} x{allocation.count}: "
                 f"{_routes(allocation)}\n"
             )
-    return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    return header + str(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
 
 
 def _is_spot(allocation: Allocation) -> bool:

@@ -22,11 +22,27 @@
 - ``data``: per fact kind, its ``sources``, ``oldest_observed_at``, ``newest_observed_at`` and
   ``age_hours`` (of the newest);
   ``warnings``: plain sentences; ``model``, ``as_of``, ``hedge`` (the depth used: az, region,
-  two-az or none), ``candidates``, ``timing_s``;
+  two-az or none), ``candidate_count``, ``timing_s``;
 - risk: ``availability_target``, ``estimated_attainment`` (share of time the plan carries the
   SLO, by the risk model of :mod:`scheduler.planning.attainment`),
   ``expected_deficit_tokens_per_second``, ``deficit_usd_per_hour`` (that deficit priced) and
-  ``hedge_reason`` (why this depth).
+  ``hedge_reason`` (why this depth);
+- ``candidates``: every pool the solver chose from, enough to rebuild the MILP from the JSON
+  alone: ``region``, ``availability_zone``, ``zone``, ``instance_type``, ``market``,
+  ``expected_cost_usd_per_hour_each`` (the objective's coefficient),
+  ``price_usd_per_hour_each``, ``interruption_cost_usd_per_hour_each``,
+  ``tokens_per_second_each``, ``cap`` (the largest count; null: only quotas bound it),
+  ``cap_reason`` (placement score, quota, pool share), ``vcpus_each``, ``quota``
+  (the ``code:region`` of its quota row), ``hedge_group`` (its AZ or region; null for
+  on-demand) and ``hazard_per_hour`` (the learned risk behind the interruption cost); pools
+  marked unavailable after a capacity error are not candidates;
+- ``limits``: ``slo_tokens_per_second``, ``required_tokens_per_second`` (with the headroom),
+  ``headroom_fraction``, ``hedge`` (az | two-az | region | none), ``hedge_groups`` (az |
+  region | null), ``hedge_losses`` (groups lost at once the SLO survives), ``quotas`` (per
+  code and region: ``limit_vcpus``, ``source``, ``observed_at``), ``max_pool_share``,
+  ``budget_usd_per_hour`` (null: none);
+- ``solver``: ``backend``, ``mip_gap``, ``mip_rel_gap_tolerance``, ``solve_s``,
+  ``proven_optimal``.
 - with ``--workload``, ``workload``: ``workload_id``, ``source`` and ``buckets`` (each bucket's
   share of the output tokens); ``tokens_per_second`` and the after-loss figure are then in the
   mix's proportions.
@@ -34,6 +50,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
@@ -179,6 +196,10 @@ class Plan:
     expected_deficit_tokens_per_second: float = 0.0
     deficit_usd_per_hour: float = 0.0
     hedge_reason: str = ""
+    #: Makes the ``candidates``, ``limits`` and ``solver`` keys of :meth:`to_dict` (see
+    #: :func:`scheduler.planning.explain.recheck`), only when asked: a replay that plans
+    #: thousands of times never needs them.
+    recheck: Callable[[], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
     #: The request mix planned for (``WorkloadMix.to_dict()``); None: one number per type.
     workload: dict[str, Any] | None = None
 
@@ -209,7 +230,8 @@ class Plan:
             ],
             "data": [age.to_dict() for age in self.data],
             "warnings": list(self.warnings),
-            "candidates": self.candidates,
+            "candidate_count": self.candidates,
+            **(self.recheck() if self.recheck else {"candidates": [], "limits": {}, "solver": {}}),
             "timing_s": dict(self.timing_s),
             "availability_target": self.availability_target,
             "estimated_attainment": self.estimated_attainment,

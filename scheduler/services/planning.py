@@ -10,11 +10,12 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from scheduler.actuator.executor import Replanner, ReplanRequest
+from scheduler.actuator.executor import Replanner
+from scheduler.actuator.fallback import ReplanRequest
 from scheduler.actuator.types import FleetReplica, Pool, TargetAllocation
 from scheduler.config import Settings
+from scheduler.plan_store import get_plan, store_plan
 from scheduler.planner import InfeasiblePlanError, Plan, PoolKey, RunningInstance, make_plan
-from scheduler.services.plans import get_plan, store_plan
 
 
 def plan_and_store(

@@ -1,62 +1,18 @@
-"""Stored plans: make one with the planner (or from given allocations), read it back."""
+"""Make a plan to store: from given allocations as they are, else the planner's answer.
+
+The store itself (get, latest applied, mark applied) is :mod:`scheduler.plan_store`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from oracle.db import transaction
 from scheduler.actuator.types import TargetAllocation
 from scheduler.config import Settings
-from scheduler.models import PlanModel
-
-
-def store_plan(
-    engine: Engine,
-    *,
-    service: str,
-    model: str,
-    slo_tokens_per_second: float,
-    allocations: Sequence[TargetAllocation],
-    origin: str,
-    document: dict[str, Any] | None = None,
-    now: datetime | None = None,
-) -> int:
-    """Store a plan's target fleet; return its id."""
-    cost = sum(a.price_usd_per_hour_each * a.count for a in allocations)
-    with transaction(engine) as session:
-        plan = PlanModel(
-            created_at=now or datetime.now(UTC),
-            service=service,
-            model=model,
-            slo_tokens_per_second=slo_tokens_per_second,
-            origin=origin,
-            cost_usd_per_hour=cost,
-            allocations=[a.to_dict() for a in allocations],
-            document=document or {},
-        )
-        session.add(plan)
-        session.flush()
-        return plan.id
-
-
-def get_plan(engine: Engine, plan_id: int) -> PlanModel | None:
-    with transaction(engine) as session:
-        return session.get(PlanModel, plan_id)
-
-
-def latest_applied_plan(engine: Engine, service: str) -> PlanModel | None:
-    with transaction(engine) as session:
-        return session.scalars(
-            sa.select(PlanModel)
-            .where(PlanModel.service == service, PlanModel.applied_at.is_not(None))
-            .order_by(PlanModel.applied_at.desc(), PlanModel.id.desc())
-            .limit(1)
-        ).first()
+from scheduler.plan_store import store_plan
 
 
 def create_plan(
@@ -81,6 +37,7 @@ def create_plan(
             origin=origin,
             document={"hand_made": True},
         )
+    # Deferred: the planner (scipy, pandas) loads only when a plan is solved.
     from scheduler.services.planning import plan_and_store
 
     plan_id, _ = plan_and_store(

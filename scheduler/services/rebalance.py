@@ -6,8 +6,9 @@ against the running fleet priced the same way the planner prices pools (the conf
 estimator capped at on-demand, plus expected interruptions). It acts when the saving clears
 both thresholds (percent and $/h), or when the SLO itself moved (load following). No replica
 younger than the minimum dwell time is moved, and the launches plus terminations of one run
-are capped. Execution is make-before-break, and a termination happens only if the fleet still
-meets the SLO without the replica.
+are capped. The decision becomes a :class:`~scheduler.actuator.command.Command` that the one
+executor runs: make-before-break, and a termination happens only if the fleet still meets the
+SLO without the replica.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from sqlalchemy.engine import Engine
 from oracle.db import transaction
 from scheduler.actuator import journal
 from scheduler.actuator.apply_lock import apply_in_progress_message, apply_lock
+from scheduler.actuator.command import Command
 from scheduler.actuator.diff import diff
 from scheduler.actuator.executor import Actuator, ApplyResult
 from scheduler.actuator.types import Action, FleetReplica
 from scheduler.config import JobsConfig, Settings
-from scheduler.models import PlanModel, ReplicaModel
+from scheduler.models import ReplicaModel
+from scheduler.plan_store import latest_applied_plan
 from scheduler.planning.rebalance_rule import RebalanceRule, decide_rebalance
-from scheduler.services.plans import latest_applied_plan
 
 
 @dataclass
@@ -109,17 +111,36 @@ def decide(
     )
 
 
+@dataclass
+class RebalanceReport:
+    """What one rebalance run decided and did (``to_dict`` for the job's record and JSON)."""
+
+    act: bool
+    reason: str
+    plan_id: int | None = None
+    decision: RebalanceDecision | None = None
+    result: ApplyResult | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.decision is None:
+            return {"act": self.act, "reason": self.reason}
+        out: dict[str, Any] = {"plan_id": self.plan_id, **self.decision.to_dict()}
+        if self.result is not None:
+            out["result"] = self.result.to_dict()
+        return out
+
+
 def rebalance(
     actuator: Actuator,
     *,
     now: datetime,
     slo_tokens_per_second: float | None = None,
-) -> dict[str, Any]:
+) -> RebalanceReport:
     """One rebalance run; returns the decision and what was done. It holds the service's apply
     lock throughout, and skips the run while another process applies a plan."""
     lock = apply_lock(actuator.engine, actuator.service)
     if not lock.try_acquire():
-        return {"act": False, "reason": apply_in_progress_message(actuator.service)}
+        return RebalanceReport(act=False, reason=apply_in_progress_message(actuator.service))
     try:
         return _rebalance(actuator, now=now, slo_tokens_per_second=slo_tokens_per_second)
     finally:
@@ -128,13 +149,13 @@ def rebalance(
 
 def _rebalance(
     actuator: Actuator, *, now: datetime, slo_tokens_per_second: float | None
-) -> dict[str, Any]:
+) -> RebalanceReport:
     from scheduler.services.planning import plan_and_store
 
     engine, settings = actuator.engine, actuator.settings
     applied = latest_applied_plan(engine, actuator.service)
     if applied is None:
-        return {"act": False, "reason": "no applied plan to rebalance"}
+        return RebalanceReport(act=False, reason="no applied plan to rebalance")
     slo = slo_tokens_per_second or applied.slo_tokens_per_second
     fleet = journal.live_fleet(engine, actuator.service)
     plan_id, plan = plan_and_store(
@@ -157,9 +178,9 @@ def _rebalance(
         now=now,
         slo_changed=abs(slo - applied.slo_tokens_per_second) > 1e-9,
     )
-    report: dict[str, Any] = {"plan_id": plan_id, **decision.to_dict()}
+    report = RebalanceReport(decision.act, decision.reason, plan_id=plan_id, decision=decision)
     if decision.act:
-        report["result"] = _execute(actuator, plan_id, decision, slo).to_dict()
+        report.result = actuator.execute(rebalance_command(plan_id, decision, slo))
     return report
 
 
@@ -221,40 +242,12 @@ def _launched_at(engine: Engine, fleet: Sequence[FleetReplica]) -> dict[int, dat
         )
 
 
-def _execute(
-    actuator: Actuator, plan_id: int, decision: RebalanceDecision, slo: float
-) -> ApplyResult:
-    result = ApplyResult(plan_id=plan_id, dry_run=False)
-    with transaction(actuator.engine) as session:
-        session.get_one(PlanModel, plan_id).applied_at = actuator.clock()
-    for action in decision.launches:
-        assert action.allocation is not None
-        result.launched.append(
-            actuator.launch(
-                action.allocation, plan_id=plan_id, reason=f"rebalance: {action.reason}"
-            )
-        )
-    actuator.wait_until_settled(result.launched, result)
-    if result.failed:
-        return result  # no break without the make
-    for action in decision.terminations:
-        assert action.replica_id is not None
-        if _serving_tokens_per_second(actuator, without=action.replica_id) < slo:
-            continue  # keep the SLO: this replica is still needed
-        actuator.retire(action.replica_id, reason=f"rebalance: {action.reason}", plan_id=plan_id)
-        result.terminated.append(action.replica_id)
-    return result
-
-
-def _serving_tokens_per_second(actuator: Actuator, *, without: int) -> float:
-    with transaction(actuator.engine) as session:
-        return float(
-            session.scalar(
-                sa.select(sa.func.coalesce(sa.func.sum(ReplicaModel.tokens_per_second), 0.0)).where(
-                    ReplicaModel.service == actuator.service,
-                    ReplicaModel.state == "READY",
-                    ReplicaModel.id != without,
-                )
-            )
-            or 0.0
-        )
+def rebalance_command(plan_id: int, decision: RebalanceDecision, slo: float) -> Command:
+    """The command that carries out a rebalance decision, keeping ``slo`` tok/s served."""
+    return Command(
+        plan_id=plan_id,
+        reason="rebalance",
+        launches=tuple(decision.launches),
+        terminations=tuple(decision.terminations),
+        slo_tokens_per_second=slo,
+    )

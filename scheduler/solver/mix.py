@@ -142,7 +142,7 @@ def mix_rows(problem: Problem, first_col: int) -> list[Row]:
 
 def cut_goodput(mix: Mix, weights: NDArray[np.float64]) -> NDArray[np.float64]:
     """``max_k mu_k g_pk`` per pool: the goodput of the single-number rows of one cut."""
-    return np.max(mix.goodput * weights[None, :], axis=1)
+    return np.asarray(np.max(mix.goodput * weights[None, :], axis=1), dtype=np.float64)
 
 
 def _cut_rows(problem: Problem, first_col: int) -> list[Row]:

@@ -22,7 +22,7 @@ def get_fleet(
     rows = fleet_service.list_replicas(
         context.engine, service=context.service, include_final=include_terminated
     )
-    return [ReplicaResponse(**row) for row in rows]
+    return [ReplicaResponse(**row.to_dict()) for row in rows]
 
 
 @router.get("/actions", summary="The actuator's journal, newest first")
@@ -34,4 +34,4 @@ def get_actions(
     rows = fleet_service.list_actions(
         context.engine, service=context.service, limit=limit, plan_id=plan_id
     )
-    return [ActionResponse(**row) for row in rows]
+    return [ActionResponse(**row.to_dict()) for row in rows]

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Body, Path
 
 from oracle.locks import DatabaseLock
+from scheduler import plan_store
 from scheduler.actuator.apply_lock import apply_in_progress_message
 from scheduler.actuator.ec2 import check_launch_config
 from scheduler.actuator.executor import Actuator
@@ -98,7 +99,7 @@ def _apply_then_release(lock: DatabaseLock, actuator: Actuator, plan_id: int) ->
 
 
 def _plan(context: ContextDep, plan_id: int) -> PlanResponse:
-    plan = plan_service.get_plan(context.engine, plan_id)
+    plan = plan_store.get_plan(context.engine, plan_id)
     if plan is None or plan.service != context.service:
         raise ApiError(404, "not_found", f"no plan {plan_id}; list plans with GET /actions")
     return PlanResponse.model_validate(plan, from_attributes=True)

@@ -288,8 +288,9 @@ def test_undated_files_are_observed_at_their_modification_time(
 
 
 def test_a_trace_is_told_from_content_not_name(engine: Engine, tmp_path: Path) -> None:
-    # Named like a price file; still refused as the trace it is.
+    # Named like a price file; still read as the availability trace it is, whose pool must come
+    # from a SkyPilot-style path, which this one lacks.
     content = '{"metadata": {"gap_seconds": 600}, "data": [0, 1]}'
     path = write(tmp_path / "spot_prices.csv", content)
-    with pytest.raises(InputError, match="scheduler backtest"):
+    with pytest.raises(InputError, match="cannot tell the pool from the file name"):
         import_files(engine, [path])

@@ -14,10 +14,12 @@ from typer.testing import CliRunner
 
 from oracle import db
 from oracle.errors import InputError
+from oracle.goodput import best_goodput
+from oracle.sample import ingest_sample
 from scheduler.backtest.service import backtest
 from scheduler.cli.main import app
 from scheduler.config import Settings
-from tests.scheduler.backtest.conftest import fill_sample
+from tests.scheduler.backtest.conftest import MODEL, fill_sample
 
 WINDOW = ["--from", "2026-02-27T00:00:00Z", "--to", "2026-02-28T00:00:00Z", "--tick", "1h"]
 
@@ -44,20 +46,82 @@ def test_json_holds_every_policy_and_the_report_is_written(sample_env: str, tmp_
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert set(payload["policies"]) == {"planner", "on-demand", "cheapest-zone", "hindsight"}
+    bounds = {"hindsight", "hindsight-hedged", "clairvoyant"}
+    assert set(payload["policies"]) == {"planner", "on-demand", "cheapest-zone", *bounds}
+    assert payload["world"]["name"] == "calibrated"
+    assert payload["world"]["calibrated"]["global_shock"]["median_up_h"] > 0
+    keys = ("cost_usd", "slo_attainment", "cost_usd_ci95", "slo_attainment_ci95",
+            "interruptions", "launch_failures", "launches")  # fmt: skip
+    hindsight = payload["policies"]["hindsight"]["cost_usd"]
     for name, policy in payload["policies"].items():
-        for key in ("cost_usd", "slo_attainment", "interruptions", "launches"):
+        for key in keys:
             assert key in policy, (name, key)
         assert 0.0 <= policy["slo_attainment"] <= 1.0
+        low, high = policy["cost_usd_ci95"]
+        assert low == policy["cost_usd"] == high  # one seed
         assert policy["deficit_token_hours"] * 3600.0 == pytest.approx(policy["deficit_tokens"])
         assert policy["cost_usd_per_million_tokens"] > 0
-        # Equal where the best fleet never changes: only float rounding may separate them.
-        assert policy["cost_usd"] >= payload["policies"]["hindsight"]["cost_usd"] * (1 - 1e-9)
+        if policy["slo_attainment"] == 1.0:
+            # Equal where the best fleet never changes: only float rounding may separate them.
+            assert policy["cost_usd"] >= hindsight * (1 - 1e-9)
+    for name in bounds - {"hindsight"}:
+        assert payload["policies"][name]["cost_usd"] >= hindsight * (1 - 1e-9)
     assert payload["policies"]["on-demand"]["saving_vs_on_demand_pct"] == 0.0
-    for name in ("capacity.png", "cumulative_cost.png", "fleet_mix.png"):
+    charts = ("capacity.png", "cumulative_cost.png", "fleet_mix.png", "cost_vs_attainment.png",
+              "losses.png", "deficits.png")  # fmt: skip
+    for name in charts:
         assert (report / name).read_bytes().startswith(b"\x89PNG"), name
     page = (report / "index.html").read_text()
     assert "cheapest-zone" in page and 'src="capacity.png"' in page
+    assert 'src="cost_vs_attainment.png"' in page
+
+
+def test_several_seeds_give_means_and_confidence_intervals(sample_env: str) -> None:
+    arguments = ["backtest", "--slo", "2500tok/s", *WINDOW, "--format", "json", "--seeds", "3",
+                 "--policies", "cheapest-zone,spot-hedge"]  # fmt: skip
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["seeds"] == 3
+    for name in ("cheapest-zone", "spot-hedge", "clairvoyant"):
+        policy = payload["policies"][name]
+        low, high = policy["cost_usd_ci95"]
+        assert low <= policy["cost_usd"] <= high
+        low, high = policy["slo_attainment_ci95"]
+        assert low <= policy["slo_attainment"] <= high
+    table = CliRunner().invoke(app, [*arguments[:9], "--seeds", "2", "--policies", "cheapest-zone"])
+    assert table.exit_code == 0, table.output
+    assert "95% CI" in table.output and "world calibrated" in table.output
+
+
+def test_a_selection_no_type_can_serve_exits_1_and_says_why(sample_env: str) -> None:
+    result = _run(["backtest", "--slo", "500tok/s", "--instance-type", "g6.xlarge",
+                   "--model", "meta-llama/Llama-3.1-70B-Instruct"])  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "can serve meta-llama/Llama-3.1-70B-Instruct" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_prices_without_goodput_get_the_reference_figures(
+    make_database: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = make_database("sqlite")  # type: ignore[operator]
+    engine = db.make_engine(url)
+    ingest_sample(engine, seed=3, days=3, end=datetime(2026, 3, 1, tzinfo=UTC),
+                  regions=["us-west-2"], instance_types=["g6.xlarge"])  # fmt: skip
+    try:
+        result = backtest(
+            engine, settings=Settings(), slo_tokens_per_second=500.0, tick_s=3600.0,
+            start=datetime(2026, 2, 28, 12, tzinfo=UTC), policies=["on-demand"],
+        )  # fmt: skip
+        with db.session_factory(engine)() as session:
+            assert best_goodput(session, model=MODEL)["g6.xlarge"].source in {
+                "reference",
+                "estimated",
+            }
+    finally:
+        engine.dispose()
+    assert result.policies["on-demand"].cost_usd > 0
 
 
 def test_table_names_every_policy(sample_env: str) -> None:

@@ -14,9 +14,11 @@ from sqlalchemy.engine import Engine
 from oracle.errors import InputError
 from oracle.importers import import_files
 from oracle.reference import ensure_goodput_figures
-from scheduler.backtest.interruptions import InterruptionModel, sample_interruptions
+from scheduler.backtest.draw import draw_world
+from scheduler.backtest.interruptions import InterruptionModel
 from scheduler.backtest.market import MarketHistory
 from scheduler.backtest.service import backtest
+from scheduler.backtest.world import WorldOptions
 from scheduler.config import BacktestConfig, Settings
 from tests.scheduler.backtest.conftest import MODEL
 
@@ -35,7 +37,9 @@ def test_replays_the_2021_us_east_1_history(
     # The default model's reference figures anchor the small model's estimates.
     ensure_goodput_figures(engine, model=MODEL)
     assert ensure_goodput_figures(engine, model=SMALL_MODEL) > 0
-    settings = Settings(backtest=BacktestConfig(planner_interval_s=6 * 3600.0, seed=3))
+    # The advisor world: no capacity failures, so that every policy carries the SLO throughout.
+    config = BacktestConfig(planner_interval_s=6 * 3600.0, seed=3, world="advisor")
+    settings = Settings(backtest=config)
     result = backtest(
         engine,
         settings=settings,
@@ -101,18 +105,31 @@ def test_a_real_availability_trace_drives_its_pool(engine: Engine, shared_data: 
     end = start + 2 * 86_400.0
     trace = shared_data / TRACE
     model = InterruptionModel(traces={"us-east-1a/p3.2xlarge": trace})
-    events = sample_interruptions(history, seed=1, start_s=start, end_s=end, model=model)
+    window = {"seed": 1, "start_s": start, "end_s": end}
+    world = draw_world(
+        history, options=WorldOptions("traces", trace_set=""), interruptions=model, **window
+    )
     [pool] = [p for p in history.pools if (p.zone, p.instance_type) == ("us-east-1a", "p3.2xlarge")]
     payload = json.loads(trace.read_text())
     gap_s, counts = payload["metadata"]["gap_seconds"], payload["data"]
     falls = [start + i * gap_s for i in range(1, len(counts)) if counts[i] < counts[i - 1]]
     expected = [moment for moment in falls if moment < end]
     assert expected  # the trace loses its instance within the two days
-    assert events[pool.index].tolist() == expected
-    # Other pools keep the seeded process; an unknown pool is refused by name.
-    assert any(index != pool.index for index in events)
+    assert world.notices[pool.index].tolist() == expected
+    # Launches fail while the trace reads 0, and succeed while it reads more.
+    for i in range(0, 2 * 86_400 // gap_s, 7):
+        assert world.has_capacity(pool.index, start + i * gap_s + 1) == (counts[i] > 0)
+    # Untraced pools are left out, or follow the calibrated world; an unknown pool is refused.
+    assert world.excluded == {p.index for p in history.pools} - {pool.index}
+    calibrated = draw_world(
+        history,
+        options=WorldOptions("traces", trace_set="", untraced="calibrated"),
+        interruptions=model,
+        **window,
+    )
+    assert not calibrated.excluded and len(calibrated.down) == len(history.pools)
     with pytest.raises(InputError, match=r"us-east-1z/p3\.2xlarge"):
-        sample_interruptions(
-            history, seed=1, start_s=start, end_s=end,
-            model=InterruptionModel(traces={"us-east-1z/p3.2xlarge": trace}),
+        draw_world(
+            history, options=WorldOptions("traces", trace_set=""),
+            interruptions=InterruptionModel(traces={"us-east-1z/p3.2xlarge": trace}), **window,
         )  # fmt: skip

@@ -17,9 +17,10 @@ from sqlalchemy.engine import Engine
 
 from oracle.goodput import GoodputFact
 from oracle.models import OnDemandPriceModel, SpotPriceModel
-from scheduler.backtest.interruptions import NOTICE_S, InterruptionModel, rate_path
+from scheduler.backtest.interruptions import InterruptionModel, rate_path
 from scheduler.backtest.market import MarketHistory
 from scheduler.backtest.simulate import BacktestOptions, BacktestResult, run_backtest
+from scheduler.backtest.world import NOTICE_S
 from scheduler.config import POLICY_NAMES
 from scheduler.planning.candidates import BAND_MONTHLY_RATE
 from tests.scheduler.backtest.conftest import MODEL, SAMPLE_END

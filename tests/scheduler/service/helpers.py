@@ -6,14 +6,16 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import botocore.session
 import sqlalchemy as sa
+from botocore.stub import Stubber
 from sqlalchemy.engine import Engine
 
 from oracle.db import transaction
 from scheduler.actuator.ec2 import TAG_POOL
 from scheduler.actuator.types import Pool, TargetAllocation
 from scheduler.models import LIVE_STATES, ReplicaModel
-from scheduler.services.plans import store_plan
+from scheduler.plan_store import store_plan
 
 REGION = "us-east-1"
 
@@ -112,3 +114,32 @@ def replica_rows(engine: Engine) -> dict[str, Any]:
             for r in session.scalars(sa.select(ReplicaModel))
             if r.instance_id
         }
+
+
+class SpotRefused:
+    """EC2 client: moto for everything, a botocore Stubber answering spot RunInstances with
+    ``code`` (the real error response shape), as moto has no capacity errors or quotas."""
+
+    def __init__(self, real: Any, code: str, message: str) -> None:
+        self._real = real
+        session = botocore.session.get_session()
+        self.stubbed = session.create_client("ec2", region_name="us-east-1")
+        self.stubber = Stubber(self.stubbed)
+        self._code, self._message = code, message
+        self.refused = 0
+
+    def run_instances(self, **params: Any) -> Any:
+        if "InstanceMarketOptions" not in params:
+            return self._real.run_instances(**params)
+        self.stubber.add_client_error(
+            "run_instances",
+            service_error_code=self._code,
+            service_message=self._message,
+            http_status_code=500 if self._code.startswith("Insufficient") else 400,
+        )
+        self.refused += 1
+        with self.stubber:
+            return self.stubbed.run_instances(**params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)

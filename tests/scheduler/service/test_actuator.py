@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import botocore.session
 import pytest
 import sqlalchemy as sa
-from botocore.stub import Stubber
 from sqlalchemy.engine import Engine
 
 from oracle.db import transaction
@@ -18,6 +16,7 @@ from scheduler.actuator.executor import Actuator
 from scheduler.config import Settings
 from scheduler.models import ActionModel, ReplicaModel
 from tests.scheduler.service.helpers import (
+    SpotRefused,
     allocation,
     hand_plan,
     live_by_pool,
@@ -111,35 +110,6 @@ def test_nothing_is_terminated_while_new_replicas_are_not_ready(
     assert sorted(states.values()) == ["FAILED", "READY"]
 
 
-class _SpotRefused:
-    """EC2 client: moto for everything, a botocore Stubber answering spot RunInstances with
-    ``code`` (the real error response shape), as moto has no capacity errors or quotas."""
-
-    def __init__(self, real: Any, code: str, message: str) -> None:
-        self._real = real
-        session = botocore.session.get_session()
-        self.stubbed = session.create_client("ec2", region_name="us-east-1")
-        self.stubber = Stubber(self.stubbed)
-        self._code, self._message = code, message
-        self.refused = 0
-
-    def run_instances(self, **params: Any) -> Any:
-        if "InstanceMarketOptions" not in params:
-            return self._real.run_instances(**params)
-        self.stubber.add_client_error(
-            "run_instances",
-            service_error_code=self._code,
-            service_message=self._message,
-            http_status_code=500 if self._code.startswith("Insufficient") else 400,
-        )
-        self.refused += 1
-        with self.stubber:
-            return self.stubbed.run_instances(**params)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-
 @pytest.mark.parametrize(
     ("code", "message"),
     [
@@ -161,7 +131,7 @@ def test_capacity_and_quota_errors_fall_back_to_on_demand(
     message: str,
 ) -> None:
     zones = network["zones"]
-    client = _SpotRefused(aws("ec2"), code, message)
+    client = SpotRefused(aws("ec2"), code, message)
     ec2 = Ec2Adapter(lambda _region: client, settings.service, model="m")
     actuator = make_actuator(engine, ec2=ec2)
     result = actuator.apply(hand_plan(engine, [allocation(zones[0], 2)]))

@@ -106,7 +106,7 @@ def test_rebalancer_moves_only_past_its_thresholds(
 
     # Nothing changed: the fleet matches the best plan.
     quiet = rebalance(actuator, now=now)
-    assert quiet["act"] is False and "already matches" in quiet["reason"]
+    assert quiet.act is False and "already matches" in quiet.reason
 
     # The cheapest chosen pool's price triples: a better plan exists.
     zone_a = seeded[0][1]
@@ -118,16 +118,16 @@ def test_rebalancer_moves_only_past_its_thresholds(
     )
     actuator.settings = market_settings.model_copy(update={"jobs": strict})
     held = rebalance(actuator, now=now)
-    assert held["act"] is False and "under the thresholds" in held["reason"]
-    assert held["saving_usd_per_hour"] > 0
+    assert held.act is False and "under the thresholds" in held.reason
+    assert held.decision is not None and held.decision.saving_usd_per_hour > 0
     assert running_by_pool(aws) == before
 
     loose = strict.model_copy(update={"rebalance_min_saving_pct": 10.0})
     actuator.settings = market_settings.model_copy(update={"jobs": loose})
     moved = rebalance(actuator, now=now)
-    assert moved["act"] is True, moved["reason"]
-    assert moved["saving_pct"] >= 10.0
-    assert moved["result"]["launched"] and moved["result"]["terminated"]
+    assert moved.act is True, moved.reason
+    assert moved.decision is not None and moved.decision.saving_pct >= 10.0
+    assert moved.result is not None and moved.result.launched and moved.result.terminated
     after = running_by_pool(aws)
     assert after != before
     assert after == live_by_pool(engine)
@@ -149,7 +149,7 @@ def test_spot_capacity_errors_replan_to_on_demand_with_the_real_planner(
     make_actuator: Callable[..., Actuator],
 ) -> None:
     from scheduler.actuator.ec2 import Ec2Adapter
-    from tests.scheduler.service.test_actuator import _SpotRefused
+    from tests.scheduler.service.helpers import SpotRefused
 
     zones = network["zones"]
     seed_market(
@@ -161,7 +161,7 @@ def test_spot_capacity_errors_replan_to_on_demand_with_the_real_planner(
             (zones[2][1], "g6.xlarge"): 0.25,
         },
     )
-    client = _SpotRefused(aws("ec2"), "InsufficientInstanceCapacity", "no capacity")
+    client = SpotRefused(aws("ec2"), "InsufficientInstanceCapacity", "no capacity")
     ec2 = Ec2Adapter(lambda _region: client, market_settings.service, model=MODEL)
     actuator = make_actuator(
         engine, settings=market_settings, ec2=ec2, replan=planner_replanner(engine, market_settings)
@@ -187,9 +187,9 @@ def test_a_replacement_refused_for_capacity_is_replanned(
     make_actuator: Callable[..., Actuator],
 ) -> None:
     from scheduler.actuator.ec2 import Ec2Adapter
-    from tests.scheduler.service.test_actuator import _SpotRefused
+    from tests.scheduler.service.helpers import SpotRefused
 
-    client = _SpotRefused(aws("ec2"), "InsufficientInstanceCapacity", "no capacity")
+    client = SpotRefused(aws("ec2"), "InsufficientInstanceCapacity", "no capacity")
     refusing = {"on": False}
     real_run = client.run_instances
 
@@ -231,7 +231,7 @@ def test_rebalancer_compares_expected_costs_not_list_prices(
     market_settings: Settings,
     make_actuator: Callable[..., Actuator],
 ) -> None:
-    from scheduler.services.plans import get_plan
+    from scheduler.plan_store import get_plan
 
     actuator, plan_id = _planned_actuator(engine, market_settings, make_actuator)
     actuator.apply(plan_id)
@@ -239,7 +239,8 @@ def test_rebalancer_compares_expected_costs_not_list_prices(
 
     quiet = rebalance(actuator, now=now)
 
-    stored = get_plan(engine, quiet["plan_id"])
+    assert quiet.plan_id is not None and quiet.decision is not None
+    stored = get_plan(engine, quiet.plan_id)
     assert stored is not None
     document = stored.document
     list_usd_per_hour = sum(
@@ -248,11 +249,11 @@ def test_rebalancer_compares_expected_costs_not_list_prices(
     # No Advisor band is known for these spot pools, so the planner charges an expected
     # interruption cost on top of the list prices; the rebalancer weighs the same figure.
     assert document["interruption_usd_per_hour"] > 0
-    assert quiet["planned_usd_per_hour"] == pytest.approx(document["cost_usd_per_hour"])
-    assert quiet["planned_usd_per_hour"] > list_usd_per_hour + 1e-9
+    assert quiet.decision.planned_usd_per_hour == pytest.approx(document["cost_usd_per_hour"])
+    assert quiet.decision.planned_usd_per_hour > list_usd_per_hour + 1e-9
     # The running fleet is the plan, priced the same way (no switching for what runs).
     assert document["switching_usd_per_hour"] == pytest.approx(0.0)
-    assert quiet["current_usd_per_hour"] == pytest.approx(quiet["planned_usd_per_hour"])
+    assert quiet.decision.current_usd_per_hour == pytest.approx(quiet.decision.planned_usd_per_hour)
 
 
 def test_a_rebalance_skips_while_another_process_applies(
@@ -270,10 +271,10 @@ def test_a_rebalance_skips_while_another_process_applies(
     url = engine.url.render_as_string(hide_password=False)
     with apply_lock_held_elsewhere(url, actuator.service):
         skipped = rebalance(actuator, now=datetime.now(UTC))
-    assert skipped == {
+    assert skipped.to_dict() == {
         "act": False,
         "reason": f"another apply is running for service '{actuator.service}' (the API, "
         "`scheduler apply` or a rebalance); retry when it is done",
     }
     assert running_by_pool(aws) == before
-    assert "already matches" in rebalance(actuator, now=datetime.now(UTC))["reason"]
+    assert "already matches" in rebalance(actuator, now=datetime.now(UTC)).reason
