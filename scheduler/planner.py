@@ -38,6 +38,7 @@ from scheduler.planning.attainment import PlannedPool, PlanRisk, plan_risk
 from scheduler.planning.baselines import compute_baselines
 from scheduler.planning.candidates import CandidateSet, PlanningData, build_candidates
 from scheduler.planning.load import load_planning_data
+from scheduler.planning.mix import WorkloadMix, routed_buckets
 from scheduler.planning.model import (
     Allocation,
     Baseline,
@@ -82,10 +83,14 @@ def make_plan(
     as_of: datetime | None = None,
     running: Sequence[RunningInstance] = (),
     exclude_pools: Collection[PoolKey] = (),
+    workload: str | None = None,
 ) -> Plan:
-    """Plan ``model`` (default: the configured one) at the SLO on the data known at ``as_of``."""
+    """Plan ``model`` (default: the configured one) at the SLO on the data known at ``as_of``;
+    ``workload``: a request mix (a preset or a file, :mod:`oracle.mix`) to plan for per bucket."""
     started = time.perf_counter()
-    data = load_planning_data(engine, config=config, model=model or config.model, as_of=as_of)
+    data = load_planning_data(
+        engine, config=config, model=model or config.model, as_of=as_of, workload=workload
+    )
     load_s = time.perf_counter() - started
     plan = plan_from_data(
         data,
@@ -119,6 +124,7 @@ def cost_bound_usd_per_hour(
         config=config,
         quotas=data.quotas,
         slo_tokens_per_second=slo_tokens_per_second,
+        mix=data.mix,
     )
     return cost_lower_bound(planning.problem, enough=enough)
 
@@ -157,6 +163,7 @@ def plan_from_data(
         config=config,
         slo_tokens_per_second=slo_tokens_per_second,
         running=running_counts,
+        mix=data.mix,
     )
     planning, solution, risk = option.planning, option.solution, option.risk
     counts = solution.counts.tolist()
@@ -183,7 +190,9 @@ def plan_from_data(
         hedge=option.depth,
         slo_tokens_per_second=slo_tokens_per_second,
         required_tokens_per_second=planning.problem.required_tokens_per_second,
-        allocations=allocations(planning.candidates, counts),
+        allocations=allocations(
+            planning.candidates, counts, routed_buckets(planning.problem, solution.counts)
+        ),
         tokens_per_second=solution.tokens_per_second,
         tokens_per_second_after_worst_loss=solution.tokens_per_second_after_worst_loss,
         worst_loss=solution.worst_loss_group,
@@ -203,6 +212,7 @@ def plan_from_data(
         deficit_usd_per_hour=option.deficit_usd_per_hour,
         hedge_reason=option.reason,
         recheck=functools.partial(explain.recheck, planning, solution, config),
+        workload=data.mix.to_dict() if data.mix is not None else None,
     )
 
 
@@ -232,6 +242,7 @@ def _hedged_plan(
     config: PlannerConfig,
     slo_tokens_per_second: float,
     running: dict[PoolKey, int],
+    mix: WorkloadMix | None = None,
 ) -> _Option:
     """Solve at the configured hedge depth; with ``auto``, at ``az`` and, only when its
     estimated attainment misses ``planner.availability_target``, also at ``two-az`` and
@@ -251,6 +262,7 @@ def _hedged_plan(
             slo_tokens_per_second=slo_tokens_per_second,
             running=running,
             depth=depth,
+            mix=mix,
         )
         solution = solve(planning.problem)
         solve_s += solution.solve_s
@@ -270,6 +282,7 @@ def _hedged_plan(
             slo_tokens_per_second=slo_tokens_per_second,
             running=running,
             depth=first_depth,
+            mix=mix,
         )
         raise InfeasiblePlanError(explain.infeasibility_message(planning, first, config))
     if config.hedge != "auto":

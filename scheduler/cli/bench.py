@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from bench.runner import BenchmarkOutcome, BenchmarkRequest
     from bench.sweep import Slo
     from bench.workloads import Workload
+    from oracle.mix import BucketMix
     from scheduler.cli.bench_progress import ProgressContext
     from scheduler.config import BenchConfig, Settings
 
@@ -69,7 +70,14 @@ def run(
         typer.Option(help="Instance type measured; default: read from EC2 instance metadata."),
     ] = None,
     workload: Annotated[
-        str | None, typer.Option(help="Workload name (a bench.workloads table in config.toml).")
+        str | None,
+        typer.Option(
+            help="What to send. A request mix measured per (input x output length) bucket: a "
+            "preset (chat, rag, summarize, codegen), a ShareGPT JSON file or a histogram file "
+            "(CSV input_tokens,output_tokens,count); each bucket gets its own sweep and goodput, "
+            "which `scheduler plan --workload` uses. Else a bench.workloads table of "
+            "config.toml, measured as one number."
+        ),
     ] = None,
     ttft_p95_ms: TtftP95Option = None,
     tpot_p95_ms: TpotP95Option = None,
@@ -105,11 +113,18 @@ def run(
     from bench.record import gpu_count_of, instance_type_from_imds
     from bench.runner import BenchmarkRequest, run_benchmark
     from bench.sweep import SweepOptions
+    from bench.workloads import bucket_workload
+    from oracle.mix import resolve_mix
 
     runtime: Runtime = ctx.obj
     settings = runtime.settings
     bench_config = settings.bench
-    chosen = _workload(settings, workload or bench_config.default_workload)
+    mix = resolve_mix(workload) if workload else None
+    chosen = (
+        bucket_workload(mix.buckets[0].input_tokens, mix.buckets[0].output_tokens)
+        if mix is not None
+        else _workload(settings, workload or bench_config.default_workload)
+    )
     if instance_type is None:
         instance_type = instance_type_from_imds()
         if instance_type is None:
@@ -131,12 +146,16 @@ def run(
             max_concurrency=max_concurrency or bench_config.max_concurrency,
             max_rate=float(max_concurrency or bench_config.max_concurrency),
             requests_per_point=requests_per_point or bench_config.requests_per_point,
+            min_window_requests=bench_config.min_window_requests,
         ),
         gpu_count=gpu_count,
         tensor_parallel=tensor_parallel,
         request_timeout_s=bench_config.request_timeout_s,
         connect_timeout_s=connect_timeout_s,
     )
+    if mix is not None:
+        _run_buckets(engine, request, mix, output_format)
+        return
     with _live_progress() as progress:
         outcome = run_benchmark(engine, request, progress=progress)
     if output_format is OutputFormat.json:
@@ -146,6 +165,67 @@ def run(
     if not outcome.complete:
         err_console.print(
             f"interrupted: partial results stored as incomplete run {outcome.run_id}",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _run_buckets(
+    engine: Any, request: BenchmarkRequest, mix: BucketMix, output_format: OutputFormat
+) -> None:
+    """One sweep per bucket of ``mix`` (``bench run --workload MIX``), printed per bucket."""
+    from bench.runner import run_bucket_benchmark
+
+    with _live_progress() as progress:
+        outcomes = run_bucket_benchmark(engine, request, mix, progress=progress)
+    paired = [
+        (bucket, outcomes[index] if index < len(outcomes) else None)
+        for index, bucket in enumerate(mix.buckets)
+    ]
+    if output_format is OutputFormat.json:
+        emit_json(
+            {
+                "workload_id": mix.workload_id,
+                "mix_source": mix.source,
+                "buckets": [
+                    {
+                        "bucket": bucket.name,
+                        "share": bucket.share,
+                        "input_tokens": bucket.input_tokens,
+                        "output_tokens": bucket.output_tokens,
+                        **(
+                            _outcome_json(outcome, request)
+                            if outcome is not None
+                            else {"status": "not measured"}
+                        ),
+                    }
+                    for bucket, outcome in paired
+                ],
+            }
+        )
+    else:
+        table = Table(
+            title=f"{request.model} on {request.instance_type}, workload {mix.workload_id} "
+            f"({mix.source}), goodput per bucket (SLO: TTFT p95 <= "
+            f"{request.slo.ttft_p95_ms:g} ms, TPOT p95 <= {request.slo.tpot_p95_ms:g} ms)"
+        )
+        for column in ("bucket", "share", "in tokens", "out tokens", "goodput tok/s", "run"):
+            table.add_column(column, justify="right")
+        for bucket, outcome in paired:
+            table.add_row(
+                bucket.name,
+                f"{bucket.share:.1%}",
+                str(bucket.input_tokens),
+                str(bucket.output_tokens),
+                f"{outcome.goodput_tokens_per_second:.1f}" if outcome else "-",
+                (str(outcome.run_id) + ("" if outcome.complete else " (incomplete)"))
+                if outcome
+                else "not measured",
+            )
+        console.print(table)
+    if outcomes and not outcomes[-1].complete:
+        err_console.print(
+            f"interrupted: partial results stored as incomplete run {outcomes[-1].run_id}",
             markup=False,
         )
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -255,7 +335,16 @@ def list_(
     title = f"{'Benchmark runs' if runs else 'Goodput the planner uses'} for {model}"
     table = Table(title=title)
     columns = (
-        ("run_id", "instance_type", "source", "status", "goodput_tokens_per_second", "points")
+        (
+            "run_id",
+            "instance_type",
+            "workload_id",
+            "bucket",
+            "source",
+            "status",
+            "goodput_tokens_per_second",
+            "points",
+        )
         if runs
         else ("instance_type", "goodput_tokens_per_second", "source", "age_s", "run_id")
     )
@@ -339,7 +428,9 @@ def _print_outcome(outcome: BenchmarkOutcome, request: BenchmarkRequest) -> None
         "level",
         "requests",
         "errors",
-        "out tok/s",
+        "in window",
+        "steady tok/s",
+        "whole-run tok/s",
         "TTFT mean ms",
         "TTFT p95 ms",
         "TPOT mean ms",
@@ -348,11 +439,13 @@ def _print_outcome(outcome: BenchmarkOutcome, request: BenchmarkRequest) -> None
     ):
         table.add_column(column, justify="right")
     for point in outcome.state.curve():
-        lat = point.latency_ms
+        lat = point.slo_latency_ms
         table.add_row(
             _level(point),
             str(point.requests),
             str(point.errors),
+            str(point.steady_requests),
+            f"{point.goodput_tokens_per_second:.1f}",
             f"{point.output_tokens_per_second:.1f}",
             _ms(lat.get("ttft_ms_mean")),
             _ms(lat.get("ttft_ms_p95")),
@@ -361,6 +454,11 @@ def _print_outcome(outcome: BenchmarkOutcome, request: BenchmarkRequest) -> None
             "pass" if point.passed else "fail",
         )
     console.print(table)
+    console.print(
+        "steady: over the window in which the whole load is in flight (warm-up and drain "
+        "excluded); latency and the SLO are judged there. whole-run: as vllm bench serve counts.",
+        markup=False,
+    )
     state = "" if outcome.complete else " (incomplete)"
     console.print(
         f"goodput {outcome.goodput_tokens_per_second:.1f} tok/s, stored as run "
@@ -380,6 +478,7 @@ def _run_row(run: Any, now: datetime) -> dict[str, Any]:
         "observed_at": run.observed_at,
         "age_s": (now - run.observed_at).total_seconds(),
         "workload_id": run.workload_id,
+        "bucket": run.bucket,
         "source_detail": run.source_detail,
     }
 

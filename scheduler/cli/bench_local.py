@@ -101,6 +101,7 @@ def local(
         options=SweepOptions(
             max_concurrency=max_concurrency or bench_config.max_concurrency,
             requests_per_point=requests_per_point or bench_config.requests_per_point,
+            min_window_requests=bench_config.min_window_requests,
         ),
         build=build,
         startup_timeout_s=startup_timeout_s,

@@ -121,6 +121,18 @@ def plan(
             "The JSON always holds them (keys candidates, limits, solver).",
         ),
     ] = False,
+    workload: Annotated[
+        str | None,
+        typer.Option(
+            "--workload",
+            help="Plan for a request mix: a preset (chat, rag, summarize, codegen), a ShareGPT "
+            "JSON file or a histogram CSV (input_tokens,output_tokens,count). Each (input x "
+            "output length) bucket's share of the SLO is split over the pools by their "
+            "goodput on that bucket (measured by `scheduler bench run --workload`, else "
+            "estimated), the hedge holds for the whole mix, and the plan says which buckets "
+            "each pool serves. Without it: one goodput number per instance type.",
+        ),
+    ] = None,
 ) -> None:
     # Imported here: the planner pulls in scipy and pandas, which `--help` does without.
     from scheduler.planner import make_plan
@@ -152,6 +164,7 @@ def plan(
             slo_tokens_per_second=slo_tokens_per_second,
             model=model_name,
             as_of=moment,
+            workload=workload,
         )
     if output_format is PlanFormat.json:
         emit_json(result.to_dict())
@@ -193,6 +206,17 @@ def print_plan(plan: Plan) -> None:
             f"{a.count * a.expected_cost_usd_per_hour_each:,.2f}",
         )
     console.print(table)
+    if plan.workload is not None:
+        shares = ", ".join(
+            f"{name} {share:.0%}" for name, share in plan.workload["buckets"].items()
+        )
+        console.print(
+            f"Workload {plan.workload['workload_id']} ({plan.workload['source']}): {shares} of "
+            "the output tokens; tok/s each is the pool's best bucket, totals are in the mix's "
+            "proportions.",
+            markup=False,
+            highlight=False,
+        )
     console.print(
         f"Total: {sum(a.count for a in plan.allocations)} instances, "
         f"{plan.tokens_per_second:,.0f} tok/s for ${plan.cost_usd_per_hour:,.2f}/h expected "
@@ -219,10 +243,15 @@ def print_plan(plan: Plan) -> None:
     console.print("\n[bold]Why these pools[/bold]")
     for a in plan.allocations:
         score = "none (capped by default)" if a.placement_score is None else a.placement_score
+        serves = (
+            "; serves " + ", ".join(f"{name} {tps:,.0f} tok/s" for name, tps in a.buckets.items())
+            if a.buckets
+            else ""
+        )
         console.print(
             f"  - {a.pool.instance_type} {a.pool.market} in {_zone(a)}: "
             f"${a.usd_per_hour_per_tokens_per_second * 1000:.3f}/h per 1k tok/s, "
-            f"interruptions {a.interruption_band or 'n/a'}, placement score {score}",
+            f"interruptions {a.interruption_band or 'n/a'}, placement score {score}{serves}",
             markup=False,
             highlight=False,
         )

@@ -2,11 +2,11 @@
 docstring of :mod:`scheduler.solver`).
 
 Columns: x_0..x_{n-1}, T, y_p for the pools that already run some, H when some pool's goodput
-exceeds the SLO, then one B column per hedge loss level. Rows, in order: total, capped
-throughput, hedge total, hedge (one per group), two losses (one per group and one more, when the
-plan must survive any two groups' losses: columns u and w_a after the B columns), loss levels
-(two per level), quota (one per row), share (one per pool), budget, switch (one per running
-pool).
+exceeds the SLO, then one B column per hedge loss level, then (when the plan must survive any
+two groups' losses) the two-loss columns u and w_a, then the request mix's columns
+(:mod:`scheduler.solver.mix`). Rows, in order: total, capped throughput, hedge total, hedge (one
+per group), two losses (one per group and one more), loss levels (two per level), quota (one per
+row), share (one per pool), budget, switch (one per running pool), then the mix's rows.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from scheduler.solver import mix as mix_rows
 from scheduler.solver.problem import Problem, group_sums, running_counts, switch_costs
 
 if TYPE_CHECKING:
@@ -118,7 +119,8 @@ def build_model(problem: Problem, *, cost_bounds: bool = True) -> Model:
     groups = len(problem.hedge_group_names)
     two_losses = problem.hedge and problem.hedge_losses >= 2 and groups >= 2
     u_col = b_col + len(levels)
-    n_cols = u_col + (1 + groups if two_losses else 0)
+    mix_col = u_col + (1 + groups if two_losses else 0)
+    n_cols = mix_col + mix_rows.column_count(problem)
 
     risk = problem.risk if problem.risk is not None else np.zeros(n)
     c = np.zeros(n_cols)
@@ -222,6 +224,9 @@ def build_model(problem: Problem, *, cost_bounds: bool = True) -> Model:
         add(pools, problem.cost_usd_per_hour, -np.inf, problem.budget_usd_per_hour)
     for j, pool in enumerate(has_running):
         add(np.array([n + 1 + j, pool]), np.array([1.0, -1.0]), -float(running[pool]), np.inf)
+    if problem.mix is not None:
+        for row_cols, row_vals, low, high in mix_rows.mix_rows(problem, mix_col):
+            add(row_cols, row_vals, low, high)
 
     matrix = Csr.from_entries(
         np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), (r, n_cols)
@@ -266,6 +271,9 @@ def plan_columns(problem: Problem, model: Model, counts: NDArray[np.int64]) -> N
         u_col = b_col + len(levels)
         columns[u_col] = u
         columns[u_col + 1 : u_col + 1 + groups] = np.maximum(lost - u, 0.0)
+    if problem.mix is not None:
+        routed = mix_rows.routing_columns(problem, counts)
+        columns[len(columns) - len(routed) :] = routed
     return columns
 
 
@@ -344,5 +352,11 @@ def cost_upper_bounds(problem: Problem) -> NDArray[np.float64]:
     if need <= 0:
         return upper
     g = problem.goodput_tokens_per_second
+    if problem.mix is not None:
+        # Serving all demand of its slowest bucket is the most a pool is ever needed for.
+        slowest = mix_rows.slowest_goodput(problem.mix)
+        return np.where(
+            slowest > 0, np.minimum(upper, np.ceil(need / np.maximum(slowest, 1e-12) - 1e-9)), 0.0
+        )
     # The 1e-9 keeps an exact multiple (need = k g_p) at k rather than k + 1.
     return np.minimum(upper, np.ceil(need / g - 1e-9))
