@@ -155,7 +155,7 @@ def test_a_dead_planning_worker_is_replaced_and_its_request_answered_busy(
     from scheduler.errors import BusyError
     from scheduler.services.recommendations import ProcessRecommender
     from tests.scheduler.api.conftest import ZONES
-    from tests.scheduler.service.market import MODEL, seed_market
+    from tests.scheduler.market import MODEL, seed_market
 
     seed_market(sqlite_engine, ZONES, {("use1-az6", "g5.xlarge"): 0.3})
     settings = Settings(planner=PlannerConfig(model=MODEL, hedge="none"))
