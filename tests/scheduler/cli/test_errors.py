@@ -22,6 +22,7 @@ from oracle import db
 from oracle.importers import base as importer_base
 from scheduler.cli import boundary
 from scheduler.cli.main import app
+from scheduler.errors import ConflictError
 from tests.oracle.importers.helpers import row_counts
 from tests.scheduler.cli.tcp_proxy import cutting_proxy
 
@@ -400,3 +401,19 @@ def _revision(url: str) -> str | None:
         return db.current_revision(engine)
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_scheduler_error_is_one_line_with_its_exit_code(
+    run: Run, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(*_: object, **__: object) -> None:
+        raise ConflictError("the fleet is busy applying plan 3; retry when it is done")
+
+    monkeypatch.setattr("scheduler.cli.oracle_stats._stats", refused)
+    code, _, err = run("oracle", "stats")
+
+    assert code == ConflictError.exit_code
+    assert err.strip().splitlines() == [
+        "error: the fleet is busy applying plan 3; retry when it is done"
+    ]
