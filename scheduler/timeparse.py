@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from oracle.errors import InputError
 from oracle.timerange import BadTime, parse_utc
@@ -19,3 +19,17 @@ def parse_moment(
         return parse_utc(text, example=example)
     except BadTime as error:
         raise InputError(f"{option} {error}") from None
+
+
+def format_age(age: timedelta | None) -> str:
+    """A short human age: 45s, 12m, 3.5h, 4.2d."""
+    if age is None:
+        return "-"
+    seconds = age.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"

@@ -21,9 +21,9 @@ from scheduler.cli.output import (
     console,
     emit_json,
     err_console,
-    format_age,
 )
 from scheduler.runtime import Runtime
+from scheduler.timeparse import format_age
 
 if TYPE_CHECKING:
     from bench.loadgen import PointMetrics

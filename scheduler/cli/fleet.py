@@ -20,10 +20,10 @@ from scheduler.cli.output import (
     console,
     emit_json,
     err_console,
-    format_age,
 )
 from scheduler.runtime import Runtime
 from scheduler.slo import parse_slo
+from scheduler.timeparse import format_age
 
 if TYPE_CHECKING:
     from scheduler.jobs.context import JobContext

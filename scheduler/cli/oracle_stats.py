@@ -19,10 +19,9 @@ from scheduler.cli.output import (
     console,
     emit_json,
     err_console,
-    format_age,
 )
 from scheduler.runtime import Runtime
-from scheduler.timeparse import parse_moment
+from scheduler.timeparse import format_age, parse_moment
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session

@@ -39,17 +39,3 @@ def _default(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def format_age(age: timedelta | None) -> str:
-    """A short human age: 45s, 12m, 3.5h, 4.2d."""
-    if age is None:
-        return "-"
-    seconds = age.total_seconds()
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 86400:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"

@@ -14,10 +14,10 @@ from rich.console import Console
 from rich.table import Table
 
 from oracle.errors import InputError
-from scheduler.cli.output import console, emit_json, err_console, format_age
+from scheduler.cli.output import console, emit_json, err_console
 from scheduler.runtime import Runtime
 from scheduler.slo import parse_slo
-from scheduler.timeparse import parse_moment
+from scheduler.timeparse import format_age, parse_moment
 
 if TYPE_CHECKING:
     from scheduler.config import PlannerConfig

@@ -15,6 +15,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from scheduler.timeparse import format_age
+
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 
@@ -45,16 +47,8 @@ def age(moment: datetime | str | None, now: datetime | None = None) -> str:
         return "-"
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
-    seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
-    if seconds < 0:
-        return "in the future"
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 86400:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
+    elapsed = (now or datetime.now(UTC)) - moment
+    return "in the future" if elapsed.total_seconds() < 0 else format_age(elapsed)
 
 
 def when(moment: datetime | str | None) -> str:
