@@ -134,8 +134,8 @@ async def send_request(
             result.status = response.status
             if response.status != 200:
                 result.error = f"HTTP {response.status}: " + error_from_body(await response.read())
-                return result
-            await _read_stream(response, result, sent_at[0])
+            else:
+                await _read_stream(response, result, sent_at[0])
     except (TimeoutError, aiohttp.ServerTimeoutError):
         result.error = f"timed out after {timeout_s:g} s"
     except aiohttp.ClientConnectorError as error:

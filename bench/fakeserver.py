@@ -7,6 +7,12 @@ Token deadlines are absolute, so event-loop lag never accumulates. So with ``c``
 requests of ``n`` output tokens and ``c <= batch_limit`` the true output rate is
 ``c * n / (ttft_s + (n - 1) * gap_s)``.
 
+The timing model may also depend on the load and on the request's size (a per-bucket model):
+a request of ``i`` prompt tokens gets its first token ``ttft_s + prefill_s_per_token * i``
+after admission, and each further token ``gap_s * (1 + gap_growth_per_open * (m - 1)) *
+(1 + gap_growth_per_prompt_token * i)`` after the previous one, with ``m`` the requests admitted
+at that moment (vLLM's batch). :func:`true_output_tokens_per_second` gives the steady rate.
+
 It speaks what the harness and the service use: ``POST /v1/chat/completions`` and
 ``/v1/completions`` (streaming or not, usage chunks on request), ``GET /v1/models``,
 ``/version``, ``/health`` and a vLLM-like Prometheus ``/metrics``. Switches inject faults.
@@ -56,6 +62,10 @@ class FakeServerConfig:
     malformed_line: bool = False
     #: Refuse requests naming another model with vLLM's 404 (vLLM does; off: serve any name).
     reject_unknown_model: bool = True
+    #: The per-bucket, load-dependent timing model (module docstring); 0 turns each off.
+    gap_growth_per_open: float = 0.0
+    prefill_s_per_token: float = 0.0
+    gap_growth_per_prompt_token: float = 0.0
     #: Answer every streaming request by replaying this recorded SSE body, one event (text up
     #: to a blank line) per step: the first after ``ttft_s``, then one every ``gap_s``.
     replay_path: str = ""
@@ -268,8 +278,12 @@ class FakeServer:
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
             b"transfer-encoding: chunked\r\n\r\n"
         )
+        deadline = admitted + config.ttft_s + config.prefill_s_per_token * prompt_tokens
+        size_factor = 1.0 + config.gap_growth_per_prompt_token * prompt_tokens
         for token in range(output_tokens):
-            deadline = admitted + config.ttft_s + token * config.gap_s
+            if token:
+                load_factor = 1.0 + config.gap_growth_per_open * (self.counters.running - 1)
+                deadline += config.gap_s * load_factor * size_factor
             delay = deadline - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -521,6 +535,29 @@ def fake_server_process(config: FakeServerConfig, *, cpus: set[int] | None = Non
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def true_output_tokens_per_second(
+    config: FakeServerConfig, *, concurrency: int, input_tokens: int, output_tokens: int
+) -> float:
+    """The steady output rate of ``concurrency`` closed-loop requests of one size (all
+    admitted: ``concurrency <= batch_limit``), by the timing model of the module docstring."""
+    first_s = config.ttft_s + config.prefill_s_per_token * input_tokens
+    gap = (
+        config.gap_s
+        * (1.0 + config.gap_growth_per_open * (concurrency - 1))
+        * (1.0 + config.gap_growth_per_prompt_token * input_tokens)
+    )
+    return concurrency * output_tokens / (first_s + (output_tokens - 1) * gap)
+
+
+def true_tpot_s(config: FakeServerConfig, *, concurrency: int, input_tokens: int) -> float:
+    """The time per output token at ``concurrency`` (all admitted), by the same model."""
+    return (
+        config.gap_s
+        * (1.0 + config.gap_growth_per_open * (concurrency - 1))
+        * (1.0 + config.gap_growth_per_prompt_token * input_tokens)
+    )
 
 
 def _hits(index: int, rate: float) -> bool:

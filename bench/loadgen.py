@@ -3,10 +3,33 @@
 Both append each finished request to a caller-owned list as it completes, so a cancelled point
 still leaves its finished requests behind (Ctrl-C keeps partial results).
 
-Per-point figures (as ``vllm bench serve`` computes them): throughput is successful output
-tokens over the wall time from the first send to the last token of the last request (the peer
-stops its clock after reading the stream's tail, a hair later); percentiles are over successful
-requests; ITL percentiles pool every gap of every request.
+Each point has two sets of figures.
+
+Whole-run figures (as ``vllm bench serve`` computes them, so the two compare): throughput is
+successful output tokens over the wall time from the first send to the last token of the last
+request (the peer stops its clock after reading the stream's tail, a hair later); percentiles
+are over successful requests; ITL percentiles pool every gap of every request. They include the
+ramp-up and the drain, when fewer than the target load is in flight, so they understate what an
+instance sustains (by about 9% at concurrency 20 on the known-timing server).
+
+Steady-state figures (what goodput and the planner use), over a window in which the target load
+is in flight, warm-up and drain excluded (:func:`steady_window`):
+- closed loop at concurrency c: from the moment the c-th request is sent (all c in flight) to the
+  first completion after the last request is sent (from then on a worker finds the queue empty
+  and fewer than c run);
+- open loop at rate r: from the first send plus the median request latency (by Little's law the
+  number in flight has then reached r x latency) to the last send (arrivals stop).
+Steady-state throughput, closed loop: by Little's law with the c requests the loop holds open,
+``c * sum(output tokens) / sum(latency)`` over the requests inside the window (latency from the
+request's last byte written to its last token). The client's own turnaround between one
+request's end and its worker's next send, when c - 1 are open, is so not charged to the server:
+at 100 ms requests it is 3-4% of the time on a loaded 2-core machine, and a serving fleet's
+load balancer keeps the batch full without it. Open loop: the output tokens streamed inside
+the window (each token chunk at its arrival time; a chunk carries ``output_tokens / chunks``
+tokens of its request) over the window's length.
+Latency percentiles are over the requests sent inside the window and, in closed loop, also
+finished inside it (their whole life at the target load). A point whose window holds no request
+has no steady-state figures (``steady_requests == 0``); its whole-run figures stand in for them.
 """
 
 from __future__ import annotations
@@ -62,6 +85,35 @@ class PointMetrics:
     passed: bool = False
     #: Whether the point was cut short (Ctrl-C).
     partial: bool = False
+    #: Steady-state figures (module docstring): the window's start and length in seconds from
+    #: the point's start, the requests it holds, the output tok/s and the latency percentiles.
+    steady_start_s: float = 0.0
+    steady_window_s: float = 0.0
+    steady_requests: int = 0
+    steady_output_tokens_per_second: float = 0.0
+    steady_latency_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def goodput_tokens_per_second(self) -> float:
+        """The figure goodput is made of: steady-state, else (no window) whole-run."""
+        if self.steady_requests:
+            return self.steady_output_tokens_per_second
+        return self.output_tokens_per_second
+
+    @property
+    def slo_latency_ms(self) -> dict[str, float]:
+        """The latency the SLO is judged on: steady-state, else (no window) whole-run."""
+        return self.steady_latency_ms if self.steady_requests else self.latency_ms
+
+    def steady_dict(self) -> dict[str, Any]:
+        """The JSON shape of the steady-state figures."""
+        return {
+            "window_start_s": self.steady_start_s,
+            "window_s": self.steady_window_s,
+            "requests": self.steady_requests,
+            "output_tokens_per_second": self.steady_output_tokens_per_second,
+            **self.steady_latency_ms,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of a sweep point."""
@@ -80,6 +132,8 @@ class PointMetrics:
             **self.latency_ms,
             "error_kinds": self.error_kinds,
             "malformed_lines": self.malformed_lines,
+            "goodput_tokens_per_second": self.goodput_tokens_per_second,
+            "steady": self.steady_dict(),
         }
 
 
@@ -238,19 +292,15 @@ def summarize(
     concurrency: int | None = None,
     request_rate: float | None = None,
 ) -> PointMetrics:
-    """The per-point figures of ``results`` over ``duration_s``."""
+    """The per-point figures of ``results`` over ``duration_s`` (whole-run), and the
+    steady-state figures over :func:`steady_window`."""
     good = [r for r in results if r.ok]
     errors = len(results) - len(good)
     output_tokens = sum(r.output_tokens for r in good)
     input_tokens = sum(r.input_tokens for r in good)
     duration = max(duration_s, 1e-9)
-    latency: dict[str, float] = {}
-    _add_stats(latency, "ttft", [r.ttft_s for r in good if r.ttft_s is not None])
-    _add_stats(latency, "tpot", [t for r in good if (t := r.tpot_s) is not None])
-    _add_stats(latency, "itl", [gap for r in good for gap in r.itl_s])
-    _add_stats(latency, "e2el", [r.latency_s for r in good if r.latency_s is not None])
     kinds = Counter((r.error or "unknown")[:80] for r in results if not r.ok)
-    return PointMetrics(
+    point = PointMetrics(
         concurrency=concurrency,
         request_rate=request_rate,
         requests=len(results),
@@ -260,12 +310,98 @@ def summarize(
         request_per_second=len(good) / duration,
         output_tokens_per_second=output_tokens / duration,
         total_tokens_per_second=(output_tokens + input_tokens) / duration,
-        latency_ms=latency,
+        latency_ms=_latency(good),
         error_kinds=dict(kinds),
         malformed_lines=sum(r.malformed_lines for r in results),
         input_tokens=input_tokens,
         output_tokens=output_tokens,
     )
+    window = steady_window(results, concurrency=concurrency, request_rate=request_rate)
+    if window is not None:
+        start_s, end_s = window
+        inside = [r for r in good if _inside(r, start_s, end_s, closed=concurrency is not None)]
+        if inside:
+            point.steady_start_s = start_s
+            point.steady_window_s = end_s - start_s
+            point.steady_requests = len(inside)
+            if concurrency is not None:
+                busy_s = sum(r.latency_s or 0.0 for r in inside)
+                point.steady_output_tokens_per_second = (
+                    concurrency * sum(r.output_tokens for r in inside) / max(busy_s, 1e-9)
+                )
+            else:
+                point.steady_output_tokens_per_second = _tokens_between(good, start_s, end_s) / (
+                    end_s - start_s
+                )
+            point.steady_latency_ms = _latency(inside)
+    return point
+
+
+def steady_window(
+    results: Sequence[RequestResult],
+    *,
+    concurrency: int | None = None,
+    request_rate: float | None = None,
+) -> tuple[float, float] | None:
+    """The steady-state window (start, end) in seconds from the point's start, by the rule of
+    the module docstring; ``None`` when the run is too short to have one."""
+    if not results:
+        return None
+    starts = sorted(r.start_offset_s for r in results)
+    last_send = starts[-1]
+    if concurrency is not None:
+        if len(results) <= concurrency:
+            return None
+        start = starts[min(concurrency, len(starts)) - 1]
+        ends = [r.end_offset_s for r in results if r.end_offset_s > last_send]
+        if not ends:
+            return None
+        end = min(ends)
+    else:
+        latencies = [r.latency_s for r in results if r.ok and r.latency_s is not None]
+        if not latencies:
+            return None
+        start = starts[0] + float(np.median(latencies))
+        end = last_send
+    return (start, end) if end > start else None
+
+
+def _inside(result: RequestResult, start_s: float, end_s: float, *, closed: bool) -> bool:
+    # A nanosecond of slack: the request that opens the window is inside it, whatever the
+    # rounding of end - latency.
+    sent = _sent_offset(result) + 1e-9
+    if closed:
+        return sent >= start_s and result.end_offset_s <= end_s + 1e-9
+    return start_s <= sent <= end_s + 1e-9
+
+
+def _sent_offset(result: RequestResult) -> float:
+    # TTFT and latency count from the request's last byte written, a hair after its start.
+    if result.latency_s is None:
+        return result.start_offset_s
+    return result.end_offset_s - result.latency_s
+
+
+def _tokens_between(good: Sequence[RequestResult], start_s: float, end_s: float) -> float:
+    """Output tokens whose chunks arrived inside [start_s, end_s]."""
+    total = 0.0
+    for result in good:
+        if result.ttft_s is None or result.output_tokens <= 0:
+            continue
+        first = _sent_offset(result) + result.ttft_s
+        times = first + np.concatenate(([0.0], np.cumsum(result.itl_s)))
+        inside = int(np.count_nonzero((times >= start_s) & (times <= end_s)))
+        total += inside * result.output_tokens / len(times)
+    return total
+
+
+def _latency(good: Sequence[RequestResult]) -> dict[str, float]:
+    latency: dict[str, float] = {}
+    _add_stats(latency, "ttft", [r.ttft_s for r in good if r.ttft_s is not None])
+    _add_stats(latency, "tpot", [t for r in good if (t := r.tpot_s) is not None])
+    _add_stats(latency, "itl", [gap for r in good for gap in r.itl_s])
+    _add_stats(latency, "e2el", [r.latency_s for r in good if r.latency_s is not None])
+    return latency
 
 
 def _add_stats(into: dict[str, float], name: str, values_s: Sequence[float]) -> None:

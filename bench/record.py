@@ -35,6 +35,8 @@ class RunMeta:
     instance_type: str
     workload_id: str
     slo: Slo
+    #: The workload bucket the run measured (``bench.buckets``); empty: the whole workload.
+    bucket: str = ""
     gpu_count: int = 1
     tensor_parallel: int = 1
     engine: str = "vllm"
@@ -76,6 +78,7 @@ def add_run(session: Session, *, meta: RunMeta, state: SweepState) -> int:
         engine=meta.engine,
         engine_version=meta.engine_version[:64],
         workload_id=meta.workload_id,
+        bucket=meta.bucket,
         ttft_p95_ms_slo=meta.slo.ttft_p95_ms,
         tpot_p95_ms_slo=meta.slo.tpot_p95_ms,
         goodput_tokens_per_second=state.goodput_tokens_per_second,
@@ -104,6 +107,10 @@ def point_model(point: PointMetrics) -> BenchmarkPointModel:
         request_per_second=point.request_per_second,
         total_tokens_per_second=point.total_tokens_per_second,
         latency_ms=dict(point.latency_ms),
+        steady_output_tokens_per_second=(
+            point.steady_output_tokens_per_second if point.steady_requests else None
+        ),
+        steady=point.steady_dict() if point.steady_requests else None,
     )
 
 

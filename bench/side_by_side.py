@@ -148,6 +148,8 @@ def _harness_point(
         max_rate=rate or 1.0,
         requests_per_point=workload.num_prompts,
         min_waves=1,
+        # Exactly the peer's request count: the two compare by whole-run figures.
+        min_window_requests=0,
         seed=seed,
     )
     # No latency bound: one point at exactly this concurrency, whatever its latencies.

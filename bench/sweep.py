@@ -6,6 +6,14 @@ the concurrency (or the request rate) from the start until a point fails or the 
 reached, then bisects between the last passing and the first failing level until they are
 ``resolution`` apart (relative; adjacent integers at least). Goodput is the largest output
 tok/s among passing points. Every point is kept: the whole curve is part of the result.
+
+Goodput and the SLO test use each point's steady-state figures (:mod:`bench.loadgen`: the
+window in which the target load is in flight, warm-up and drain excluded); the whole-run
+figures are kept beside them. A point sends enough requests for its window to hold at least
+``min_window_requests`` finished requests: in closed loop at concurrency c the first c and the
+last c requests straddle the window's edges, so it sends ``min_window_requests + 2c`` (at
+least); when the window still holds fewer (an open loop, or mixed lengths), the point runs
+again with twice the requests, up to ``max_extensions`` times.
 """
 
 from __future__ import annotations
@@ -40,9 +48,10 @@ class Slo:
             return False
         if point.errors and point.error_rate >= self.max_error_rate:
             return False
-        ttft = point.latency_ms.get("ttft_ms_p95", math.inf)
+        latency = point.slo_latency_ms
+        ttft = latency.get("ttft_ms_p95", math.inf)
         # One-token outputs have no TPOT; then only TTFT counts.
-        tpot = point.latency_ms.get("tpot_ms_p95", 0.0)
+        tpot = latency.get("tpot_ms_p95", 0.0)
         return ttft <= self.ttft_p95_ms and tpot <= self.tpot_p95_ms
 
 
@@ -56,8 +65,14 @@ class SweepOptions:
     requests_per_point: int = 64
     #: Each point sends at least this many requests per concurrency slot (closed loop).
     min_waves: int = 2
-    #: Bisection stops when the failing level is within this fraction above the passing one.
-    resolution: float = 0.1
+    #: Finished requests the steady-state window of a point must hold (module docstring); 0
+    #: turns the sizing off.
+    min_window_requests: int = 32
+    #: How often a point whose window holds too few requests runs again with twice as many.
+    max_extensions: int = 2
+    #: Bisection stops when the failing level is within this fraction above the passing one
+    #: (0.05: the goodput level found is within 5% of the largest passing one).
+    resolution: float = 0.05
     seed: int = 0
 
 
@@ -80,12 +95,13 @@ class SweepState:
     @property
     def goodput_tokens_per_second(self) -> float:
         best = self.best_point
-        return best.output_tokens_per_second if best else 0.0
+        return best.goodput_tokens_per_second if best else 0.0
 
     @property
     def best_point(self) -> PointMetrics | None:
+        """The passing point of the largest steady-state output tok/s."""
         passing = [point for point in self.points if point.passed]
-        return max(passing, key=lambda p: p.output_tokens_per_second) if passing else None
+        return max(passing, key=lambda p: p.goodput_tokens_per_second) if passing else None
 
     def curve(self) -> list[PointMetrics]:
         """Every point, ordered by level."""
@@ -150,12 +166,38 @@ async def _run_point(
     state: SweepState,
     progress: SweepProgress,
 ) -> PointMetrics:
-    integer = options.mode == "concurrency"
-    concurrency = int(level) if integer else None
-    rate = None if integer else level
+    concurrency = int(level) if options.mode == "concurrency" else None
+    count = requests_for_point(options, concurrency)
+    point = await _run_once(target, workload, options, level, count, state, progress)
+    for _ in range(options.max_extensions):
+        if point.steady_requests >= options.min_window_requests or point.errors == point.requests:
+            break
+        count *= 2
+        point = await _run_once(target, workload, options, level, count, state, progress)
+    return point
+
+
+def requests_for_point(options: SweepOptions, concurrency: int | None) -> int:
+    """Requests a point sends first (module docstring)."""
     count = options.requests_per_point
     if concurrency is not None:
         count = max(count, concurrency * options.min_waves)
+        if options.min_window_requests:
+            count = max(count, options.min_window_requests + 2 * concurrency)
+    return count
+
+
+async def _run_once(
+    target: Target,
+    workload: Workload,
+    options: SweepOptions,
+    level: float,
+    count: int,
+    state: SweepState,
+    progress: SweepProgress,
+) -> PointMetrics:
+    concurrency = int(level) if options.mode == "concurrency" else None
+    rate = None if concurrency is not None else level
     specs = make_requests(workload, count, seed=options.seed)
     if progress.on_point_start:
         progress.on_point_start(level, count)

@@ -14,16 +14,15 @@ Synthetic prompts are made of common short English words; with Llama-family toke
 
 from __future__ import annotations
 
-import itertools
-import json
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.client import Api, RequestSpec
 from oracle.errors import InputError
+from oracle.sharegpt import count_tokens, load_sharegpt
 
 #: Words that are one token each (with a leading space) in Llama 3 and GPT-2 vocabularies.
 _WORD_TEXT = """
@@ -36,10 +35,6 @@ where after back little only round man year came show every good me give our und
 through just form great think say help low line
 """
 WORDS: tuple[str, ...] = tuple(_WORD_TEXT.split())
-
-#: Longest output requested from a ShareGPT reply, and shortest, in tokens.
-SHAREGPT_MAX_OUTPUT_TOKENS = 1024
-SHAREGPT_MIN_OUTPUT_TOKENS = 4
 
 
 @dataclass(frozen=True)
@@ -106,7 +101,7 @@ def make_requests(workload: Workload, count: int, *, seed: int = 0) -> list[Requ
         conversations = load_sharegpt(Path(workload.path))
         picked = [conversations[rng.randrange(len(conversations))] for _ in range(count)]
         return [
-            RequestSpec(prompt, _count_tokens(prompt), output, workload.api)
+            RequestSpec(prompt, count_tokens(prompt), output, workload.api)
             for prompt, output in picked
         ]
     weights = [shape.weight for shape in workload.shapes]
@@ -129,43 +124,6 @@ def synthetic_prompt(tokens: int, *, seed: int = 0) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(tokens))
 
 
-def load_sharegpt(path: Path) -> list[tuple[str, int]]:
-    """(prompt, output tokens) pairs from a ShareGPT-style file; bad files raise InputError."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: ShareGPT file not found; check the workload's path") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"{path}: not valid JSON ({error}); expected a ShareGPT list") from None
-    if not isinstance(data, list):
-        raise InputError(f"{path}: expected a JSON list of conversations")
-    pairs: list[tuple[str, int]] = []
-    for number, item in enumerate(data):
-        turns = item.get("conversations") if isinstance(item, dict) else None
-        if not isinstance(turns, list):
-            raise InputError(f"{path}: item {number} has no 'conversations' list")
-        pair = _first_exchange(turns)
-        if pair is not None:
-            pairs.append(pair)
-    if not pairs:
-        raise InputError(f"{path}: no conversation has a human turn followed by a reply")
-    return pairs
-
-
-def _first_exchange(turns: Sequence[Any]) -> tuple[str, int] | None:
-    for first, second in itertools.pairwise(turns):
-        if not (isinstance(first, dict) and isinstance(second, dict)):
-            continue
-        if first.get("from") in ("human", "user") and second.get("from") in ("gpt", "assistant"):
-            prompt = str(first.get("value", ""))
-            output = _count_tokens(str(second.get("value", "")))
-            output = max(SHAREGPT_MIN_OUTPUT_TOKENS, min(SHAREGPT_MAX_OUTPUT_TOKENS, output))
-            if prompt.strip():
-                return prompt, output
-    return None
-
-
-def _count_tokens(text: str) -> int:
-    # Without the model's tokenizer: about 4 characters per token in English (OpenAI's rule of
-    # thumb), and never fewer tokens than words.
-    return max(len(text.split()), round(len(text) / 4), 1)
+def bucket_workload(input_tokens: int, output_tokens: int, *, api: Api = "completions") -> Workload:
+    """The fixed request workload a bucket's sweep sends: the bucket's representative shape."""
+    return fixed_workload(input_tokens, output_tokens, api=api)

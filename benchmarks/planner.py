@@ -1,6 +1,10 @@
 """Benchmark of the planner (not a test).
 
     python -m benchmarks.planner [--slo 5000] [--cbc-time-limit-s 120] [--repeat 3]
+    python -m benchmarks.planner --workload chat [--slo 5000]
+
+With ``--workload``: the mix-aware plan against the single-number plan on per-bucket figures
+from the Mélange paper's ratios (:mod:`benchmarks.planner_mix`), and nothing else.
 
 1. The full universe: the embedded sample market (every GPU type of the catalog in every region
    and AZ, 90 days) ingested into a fresh SQLite oracle with the reference and estimated goodput
@@ -41,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import planner_mix
 from oracle import db
 from oracle.reference import ensure_goodput_figures
 from oracle.sample import ingest_sample
@@ -66,11 +71,21 @@ SEED = 2026
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--slo", type=float, default=5000.0, help="tok/s (default 5000)")
+    parser.add_argument(
+        "--slo", type=float, help="tok/s (default 5000; with --workload, 500 and 5000)"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--cbc-time-limit-s", type=float, default=120.0)
     parser.add_argument("--cuts", default="100,1000,full,10000")
+    parser.add_argument(
+        "--workload", help="compare the mix-aware and single-number plans for this mix"
+    )
     args = parser.parse_args(argv)
+    if args.workload:
+        for slo in [args.slo] if args.slo else [500.0, 5000.0]:
+            planner_mix.run(workload=args.workload, slo=slo, repeat=args.repeat)
+        return
+    args.slo = args.slo or 5000.0
     config = PlannerConfig()
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as directory:

@@ -31,6 +31,8 @@ class GoodputFact:
     tensor_parallel: int
     workload_id: str
     run_id: int
+    #: The workload bucket the figure is for ('' for the whole workload).
+    bucket: str = ""
 
 
 def best_goodput(session: Session, *, model: str) -> dict[str, GoodputFact]:
@@ -38,6 +40,8 @@ def best_goodput(session: Session, *, model: str) -> dict[str, GoodputFact]:
     runs = session.scalars(
         sa.select(BenchmarkRunModel).where(
             BenchmarkRunModel.model == model,
+            # Per-bucket figures are a workload's mix (best_bucket_goodput), not the one number.
+            BenchmarkRunModel.bucket == "",
             BenchmarkRunModel.status == "complete",
             BenchmarkRunModel.goodput_tokens_per_second > 0,
             BenchmarkRunModel.source.in_(GOODPUT_PREFERENCE),
@@ -49,6 +53,33 @@ def best_goodput(session: Session, *, model: str) -> dict[str, GoodputFact]:
         if current is None or _rank(run) < _rank(current):
             best[run.instance_type] = run
     return {instance_type: _fact(run) for instance_type, run in sorted(best.items())}
+
+
+def best_bucket_goodput(
+    session: Session, *, model: str, workload_id: str
+) -> dict[str, dict[str, GoodputFact]]:
+    """Instance type -> bucket -> the best stored per-bucket figure of ``workload_id`` (same
+    preference as :func:`best_goodput`)."""
+    runs = session.scalars(
+        sa.select(BenchmarkRunModel).where(
+            BenchmarkRunModel.model == model,
+            BenchmarkRunModel.workload_id == workload_id,
+            BenchmarkRunModel.bucket != "",
+            BenchmarkRunModel.status == "complete",
+            BenchmarkRunModel.goodput_tokens_per_second > 0,
+            BenchmarkRunModel.source.in_(GOODPUT_PREFERENCE),
+        )
+    )
+    best: dict[tuple[str, str], BenchmarkRunModel] = {}
+    for run in runs:
+        key = (run.instance_type, run.bucket)
+        current = best.get(key)
+        if current is None or _rank(run) < _rank(current):
+            best[key] = run
+    facts: dict[str, dict[str, GoodputFact]] = {}
+    for (instance_type, bucket), run in sorted(best.items()):
+        facts.setdefault(instance_type, {})[bucket] = _fact(run)
+    return facts
 
 
 def _rank(run: BenchmarkRunModel) -> tuple[int, float, int]:
@@ -68,4 +99,5 @@ def _fact(run: BenchmarkRunModel) -> GoodputFact:
         tensor_parallel=run.tensor_parallel,
         workload_id=run.workload_id,
         run_id=run.id,
+        bucket=run.bucket,
     )

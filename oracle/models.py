@@ -285,6 +285,9 @@ class BenchmarkRunModel(ProvenanceMixin, Base):
     engine: Mapped[str] = mapped_column(String(32), default="vllm")
     engine_version: Mapped[str] = mapped_column(String(64), default="")
     workload_id: Mapped[str] = mapped_column(String(64))
+    #: The (input length x output length) bucket of the workload this goodput is for, e.g.
+    #: ``in256-1024.out0-128``; empty for a figure over the whole workload (one bucket).
+    bucket: Mapped[str] = mapped_column(String(64), default="", server_default="")
     ttft_p95_ms_slo: Mapped[float] = mapped_column(Double)
     tpot_p95_ms_slo: Mapped[float] = mapped_column(Double)
     goodput_tokens_per_second: Mapped[float] = mapped_column(Double)
@@ -318,5 +321,10 @@ class BenchmarkPointModel(Base):
     total_tokens_per_second: Mapped[float] = mapped_column(Double, default=0.0)
     #: Latency percentiles: {"ttft_ms_p95": ..., "tpot_ms_mean": ..., "itl_ms_p99": ...}.
     latency_ms: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Steady-state output tok/s (over the window with the whole load in flight; what goodput
+    #: is made of) and the window's figures: {"window_s", "requests", "ttft_ms_p95", ...}.
+    #: None for points stored before steady-state figures existed, and imported ones.
+    steady_output_tokens_per_second: Mapped[float | None] = mapped_column(Double)
+    steady: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     run: Mapped[BenchmarkRunModel] = relationship(back_populates="points")

@@ -73,6 +73,35 @@ def record_notice(
     _record(into, pool, kind, observed_at, source_detail)
 
 
+def record_held(
+    into: Session | Engine,
+    pool: PoolLike,
+    *,
+    since: datetime | None,
+    until: datetime,
+    source_detail: str = "",
+) -> None:
+    """An instance held in ``pool`` from ``since`` (its launch) to ``until`` (its end): the
+    hazard's exposure. Nothing is recorded when the launch time is unknown."""
+    if since is None or until <= since:
+        return
+    if not isinstance(into, Session):
+        with transaction(into) as session:
+            record_held(session, pool, since=since, until=until, source_detail=source_detail)
+        return
+    record_observation(
+        into,
+        region=pool.region,
+        zone=pool.zone,
+        instance_type=pool.instance_type,
+        market=pool.market,
+        kind="held",
+        observed_at=until,
+        at_risk_s=(until - since).total_seconds(),
+        source_detail=f"{source_detail} held since {since.isoformat()}".strip(),
+    )
+
+
 def record_observation(
     session: Session,
     *,

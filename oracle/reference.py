@@ -18,6 +18,10 @@ weight size are the scale. An anchor on the same GPU is preferred (then only the
 The last factor applies only when the model has no figure at all and the default model's are
 used. Stored with ``source = "estimated"``; the source_detail names the anchor.
 
+Per workload bucket (request size), the same estimate extends by the roofline rule of
+:mod:`oracle.bucket_goodput`: decode-bound buckets scale with memory bandwidth, prefill-bound ones
+with compute.
+
 Fit rule: a model fits when its weights plus KV cache headroom fit in 90% of the instance's
 total GPU memory (vLLM's default ``gpu_memory_utilization`` is 0.9):
 

@@ -7,10 +7,10 @@ A pool is (region, zone, instance type, market). Two quantities are estimated fo
 - the **availability** ``a`` (the probability that a launch into the pool succeeds now).
 
 Evidence (:class:`Observation`, one row of ``pool_observations`` or one thing a backtest policy
-has seen): ``L`` losses over ``T`` hours at risk (the time instances were held, or a trace's
-available time), ``S`` launches that succeeded (or probes that found capacity) and ``F`` that
-failed for capacity (InsufficientInstanceCapacity, or probes that found none). Rebalance
-signals are counted and shown but are not losses.
+has seen): ``L`` losses over ``T`` hours at risk (the time instances were held, recorded as
+``held`` rows when they end, or a trace's available time), ``S`` launches that succeeded (or
+probes that found capacity) and ``F`` that failed for capacity (InsufficientInstanceCapacity, or
+probes that found none). Rebalance signals are counted and shown but are not losses.
 
 Priors (the Spot Instance Advisor band, :func:`advisor_prior`):
 
@@ -50,7 +50,7 @@ from datetime import datetime
 from typing import Any
 
 #: What an observation says about a pool.
-OBSERVATION_KINDS = ("interruption", "rebalance", "capacity-error", "launch")
+OBSERVATION_KINDS = ("interruption", "rebalance", "capacity-error", "launch", "held")
 #: Kinds that count as a loss of held capacity (the hazard's numerator).
 LOSS_KINDS = frozenset({"interruption"})
 

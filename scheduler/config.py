@@ -15,7 +15,6 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from oracle.db import default_url
 from oracle.errors import InputError
 
 CONFIG_ENV = "SCHEDULER_CONFIG"
@@ -29,6 +28,7 @@ MAX_BUDGET_USD_PER_HOUR = 10_000_000.0
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
@@ -42,6 +42,8 @@ class DatabaseConfig(Section):
     data_dir: str = "~/.local/share/spot-scheduler"
 
     def resolved_url(self) -> str:
+        from oracle.db import default_url  # here: reading settings needs no SQLAlchemy
+
         return os.environ.get(DATABASE_URL_ENV) or self.url or default_url(Path(self.data_dir))
 
 
@@ -104,6 +106,7 @@ class BenchConfig(Section):
     max_error_rate: Fraction = 0.01
     max_concurrency: PositiveInt = 256
     requests_per_point: PositiveInt = 64
+    min_window_requests: NonNegativeInt = 32
     request_timeout_s: PositiveFloat = 120.0
     workloads: dict[str, WorkloadConfig] = DEFAULT_WORKLOADS
 

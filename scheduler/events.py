@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from oracle.db import transaction
 from oracle.errors import InputError
 from oracle.models import InterruptionEventModel
-from oracle.observations import record_notice
+from oracle.observations import record_held, record_notice
 from scheduler.actuator import journal
 from scheduler.actuator.aws import SqsApi
 from scheduler.actuator.command import Command
@@ -150,6 +150,7 @@ class _Replica:
     pool: Pool
     state: str
     availability_zone: str | None
+    launched_at: datetime | None = None
 
 
 def _record(actuator: Actuator, event: Ec2Event, channel: str) -> int | None:
@@ -197,7 +198,7 @@ def _replica_by_instance(actuator: Actuator, instance_id: str) -> _Replica | Non
         if row is None:
             return None
         pool = Pool(row.region, row.zone, row.instance_type, row.market)
-        return _Replica(row.id, pool, row.state, row.availability_zone)
+        return _Replica(row.id, pool, row.state, row.availability_zone, row.launched_at)
 
 
 def _state_change(actuator: Actuator, replica: _Replica, event: Ec2Event) -> dict[str, Any]:
@@ -206,6 +207,13 @@ def _state_change(actuator: Actuator, replica: _Replica, event: Ec2Event) -> dic
     interrupted = replica.state == ReplicaState.TERMINATING and replica.pool.market == "spot"
     final = ReplicaState.PREEMPTED if interrupted else ReplicaState.TERMINATED
     if replica.state not in FINAL_STATES:
+        record_held(
+            actuator.engine,
+            replica.pool,
+            since=replica.launched_at,
+            until=event.time,
+            source_detail=f"replica {replica.id}",
+        )
         actuator.deregister(replica.id, reason=f"instance {event.detail}")
         journal.set_replica(
             actuator.engine,

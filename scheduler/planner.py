@@ -6,6 +6,18 @@ and capped candidate pools (:mod:`scheduler.planning.candidates`), builds and so
 out), and explains the answer: binding constraints, baselines on the same data
 (:mod:`scheduler.planning.baselines`), and the source and age of every kind of fact
 (:mod:`scheduler.planning.explain`). :func:`plan_from_data` is the same without a database.
+
+Risk, learned: each spot pool's hazard ``lambda_p`` (losses per held hour) and launch
+availability ``a_p`` are the Advisor band's prior updated by what was observed of the pool up
+to ``as_of`` (:mod:`oracle.risk`; ``PlanningData.observations``). The MILP's cost of a pool is
+its price plus the restart cost of its losses, ``lambda_p x replacement time x replacement
+price``. The hedge is sized to ``planner.availability_target``: under ``hedge = "auto"`` the plan
+is solved with the AZ hedge and its attainment estimated (:mod:`scheduler.planning.attainment`:
+AZ outages ``min(1, lambda_p tau / a_p)``, region shocks, pairs); only when that misses the
+target is it solved again surviving any two AZs (``two-az``) and a region, and the cheapest of
+those meeting the target kept, prices plus the expected SLO deficit x its price
+(``planner.deficit_price_multiple``); when none meets it, the cheapest so priced of all.
+Any other ``planner.hedge`` (``--hedge``) fixes the depth.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ from scheduler.planning.attainment import PlannedPool, PlanRisk, plan_risk
 from scheduler.planning.baselines import compute_baselines
 from scheduler.planning.candidates import CandidateSet, PlanningData, build_candidates
 from scheduler.planning.load import load_planning_data
+from scheduler.planning.mix import WorkloadMix, routed_buckets
 from scheduler.planning.model import (
     Allocation,
     Baseline,
@@ -70,10 +83,14 @@ def make_plan(
     as_of: datetime | None = None,
     running: Sequence[RunningInstance] = (),
     exclude_pools: Collection[PoolKey] = (),
+    workload: str | None = None,
 ) -> Plan:
-    """Plan ``model`` (default: the configured one) at the SLO on the data known at ``as_of``."""
+    """Plan ``model`` (default: the configured one) at the SLO on the data known at ``as_of``;
+    ``workload``: a request mix (a preset or a file, :mod:`oracle.mix`) to plan for per bucket."""
     started = time.perf_counter()
-    data = load_planning_data(engine, config=config, model=model or config.model, as_of=as_of)
+    data = load_planning_data(
+        engine, config=config, model=model or config.model, as_of=as_of, workload=workload
+    )
     load_s = time.perf_counter() - started
     plan = plan_from_data(
         data,
@@ -107,6 +124,7 @@ def cost_bound_usd_per_hour(
         config=config,
         quotas=data.quotas,
         slo_tokens_per_second=slo_tokens_per_second,
+        mix=data.mix,
     )
     return cost_lower_bound(planning.problem, enough=enough)
 
@@ -145,6 +163,7 @@ def plan_from_data(
         config=config,
         slo_tokens_per_second=slo_tokens_per_second,
         running=running_counts,
+        mix=data.mix,
     )
     planning, solution, risk = option.planning, option.solution, option.risk
     counts = solution.counts.tolist()
@@ -171,7 +190,9 @@ def plan_from_data(
         hedge=option.depth,
         slo_tokens_per_second=slo_tokens_per_second,
         required_tokens_per_second=planning.problem.required_tokens_per_second,
-        allocations=allocations(planning.candidates, counts),
+        allocations=allocations(
+            planning.candidates, counts, routed_buckets(planning.problem, solution.counts)
+        ),
         tokens_per_second=solution.tokens_per_second,
         tokens_per_second_after_worst_loss=solution.tokens_per_second_after_worst_loss,
         worst_loss=solution.worst_loss_group,
@@ -191,6 +212,7 @@ def plan_from_data(
         deficit_usd_per_hour=option.deficit_usd_per_hour,
         hedge_reason=option.reason,
         recheck=functools.partial(explain.recheck, planning, solution, config),
+        workload=data.mix.to_dict() if data.mix is not None else None,
     )
 
 
@@ -220,6 +242,7 @@ def _hedged_plan(
     config: PlannerConfig,
     slo_tokens_per_second: float,
     running: dict[PoolKey, int],
+    mix: WorkloadMix | None = None,
 ) -> _Option:
     """Solve at the configured hedge depth; with ``auto``, at ``az`` and, only when its
     estimated attainment misses ``planner.availability_target``, also at ``two-az`` and
@@ -239,6 +262,7 @@ def _hedged_plan(
             slo_tokens_per_second=slo_tokens_per_second,
             running=running,
             depth=depth,
+            mix=mix,
         )
         solution = solve(planning.problem)
         solve_s += solution.solve_s
@@ -258,6 +282,7 @@ def _hedged_plan(
             slo_tokens_per_second=slo_tokens_per_second,
             running=running,
             depth=first_depth,
+            mix=mix,
         )
         raise InfeasiblePlanError(explain.infeasibility_message(planning, first, config))
     if config.hedge != "auto":

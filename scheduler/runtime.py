@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Engine
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
-from oracle.db import ensure_schema, make_engine
-from scheduler.config import Settings, load_settings
+    from scheduler.config import Settings
+
+# The database and settings modules are imported on first use: every command builds a Runtime,
+# and `scheduler --help` should not pay for SQLAlchemy, Alembic or pydantic.
 
 
 @dataclass
@@ -19,6 +23,8 @@ class Runtime:
 
     @cached_property
     def settings(self) -> Settings:
+        from scheduler.config import load_settings
+
         return self.settings_override or load_settings(self.config_path)
 
     @cached_property
@@ -27,11 +33,15 @@ class Runtime:
 
     def raw_engine(self) -> Engine:
         """The engine without migrating (for `scheduler db`)."""
+        from oracle.db import make_engine
+
         return make_engine(self.database_url)
 
     @cached_property
     def engine(self) -> Engine:
         """The engine, migrated to the newest schema on first use."""
+        from oracle.db import ensure_schema, make_engine
+
         engine = make_engine(self.database_url)
         ensure_schema(engine)
         return engine

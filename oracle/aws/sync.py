@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from oracle.aws import advisor, instance_types, placement, pricing, quotas, regions, spot_prices
 from oracle.aws.clients import AwsClients
 from oracle.aws.errors import describe_error
+from oracle.aws.kinds import ADVISOR_KIND, REGION_KINDS
 from oracle.db import transaction
 from oracle.errors import DatabaseError, InputError, OracleError
 from oracle.models import (
@@ -45,8 +46,6 @@ from oracle.models import (
 from oracle.store import IngestRecorder, insert_ignore, upsert
 
 SOURCE = "aws"
-REGION_KINDS = ("catalog", "spot_prices", "placement_scores", "on_demand_prices", "service_quotas")
-ADVISOR_KIND = "advisor"
 #: The ``region`` passed to ``on_progress`` for work that is not about one region.
 GLOBAL = "global"
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -82,14 +83,16 @@ class Batch:
         for model in models:
             self.rows.setdefault(model, [])
 
-    def finish(self) -> dict[type[Base], int]:
-        """Hand what is left to the sink; the rows inserted per table (with a sink)."""
+    def finish(self, sink: Sink | None = None) -> dict[type[Base], int]:
+        """Hand what is left to the sink (this batch's, else ``sink``: a loader may have made
+        its batch without one); the rows inserted per table."""
+        self.sink = self.sink or sink
         for model in list(self.rows):
             self._flush(model)
         return self.inserted
 
     def _flush(self, model: type[Base]) -> None:
-        assert self.sink is not None
+        assert self.sink is not None, "a batch is written through a sink"
         rows = self.rows[model]
         self.inserted[model] = self.inserted.get(model, 0) + (self.sink(model, rows) if rows else 0)
         self.rows[model] = []
@@ -112,7 +115,7 @@ class FileContext:
     def label(self) -> str:
         return str(self.path)
 
-    @property
+    @cached_property
     def source_detail(self) -> str:
         return str(self.path)[-512:]
 
@@ -191,8 +194,8 @@ class Table:
             if fields is None:
                 return
             line = self.header_line + reader.line_num
-            if not fields or all(not value.strip() for value in fields):
-                continue
+            if not fields or not "".join(fields).strip():
+                continue  # a blank line
             if len(fields) != width:
                 context.fail(
                     line,
@@ -280,12 +283,18 @@ def parse_number(text: Any, *, name: str) -> float:
 
 def check_instance_type(text: Any) -> str:
     value = str(text).strip() if text is not None else ""
-    if len(value) > MAX_INSTANCE_TYPE_CHARS or not _INSTANCE_TYPE.match(value):
+    if not _is_instance_type(value):
         raise BadValue(
             f"instance type {shorten(text)} is not an EC2 instance type; "
             "write one such as g5.xlarge"
         )
     return value
+
+
+@lru_cache(maxsize=4096)
+def _is_instance_type(value: str) -> bool:
+    # Cached: a file names a few dozen types over millions of rows.
+    return len(value) <= MAX_INSTANCE_TYPE_CHARS and _INSTANCE_TYPE.match(value) is not None
 
 
 def require(record: dict[str, Any], key: str) -> Any:

@@ -115,7 +115,8 @@ def _import_one(
         context.fail(line, "no data rows after the header; give a file with data")
     if batch.rows_read == 0:
         context.fail(None, "holds no records; give a file with data")
-    inserted = {_table_name(model): count for model, count in batch.finish().items()}
+    written = batch.finish(context.sink)
+    inserted = {_table_name(model): count for model, count in written.items()}
     _finish_run(run, recorder.detail, batch, inserted, duration_s=time.perf_counter() - started)
     return ImportResult(
         path=str(detected.path),

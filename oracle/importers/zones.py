@@ -128,6 +128,8 @@ class ZoneDirectory:
     def __init__(self) -> None:
         self._id_by_name: dict[str, str] = {}
         self._name_by_id: dict[str, str] = {}
+        # Zones already resolved: a file names a few hundred zones over millions of rows.
+        self._resolved: dict[tuple[str, str | None], Zone] = {}
 
     @classmethod
     def load(cls, session: Session) -> ZoneDirectory:
@@ -143,9 +145,20 @@ class ZoneDirectory:
         # The first mapping stored wins, as insert-ignore keeps the first row of a zone ID.
         self._name_by_id.setdefault(zone_id, zone_name)
         self._id_by_name.setdefault(zone_name, zone_id)
+        self._resolved.clear()
 
     def resolve(self, text: str, *, region: str | None = None) -> Zone:
         """The zone named by an AZ name or AZ ID; ``region``, when given, must match."""
+        known = self._resolved.get((text, region))
+        if known is not None:
+            return known
+        zone = self._resolve(text, region=region)
+        if len(self._resolved) >= 10_000:  # bounded, whatever the file names
+            self._resolved.clear()
+        self._resolved[(text, region)] = zone
+        return zone
+
+    def _resolve(self, text: str, *, region: str | None) -> Zone:
         text = text.strip()
         if is_az_id(text):
             zone_region = region_of_az_id(text)

@@ -320,7 +320,8 @@ def _az_scores(
         + _normal(seed, key, 0, 0, _SCORE)
         + 0.7 * _normal(seed, key, grid_days, grid_capacities, _SCORE)
     )
-    return np.clip(np.round(raw), 1, 10).astype(np.int64)
+    scores: np.ndarray = np.clip(np.round(raw), 1, 10).astype(np.int64)
+    return scores
 
 
 def _on_demand_at(pool: SamplePool, moments: np.ndarray) -> np.ndarray:
@@ -353,7 +354,8 @@ def _uniform(seed: int, key: str, day: Any, slot: Any, stream: int) -> np.ndarra
         state = _mix(state ^ (np.asarray(day, dtype=np.int64).astype(np.uint64) * _GOLDEN))
         state = _mix(state ^ (np.asarray(slot, dtype=np.int64).astype(np.uint64) * _ODD))
         state = _mix(state + np.uint64(stream))
-    return (state >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    uniform: np.ndarray = (state >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    return uniform
 
 
 def _normal(seed: int, key: str, day: Any, slot: Any, stream: int) -> np.ndarray:

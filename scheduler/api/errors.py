@@ -77,7 +77,7 @@ async def _validation(_request: Request, error: RequestValidationError) -> JSONR
     parts = []
     for item in error.errors()[:_MAX_REPORTED]:
         where = ".".join(str(part) for part in item.get("loc", ()))
-        what = str(item.get("msg", "invalid")).replace("\n", " ")
+        what = str(item.get("msg", "invalid")).replace("\n", " ").removeprefix("Value error, ")
         parts.append(f"{where}: {what}" if where else what)
     more = len(error.errors()) - _MAX_REPORTED
     message = "; ".join(parts) or "invalid request"

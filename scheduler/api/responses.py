@@ -7,6 +7,7 @@ from typing import Any
 from scheduler.api.schemas import ErrorResponse
 
 _DESCRIPTIONS = {
+    400: "Malformed request: a body that cannot be read as JSON text",
     401: "Missing or wrong bearer token",
     403: "The endpoint needs a token and none is configured",
     404: "No such resource",
@@ -21,8 +22,8 @@ _DESCRIPTIONS = {
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` for a route that can answer ``statuses`` (422 and 500 always)."""
+    """``responses=`` for a route that can answer ``statuses`` (400, 422 and 500 always)."""
     return {
         status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]}
-        for status in sorted({*statuses, 422, 500})
+        for status in sorted({*statuses, 400, 422, 500})
     }

@@ -9,6 +9,7 @@ shape one backend refuses and the other stores silently.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -42,17 +43,30 @@ def _in_supported_range(value: datetime) -> datetime:
 
 SupportedDatetime = Annotated[datetime, AfterValidator(_in_supported_range)]
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _printable(value: str) -> str:
+    # PostgreSQL refuses NUL in text (a 500 before); no name the service stores needs controls.
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters (NUL, newline, ...)")
+    return value
+
+
+#: A name the service stores or looks up in a text column: no control characters.
+Name = Annotated[str, AfterValidator(_printable)]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class AllocationBody(_Strict):
-    region: str = Field(min_length=1, max_length=32)
-    zone: str = Field(default="", max_length=32, description="AZ ID; empty for on-demand")
-    availability_zone: str | None = Field(default=None, max_length=32)
-    availability_zone_id: str | None = Field(default=None, max_length=32)
-    instance_type: str = Field(min_length=1, max_length=64)
+    region: Name = Field(min_length=1, max_length=32)
+    zone: Name = Field(default="", max_length=32, description="AZ ID; empty for on-demand")
+    availability_zone: Name | None = Field(default=None, max_length=32)
+    availability_zone_id: Name | None = Field(default=None, max_length=32)
+    instance_type: Name = Field(min_length=1, max_length=64)
     market: Literal["spot", "on-demand"]
     count: int = Field(ge=0, le=1000)
     price_usd_per_hour_each: float = Field(default=0.0, ge=0, le=MAX_PRICE_USD_PER_HOUR)
@@ -60,10 +74,10 @@ class AllocationBody(_Strict):
 
 
 class CreatePlanRequest(_Strict):
-    slo: str = Field(
+    slo: Name = Field(
         description="Throughput SLO, e.g. '500tok/s'", examples=["500tok/s"], max_length=64
     )
-    model: str | None = Field(
+    model: Name | None = Field(
         default=None, description="Model served (default: configured)", max_length=256
     )
     markets: Literal["any", "spot", "on-demand"] | None = None
@@ -81,7 +95,7 @@ class ApplyPlanRequest(_Strict):
 class Ec2EventDetail(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    instance_id: str = Field(alias="instance-id", min_length=1, max_length=32)
+    instance_id: Name = Field(alias="instance-id", min_length=1, max_length=32)
 
 
 class PostEc2EventRequest(BaseModel):
@@ -89,13 +103,13 @@ class PostEc2EventRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True, allow_inf_nan=False)
 
-    id: str = Field(min_length=1, max_length=64, description="EventBridge event id")
+    id: Name = Field(min_length=1, max_length=64, description="EventBridge event id")
     detail_type: Literal[
         "EC2 Spot Instance Interruption Warning",
         "EC2 Instance Rebalance Recommendation",
         "EC2 Instance State-change Notification",
     ] = Field(alias="detail-type")
-    region: str = Field(min_length=1, max_length=32)
+    region: Name = Field(min_length=1, max_length=32)
     time: SupportedDatetime
     detail: Ec2EventDetail
 
@@ -107,14 +121,18 @@ class PostEc2EventRequest(BaseModel):
 
 
 def _check_json(value: Any, where: str, depth: int) -> None:
-    """Refuse what one database would store and the other refuse: non-finite numbers, and
-    nesting past :data:`MAX_JSON_DEPTH`."""
+    """Refuse what one database would store and the other refuse: non-finite numbers, NUL
+    characters, and nesting past :data:`MAX_JSON_DEPTH`."""
     if depth > MAX_JSON_DEPTH:
         raise ValueError(f"{where}: nested deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{where}: numbers must be finite")
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError(f"{where}: must not contain NUL characters")
     if isinstance(value, dict):
         for key, item in value.items():
+            if "\x00" in str(key):
+                raise ValueError(f"{where}: keys must not contain NUL characters")
             _check_json(item, f"{where}.{key}", depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):

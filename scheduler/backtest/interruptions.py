@@ -141,4 +141,5 @@ def _poisson_times(
     before = np.r_[0.0, hazard][piece]
     with np.errstate(divide="ignore"):
         offset_h = (levels - before) / rates_per_hour[piece]
-    return moments[piece] + offset_h * 3600.0
+    times_s: NDArray[np.float64] = moments[piece] + offset_h * 3600.0
+    return times_s

@@ -276,7 +276,7 @@ class MarketHistory(LoadedHistory):
         row = self._row_at(pool, t_s)
         if row < 0:
             first = int(self.offsets[pool])
-            return float(self.prices_usd_per_hour[first]) * (t_s - self.times_s[first]) / 3600.0
+            return float(self.prices_usd_per_hour[first] * (t_s - self.times_s[first]) / 3600.0)
         held_h = (t_s - self.times_s[row]) / 3600.0
         return float(self.integral_usd[row] + self.prices_usd_per_hour[row] * held_h)
 
@@ -463,7 +463,8 @@ def _running_integral(
     # Restart the running sum at each pool's first row.
     first_rows = offsets[:-1]
     base = np.repeat(running[first_rows], np.diff(offsets))
-    return running - base
+    integral: NDArray[np.float64] = running - base
+    return integral
 
 
 def _datetime(seconds: float) -> datetime:

@@ -13,13 +13,13 @@ from rich.table import Table
 
 from oracle.errors import InputError
 from scheduler.cli.output import FormatOption, OutputFormat, console, emit_json, err_console
-from scheduler.config import POLICY_NAMES, Settings
 from scheduler.runtime import Runtime
 from scheduler.slo import parse_slo
 from scheduler.timeparse import parse_moment
 
 if TYPE_CHECKING:
     from scheduler.backtest.simulate import BacktestResult
+    from scheduler.config import Settings
 
 HELP = (
     "Replay the oracle's price history tick by tick and compare what each scheduling policy "
@@ -33,7 +33,10 @@ HELP = (
     "capacity fails and the policy replans; when capacity goes, running instances get the "
     "two-minute notice. Every policy faces the same world per seed; --seeds N gives means and "
     "95% confidence intervals.\n\n"
-    f"Policies: {', '.join(POLICY_NAMES)}. Bounds: hindsight (knows prices), hindsight-hedged "
+    # The names of scheduler.config.PolicyName, written out so that `--help` needs no pydantic
+    # (tests/scheduler/cli/test_startup.py checks that they agree).
+    "Policies: planner, planner-nohedge, on-demand, cheapest-zone, spot-hedge, price-capacity. "
+    "Bounds: hindsight (knows prices), hindsight-hedged "
     "(the cheapest fleet surviving the loss of any AZ), clairvoyant (knows capacity too). "
     "Exit codes: 0 done, 1 no instance type of the selection can serve the model, 2 bad "
     "input. Settings: the backtest section of config.toml."

@@ -7,26 +7,14 @@ registry imports it).
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench.client import RequestResult
-from bench.importer import import_vllm_results
-from bench.loadgen import PointMetrics
-from bench.record import gpu_count_of, instance_type_from_imds, list_runs
-from bench.runner import BenchmarkOutcome, BenchmarkRequest, run_benchmark
-from bench.sweep import Slo, SweepOptions, SweepProgress
-from bench.workloads import Workload
-from oracle.db import transaction
 from oracle.errors import InputError
-from oracle.goodput import best_goodput
-from oracle.reference import ensure_goodput_figures
 from scheduler.cli.output import (
     FormatOption,
     OutputFormat,
@@ -35,8 +23,19 @@ from scheduler.cli.output import (
     err_console,
     format_age,
 )
-from scheduler.config import BenchConfig, Settings
 from scheduler.runtime import Runtime
+
+if TYPE_CHECKING:
+    from bench.loadgen import PointMetrics
+    from bench.runner import BenchmarkOutcome, BenchmarkRequest
+    from bench.sweep import Slo
+    from bench.workloads import Workload
+    from oracle.mix import BucketMix
+    from scheduler.cli.bench_progress import ProgressContext
+    from scheduler.config import BenchConfig, Settings
+
+# The harness, the database and the settings are imported inside the commands, so that
+# `scheduler --help` (which builds every command) loads none of them.
 
 app = typer.Typer(
     help="Goodput per instance type: the output tok/s one instance sustains within the latency "
@@ -71,7 +70,14 @@ def run(
         typer.Option(help="Instance type measured; default: read from EC2 instance metadata."),
     ] = None,
     workload: Annotated[
-        str | None, typer.Option(help="Workload name (a bench.workloads table in config.toml).")
+        str | None,
+        typer.Option(
+            help="What to send. A request mix measured per (input x output length) bucket: a "
+            "preset (chat, rag, summarize, codegen), a ShareGPT JSON file or a histogram file "
+            "(CSV input_tokens,output_tokens,count); each bucket gets its own sweep and goodput, "
+            "which `scheduler plan --workload` uses. Else a bench.workloads table of "
+            "config.toml, measured as one number."
+        ),
     ] = None,
     ttft_p95_ms: TtftP95Option = None,
     tpot_p95_ms: TpotP95Option = None,
@@ -104,10 +110,21 @@ def run(
 
     Ctrl-C stops the sweep; what was measured is stored as an incomplete run (exit code 130).
     """
+    from bench.record import gpu_count_of, instance_type_from_imds
+    from bench.runner import BenchmarkRequest, run_benchmark
+    from bench.sweep import SweepOptions
+    from bench.workloads import bucket_workload
+    from oracle.mix import resolve_mix
+
     runtime: Runtime = ctx.obj
     settings = runtime.settings
     bench_config = settings.bench
-    chosen = _workload(settings, workload or bench_config.default_workload)
+    mix = resolve_mix(workload) if workload else None
+    chosen = (
+        bucket_workload(mix.buckets[0].input_tokens, mix.buckets[0].output_tokens)
+        if mix is not None
+        else _workload(settings, workload or bench_config.default_workload)
+    )
     if instance_type is None:
         instance_type = instance_type_from_imds()
         if instance_type is None:
@@ -129,12 +146,16 @@ def run(
             max_concurrency=max_concurrency or bench_config.max_concurrency,
             max_rate=float(max_concurrency or bench_config.max_concurrency),
             requests_per_point=requests_per_point or bench_config.requests_per_point,
+            min_window_requests=bench_config.min_window_requests,
         ),
         gpu_count=gpu_count,
         tensor_parallel=tensor_parallel,
         request_timeout_s=bench_config.request_timeout_s,
         connect_timeout_s=connect_timeout_s,
     )
+    if mix is not None:
+        _run_buckets(engine, request, mix, output_format)
+        return
     with _live_progress() as progress:
         outcome = run_benchmark(engine, request, progress=progress)
     if output_format is OutputFormat.json:
@@ -144,6 +165,67 @@ def run(
     if not outcome.complete:
         err_console.print(
             f"interrupted: partial results stored as incomplete run {outcome.run_id}",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _run_buckets(
+    engine: Any, request: BenchmarkRequest, mix: BucketMix, output_format: OutputFormat
+) -> None:
+    """One sweep per bucket of ``mix`` (``bench run --workload MIX``), printed per bucket."""
+    from bench.runner import run_bucket_benchmark
+
+    with _live_progress() as progress:
+        outcomes = run_bucket_benchmark(engine, request, mix, progress=progress)
+    paired = [
+        (bucket, outcomes[index] if index < len(outcomes) else None)
+        for index, bucket in enumerate(mix.buckets)
+    ]
+    if output_format is OutputFormat.json:
+        emit_json(
+            {
+                "workload_id": mix.workload_id,
+                "mix_source": mix.source,
+                "buckets": [
+                    {
+                        "bucket": bucket.name,
+                        "share": bucket.share,
+                        "input_tokens": bucket.input_tokens,
+                        "output_tokens": bucket.output_tokens,
+                        **(
+                            _outcome_json(outcome, request)
+                            if outcome is not None
+                            else {"status": "not measured"}
+                        ),
+                    }
+                    for bucket, outcome in paired
+                ],
+            }
+        )
+    else:
+        table = Table(
+            title=f"{request.model} on {request.instance_type}, workload {mix.workload_id} "
+            f"({mix.source}), goodput per bucket (SLO: TTFT p95 <= "
+            f"{request.slo.ttft_p95_ms:g} ms, TPOT p95 <= {request.slo.tpot_p95_ms:g} ms)"
+        )
+        for column in ("bucket", "share", "in tokens", "out tokens", "goodput tok/s", "run"):
+            table.add_column(column, justify="right")
+        for bucket, outcome in paired:
+            table.add_row(
+                bucket.name,
+                f"{bucket.share:.1%}",
+                str(bucket.input_tokens),
+                str(bucket.output_tokens),
+                f"{outcome.goodput_tokens_per_second:.1f}" if outcome else "-",
+                (str(outcome.run_id) + ("" if outcome.complete else " (incomplete)"))
+                if outcome
+                else "not measured",
+            )
+        console.print(table)
+    if outcomes and not outcomes[-1].complete:
+        err_console.print(
+            f"interrupted: partial results stored as incomplete run {outcomes[-1].run_id}",
             markup=False,
         )
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -170,6 +252,9 @@ def import_(
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Store `vllm bench serve` results as one imported run (all files or none)."""
+    from bench.importer import import_vllm_results
+    from bench.record import gpu_count_of
+
     runtime: Runtime = ctx.obj
     bench_config = runtime.settings.bench
     engine = runtime.engine
@@ -216,6 +301,11 @@ def list_(
 
     Stores the published reference figures and the estimates first when they are missing.
     """
+    from bench.record import list_runs
+    from oracle.db import transaction
+    from oracle.goodput import best_goodput
+    from oracle.reference import ensure_goodput_figures
+
     runtime: Runtime = ctx.obj
     model = model or runtime.settings.planner.model
     engine = runtime.engine
@@ -245,7 +335,16 @@ def list_(
     title = f"{'Benchmark runs' if runs else 'Goodput the planner uses'} for {model}"
     table = Table(title=title)
     columns = (
-        ("run_id", "instance_type", "source", "status", "goodput_tokens_per_second", "points")
+        (
+            "run_id",
+            "instance_type",
+            "workload_id",
+            "bucket",
+            "source",
+            "status",
+            "goodput_tokens_per_second",
+            "points",
+        )
         if runs
         else ("instance_type", "goodput_tokens_per_second", "source", "age_s", "run_id")
     )
@@ -266,6 +365,8 @@ def list_(
 
 def _slo(config: BenchConfig, ttft_p95_ms: float | None, tpot_p95_ms: float | None) -> Slo:
     """The latency SLO: the options given, the ``[bench]`` section for the others."""
+    from bench.sweep import Slo
+
     return Slo(
         ttft_p95_ms=ttft_p95_ms or config.ttft_p95_ms,
         tpot_p95_ms=tpot_p95_ms or config.tpot_p95_ms,
@@ -274,6 +375,8 @@ def _slo(config: BenchConfig, ttft_p95_ms: float | None, tpot_p95_ms: float | No
 
 
 def _workload(settings: Settings, name: str) -> Workload:
+    from bench.workloads import Workload
+
     workloads = settings.bench.workloads
     if name not in workloads:
         raise InputError(
@@ -283,58 +386,10 @@ def _workload(settings: Settings, name: str) -> Workload:
     return Workload.from_mapping(name, workloads[name].model_dump())
 
 
-class _LiveProgress(SweepProgress):
-    """A rich progress display on stderr: one bar per sweep point."""
+def _live_progress() -> ProgressContext:
+    from scheduler.cli.bench_progress import ProgressContext
 
-    def __init__(self, progress: Progress) -> None:
-        super().__init__(
-            on_point_start=self._start, on_result=self._result, on_point_done=self._done
-        )
-        self._progress = progress
-        self._task: Any = None
-
-    def _start(self, level: float, requests: int) -> None:
-        label = f"level {level:g}"
-        self._task = self._progress.add_task(label, total=requests)
-
-    def _result(self, result: RequestResult) -> None:
-        if self._task is not None:
-            self._progress.advance(self._task)
-
-    def _done(self, point: PointMetrics) -> None:
-        if self._task is None:
-            return
-        verdict = "pass" if point.passed else "fail"
-        ttft = point.latency_ms.get("ttft_ms_p95", float("nan"))
-        tpot = point.latency_ms.get("tpot_ms_p95", float("nan"))
-        self._progress.update(
-            self._task,
-            description=f"{_level(point)}: {point.output_tokens_per_second:.0f} tok/s, "
-            f"TTFT p95 {ttft:.0f} ms, TPOT p95 {tpot:.1f} ms, {verdict}",
-        )
-
-
-class _ProgressContext:
-    def __init__(self) -> None:
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-            disable=not sys.stderr.isatty(),
-        )
-
-    def __enter__(self) -> _LiveProgress:
-        self._progress.__enter__()
-        return _LiveProgress(self._progress)
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._progress.__exit__(None, None, None)
-
-
-def _live_progress() -> _ProgressContext:
-    return _ProgressContext()
+    return ProgressContext()
 
 
 def _outcome_json(outcome: BenchmarkOutcome, request: BenchmarkRequest) -> dict[str, Any]:
@@ -373,7 +428,9 @@ def _print_outcome(outcome: BenchmarkOutcome, request: BenchmarkRequest) -> None
         "level",
         "requests",
         "errors",
-        "out tok/s",
+        "in window",
+        "steady tok/s",
+        "whole-run tok/s",
         "TTFT mean ms",
         "TTFT p95 ms",
         "TPOT mean ms",
@@ -382,11 +439,13 @@ def _print_outcome(outcome: BenchmarkOutcome, request: BenchmarkRequest) -> None
     ):
         table.add_column(column, justify="right")
     for point in outcome.state.curve():
-        lat = point.latency_ms
+        lat = point.slo_latency_ms
         table.add_row(
             _level(point),
             str(point.requests),
             str(point.errors),
+            str(point.steady_requests),
+            f"{point.goodput_tokens_per_second:.1f}",
             f"{point.output_tokens_per_second:.1f}",
             _ms(lat.get("ttft_ms_mean")),
             _ms(lat.get("ttft_ms_p95")),
@@ -395,6 +454,11 @@ def _print_outcome(outcome: BenchmarkOutcome, request: BenchmarkRequest) -> None
             "pass" if point.passed else "fail",
         )
     console.print(table)
+    console.print(
+        "steady: over the window in which the whole load is in flight (warm-up and drain "
+        "excluded); latency and the SLO are judged there. whole-run: as vllm bench serve counts.",
+        markup=False,
+    )
     state = "" if outcome.complete else " (incomplete)"
     console.print(
         f"goodput {outcome.goodput_tokens_per_second:.1f} tok/s, stored as run "
@@ -414,6 +478,7 @@ def _run_row(run: Any, now: datetime) -> dict[str, Any]:
         "observed_at": run.observed_at,
         "age_s": (now - run.observed_at).total_seconds(),
         "workload_id": run.workload_id,
+        "bucket": run.bucket,
         "source_detail": run.source_detail,
     }
 

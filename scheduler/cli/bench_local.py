@@ -5,16 +5,12 @@ Thin over :func:`bench.local_run.run_local_benchmark`; registers itself on the b
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bench.local import DEFAULT_STARTUP_TIMEOUT_S, Build, gpu_build_available
-from bench.local_run import LocalBenchmarkRequest, cpu_default_workload, run_local_benchmark
-from bench.record import instance_type_from_imds
-from bench.sweep import SweepOptions
-from bench.vllm_env import DEFAULT_CPU_MODEL, locate_vllm_cpu_env
-from bench.workloads import fixed_workload
+from bench.local import DEFAULT_STARTUP_TIMEOUT_S
+from bench.vllm_env import DEFAULT_CPU_MODEL
 from oracle.errors import InputError
 from scheduler.cli.bench import (
     EXIT_INTERRUPTED,
@@ -30,6 +26,12 @@ from scheduler.cli.bench import (
 )
 from scheduler.cli.output import FormatOption, OutputFormat, emit_json, err_console
 from scheduler.runtime import Runtime
+
+if TYPE_CHECKING:
+    from bench.local import Build
+    from bench.local_run import LocalBenchmarkRequest
+
+# The run's modules (the sweep, aiohttp, the database) are imported inside the command.
 
 
 @app.command("local")
@@ -79,6 +81,12 @@ def local(
     answers; otherwise the CPU build that scripts/build-vllm-cpu-env.sh makes once into a cache. The
     server listens on 127.0.0.1 only and is stopped when the run ends, also after Ctrl-C.
     """
+    from bench.local import gpu_build_available
+    from bench.local_run import LocalBenchmarkRequest, run_local_benchmark
+    from bench.record import instance_type_from_imds
+    from bench.sweep import SweepOptions
+    from bench.vllm_env import locate_vllm_cpu_env
+
     runtime: Runtime = ctx.obj
     settings = runtime.settings
     bench_config = settings.bench
@@ -93,6 +101,7 @@ def local(
         options=SweepOptions(
             max_concurrency=max_concurrency or bench_config.max_concurrency,
             requests_per_point=requests_per_point or bench_config.requests_per_point,
+            min_window_requests=bench_config.min_window_requests,
         ),
         build=build,
         startup_timeout_s=startup_timeout_s,
@@ -138,6 +147,9 @@ class _RequestView:
 def _chosen_workload(
     settings: Any, name: str | None, input_tokens: int | None, output_tokens: int | None, build: str
 ) -> Any:
+    from bench.local_run import cpu_default_workload
+    from bench.workloads import fixed_workload
+
     if (input_tokens is None) != (output_tokens is None):
         raise InputError("--input-tokens and --output-tokens go together; pass both or neither")
     if input_tokens is not None and output_tokens is not None:

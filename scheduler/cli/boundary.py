@@ -17,6 +17,7 @@ import typer
 from typer.exceptions import TyperException
 
 from oracle.errors import OracleError
+from scheduler.errors import SchedulerError
 
 EXIT_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -68,7 +69,7 @@ def _finite(param: Any, process_value: Any) -> Any:
 
 def describe(error: BaseException) -> tuple[str, int]:
     """The one-line message and exit code of ``error`` ("" for an interruption)."""
-    if isinstance(error, OracleError):
+    if isinstance(error, OracleError | SchedulerError):
         return _one_line(str(error), limit=None), int(getattr(error, "exit_code", EXIT_INPUT))
     if isinstance(error, KeyboardInterrupt | typer.Abort):
         return "", EXIT_INTERRUPTED

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from oracle import db
 from scheduler.cli.output import console
-from scheduler.runtime import Runtime
+
+if TYPE_CHECKING:
+    from scheduler.runtime import Runtime
 
 app = typer.Typer(help="Create and migrate the database (SQLite file or PostgreSQL).")
 
@@ -17,6 +20,8 @@ def upgrade(
     revision: str = typer.Option("head", help="Alembic revision to migrate to."),
 ) -> None:
     """Migrate the database to the newest schema (or to --revision)."""
+    from oracle import db
+
     runtime: Runtime = ctx.obj
     engine = runtime.raw_engine()
     db.upgrade(engine, revision)
@@ -29,6 +34,8 @@ def downgrade(
     ctx: typer.Context, revision: str = typer.Argument(help="Revision to go back to, or base.")
 ) -> None:
     """Migrate the database back to REVISION (``base`` drops every table)."""
+    from oracle import db
+
     runtime: Runtime = ctx.obj
     engine = runtime.raw_engine()
     db.downgrade(engine, revision)
@@ -38,6 +45,8 @@ def downgrade(
 @app.command()
 def current(ctx: typer.Context) -> None:
     """Print the database's revision and the newest one."""
+    from oracle import db
+
     runtime: Runtime = ctx.obj
     engine = runtime.raw_engine()
     console.print(f"current: {db.current_revision(engine) or 'none'}")

@@ -8,7 +8,7 @@ import signal
 import socket
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -22,9 +22,11 @@ from scheduler.cli.output import (
     err_console,
     format_age,
 )
-from scheduler.jobs.context import JobContext
 from scheduler.runtime import Runtime
 from scheduler.slo import parse_slo
+
+if TYPE_CHECKING:
+    from scheduler.jobs.context import JobContext
 
 APPLY_HELP = (
     "Plan for the SLO and make the EC2 fleet match it, make-before-break: launch what is "
@@ -184,6 +186,7 @@ def worker(ctx: typer.Context) -> None:
 
 
 def job_context(runtime: Runtime) -> JobContext:
+    from scheduler.jobs.context import JobContext
     from scheduler.services.wiring import build_actuator
 
     engine, settings = runtime.engine, runtime.settings

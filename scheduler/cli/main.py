@@ -22,6 +22,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain (click) help: typer's rich help formatter loads rich.markdown, pygments and
+    # rich.traceback, about 0.3 s, as much as typer and rich.console themselves (see
+    # benchmarks/cli.py); `scheduler --help` stays within 2x of importing those two.
+    rich_markup_mode=None,
 )
 app.add_typer(db_cli.app, name="db")
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from oracle.importers import ImportResult, import_files
-from oracle.importers.base import OBSERVED_FROM_MTIME, OBSERVED_FROM_OPTION
 from scheduler.cli.oracle import app
 from scheduler.cli.output import FormatOption, OutputFormat, console, emit_json, err_console
 from scheduler.runtime import Runtime
 from scheduler.timeparse import parse_moment
+
+if TYPE_CHECKING:
+    from oracle.importers import ImportResult
+
+# The importers (and the database under them) are imported inside the command.
 
 HELP = (
     "Import price and catalog files; each file's format is told from its content.\n\n"
@@ -56,6 +59,8 @@ def import_command(
         ),
     ] = None,
 ) -> None:
+    from oracle.importers import import_files
+
     runtime: Runtime = ctx.obj
     snapshot_time = parse_moment(observed_at, option="--observed-at")
     if output_format is OutputFormat.json:
@@ -68,6 +73,9 @@ def import_command(
 
 
 def _print_table(results: list[ImportResult]) -> None:
+    from oracle.importers.base import OBSERVED_FROM_MTIME, OBSERVED_FROM_OPTION
+
+    short_from = {OBSERVED_FROM_MTIME: "file mtime", OBSERVED_FROM_OPTION: "--observed-at"}
     table = Table(title="Imported (source: file)")
     table.add_column("file / kind", overflow="fold")
     table.add_column("read", justify="right")
@@ -77,7 +85,7 @@ def _print_table(results: list[ImportResult]) -> None:
     for result in results:
         observed = "per record"
         if result.observed_at is not None:
-            source = _SHORT_FROM.get(result.observed_at_from or "", "")
+            source = short_from.get(result.observed_at_from or "", "")
             observed = f"{result.observed_at:%Y-%m-%d %H:%M}Z\n({source})"
         first = [f"{Path(result.path).name}\n{result.kind}", str(result.rows_read)]
         for name, count in result.rows_inserted.items():
@@ -87,6 +95,3 @@ def _print_table(results: list[ImportResult]) -> None:
     for result in results:
         for note in result.notes:
             console.print(f"{Path(result.path).name}: {note}", markup=False, highlight=False)
-
-
-_SHORT_FROM = {OBSERVED_FROM_MTIME: "file mtime", OBSERVED_FROM_OPTION: "--observed-at"}

@@ -10,9 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich import box
 from rich.table import Table
-from sqlalchemy.orm import Session
 
-from oracle.db import transaction
 from oracle.risk import PoolRisk, risk_to_dict
 from scheduler.cli.oracle import app
 from scheduler.cli.output import (
@@ -27,6 +25,8 @@ from scheduler.runtime import Runtime
 from scheduler.timeparse import parse_moment
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from oracle.stats import PoolStats
 
 SAMPLE_WARNING = "sample data: not real prices"
@@ -111,6 +111,8 @@ def stats_command(
     ] = False,
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
+    from oracle.db import transaction
+
     runtime: Runtime = ctx.obj
     moment = parse_moment(as_of, option="--as-of", example="2026-11-01T12:00Z")
     with transaction(runtime.engine) as session:

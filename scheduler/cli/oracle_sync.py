@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import enum
 import threading
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from oracle.aws.clients import AwsClients
-from oracle.aws.sync import ADVISOR_KIND, REGION_KINDS, SyncSummary, sync_aws
+from oracle.aws.kinds import ADVISOR_KIND, REGION_KINDS
 from oracle.errors import InputError
 from scheduler.cli.oracle import app
 from scheduler.cli.output import FormatOption, OutputFormat, console, emit_json, err_console
 from scheduler.runtime import Runtime
-from scheduler.services.oracle_sync import options_from_config
+
+if TYPE_CHECKING:
+    from oracle.aws.sync import SyncSummary
+
+# boto3, the sync and the database are imported inside the command.
 
 HELP = (
     "Sync the oracle from AWS (live) or from the embedded sample market.\n\n"
@@ -89,6 +92,10 @@ def sync_command(
     ] = None,
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
+    from oracle.aws.clients import AwsClients
+    from oracle.aws.sync import sync_aws
+    from scheduler.services.oracle_sync import options_from_config
+
     runtime: Runtime = ctx.obj
     settings = runtime.settings.oracle
     chosen_regions = _split(regions) or list(settings.regions)

@@ -15,12 +15,12 @@ from rich.table import Table
 
 from oracle.errors import InputError
 from scheduler.cli.output import console, emit_json, err_console, format_age
-from scheduler.config import MAX_BUDGET_USD_PER_HOUR, MAX_HEADROOM_FRACTION, PlannerConfig
 from scheduler.runtime import Runtime
 from scheduler.slo import parse_slo
 from scheduler.timeparse import parse_moment
 
 if TYPE_CHECKING:
+    from scheduler.config import PlannerConfig
     from scheduler.planner import Plan
 
 HELP = (
@@ -121,10 +121,21 @@ def plan(
             "The JSON always holds them (keys candidates, limits, solver).",
         ),
     ] = False,
+    workload: Annotated[
+        str | None,
+        typer.Option(
+            "--workload",
+            help="Plan for a request mix: a preset (chat, rag, summarize, codegen), a ShareGPT "
+            "JSON file or a histogram CSV (input_tokens,output_tokens,count). Each (input x "
+            "output length) bucket's share of the SLO is split over the pools by their "
+            "goodput on that bucket (measured by `scheduler bench run --workload`, else "
+            "estimated), the hedge holds for the whole mix, and the plan says which buckets "
+            "each pool serves. Without it: one goodput number per instance type.",
+        ),
+    ] = None,
 ) -> None:
     # Imported here: the planner pulls in scipy and pandas, which `--help` does without.
     from scheduler.planner import make_plan
-    from scheduler.planning.formats import fleet_export, skypilot_yaml
     from scheduler.planning.load import ensure_planning_data
 
     runtime: Runtime = ctx.obj
@@ -153,12 +164,17 @@ def plan(
             slo_tokens_per_second=slo_tokens_per_second,
             model=model_name,
             as_of=moment,
+            workload=workload,
         )
     if output_format is PlanFormat.json:
         emit_json(result.to_dict())
     elif output_format is PlanFormat.fleet:
+        from scheduler.planning.formats import fleet_export
+
         emit_json(fleet_export(result))
     elif output_format is PlanFormat.skypilot:
+        from scheduler.planning.formats import skypilot_yaml  # PyYAML, for this format only
+
         sys.stdout.write(skypilot_yaml(result))
     else:
         print_plan(result)
@@ -190,6 +206,17 @@ def print_plan(plan: Plan) -> None:
             f"{a.count * a.expected_cost_usd_per_hour_each:,.2f}",
         )
     console.print(table)
+    if plan.workload is not None:
+        shares = ", ".join(
+            f"{name} {share:.0%}" for name, share in plan.workload["buckets"].items()
+        )
+        console.print(
+            f"Workload {plan.workload['workload_id']} ({plan.workload['source']}): {shares} of "
+            "the output tokens; tok/s each is the pool's best bucket, totals are in the mix's "
+            "proportions.",
+            markup=False,
+            highlight=False,
+        )
     console.print(
         f"Total: {sum(a.count for a in plan.allocations)} instances, "
         f"{plan.tokens_per_second:,.0f} tok/s for ${plan.cost_usd_per_hour:,.2f}/h expected "
@@ -216,10 +243,15 @@ def print_plan(plan: Plan) -> None:
     console.print("\n[bold]Why these pools[/bold]")
     for a in plan.allocations:
         score = "none (capped by default)" if a.placement_score is None else a.placement_score
+        serves = (
+            "; serves " + ", ".join(f"{name} {tps:,.0f} tok/s" for name, tps in a.buckets.items())
+            if a.buckets
+            else ""
+        )
         console.print(
             f"  - {a.pool.instance_type} {a.pool.market} in {_zone(a)}: "
             f"${a.usd_per_hour_per_tokens_per_second * 1000:.3f}/h per 1k tok/s, "
-            f"interruptions {a.interruption_band or 'n/a'}, placement score {score}",
+            f"interruptions {a.interruption_band or 'n/a'}, placement score {score}{serves}",
             markup=False,
             highlight=False,
         )
@@ -329,7 +361,7 @@ def _short_reason(reason: str) -> str:
 
 
 def _zone(allocation: Any) -> str:
-    return allocation.availability_zone or allocation.pool.zone or allocation.pool.region
+    return str(allocation.availability_zone or allocation.pool.zone or allocation.pool.region)
 
 
 def _baseline_line(baseline: Any) -> str:
@@ -376,6 +408,8 @@ def _config(
     budget: float | None,
     headroom: float | None,
 ) -> PlannerConfig:
+    from scheduler.config import MAX_BUDGET_USD_PER_HOUR, MAX_HEADROOM_FRACTION
+
     updates: dict[str, Any] = {}
     if hedge is not None:
         updates["hedge"] = _choice("--hedge", hedge, HEDGES)

@@ -12,18 +12,25 @@ Notation: a plan runs ``x_p`` instances of goodput ``g_p`` in pool p; a spot poo
    pool's own availability stands in for the pool a replan picks: conservative).
 2. An AZ z is down with ``D_z = 1 - prod_{p in z, x_p > 0} (1 - d_p)`` (its pools together).
 3. Correlation: a region r suffers a **shock** taking all its AZs with probability
-   ``R_r = rho max_{z in r} D_z``; each AZ is down alone with ``I_z = D_z - R_r`` (>= 0). The
-   2023 p3.2xlarge traces put ``rho`` at 0.40 to 0.59 (WORLD.md, within-region correlation);
-   regions are taken as independent (0.14 across regions there).
-4. Events, to second order: each AZ alone (``I_z``), each region shock (``R_r``), and each pair
-   of them (product of the two). An event e removes the spot capacity ``L_e`` of what it takes;
-   the deficit is ``delta_e = max(0, S - (sum_p g_p x_p - L_e))``.
+   ``R_r = rho max_{z in r} D_z``, and each AZ an outage of its own with ``I_z = (1 - rho) D_z``.
+   The 2023 p3.2xlarge traces put ``rho`` at 0.40 to 0.59 (WORLD.md, within-region
+   correlation); regions are taken as independent (0.14 across regions there). An AZ is then
+   down with ``1 - (1 - I_z)(1 - R_r) >= D_z`` (the shock is sized by the region's riskiest AZ:
+   conservative), and every event's probability rises with every pool's hazard, so the
+   attainment below never rises when a hazard does.
+4. Events: each AZ alone (``I_z``) and each region shock (``R_r``), all independent. A set of
+   events removes the spot capacity ``L`` of the AZs it takes; its deficit
+   is ``delta = max(0, S - (sum_p g_p x_p - L))``. With ``r_e = P(e) / (1 - P(e))`` and
+   ``Q = prod_e (1 - P(e))``, exactly the events in a set E happen with ``Q prod_{e in E} r_e``.
 
-Then ``miss = min(1, sum_{e: delta_e > 0} P(e))`` (a union bound: overlaps and third-order
-events are left out, so it errs on the side of missing), the **attainment** is ``1 - miss``,
-and the **expected deficit** is ``sum_e P(e) delta_e`` tok/s. Its price,
+Up to 12 events every set is enumerated (exact under these assumptions). Beyond, sets of at
+most two events are, and three or more, ``P3 = 1 - Q (1 + sum_e r_e + sum_{e < f} r_e r_f)``,
+are taken to lose every zone any event takes (conservative: P3 is third order in the outage
+probabilities). Then ``miss = sum_{E: delta_E > 0} Q prod_{e in E} r_e``, the **attainment** is
+``1 - miss``, and the **expected deficit** is ``sum_E P(E) delta_E`` tok/s. Its price,
 ``deficit_usd_per_hour = expected deficit x deficit price``, is what an unserved tok/s for an
-hour is worth to the user (``planner.deficit_usd_per_token_per_second_hour``).
+hour is worth to the user (``planner.deficit_price_multiple`` times the cheapest on-demand cost
+of a tok/s).
 
 A plan hedged at depth ``az`` survives every AZ alone by construction (its misses are pairs and
 shocks), ``region`` every shock too, ``two-az`` every pair of AZs.
@@ -31,6 +38,7 @@ shocks), ``region`` every shock too, ``two-az`` every pair of AZs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -81,31 +89,54 @@ def plan_risk(
     shock: dict[str, float] = {}
     for (region, _zone), down in zone_down.items():
         shock[region] = max(shock.get(region, 0.0), region_correlation * down)
-    # (probability, lost spot tok/s, name, the zones it takes) of each first-order event.
-    first: list[tuple[float, float, str, frozenset[tuple[str, str]]]] = []
+    # (probability, name, the zones it takes) of each independent event.
+    events: list[tuple[float, str, frozenset[tuple[str, str]]]] = []
     for key, down in zone_down.items():
-        alone = max(0.0, down - shock[key[0]])
-        first.append((alone, zone_loss[key], f"{key[1]} alone", frozenset([key])))
+        events.append(((1.0 - region_correlation) * down, f"{key[1]} alone", frozenset([key])))
     for region, probability in shock.items():
         zones = frozenset(key for key in zone_down if key[0] == region)
-        lost = sum(zone_loss[key] for key in zones)
-        first.append((probability, lost, f"all of {region}", zones))
-    events = [(p, lost, name) for p, lost, name, _ in first]
-    for (p1, _, n1, z1), (p2, _, n2, z2) in combinations(first, 2):
-        zones = z1 | z2
-        if z1 <= z2 or z2 <= z1:
-            continue  # an AZ with its own region's shock: the shock alone
-        events.append((p1 * p2, sum(zone_loss[key] for key in zones), f"{n1} and {n2}"))
-    miss = 0.0
-    deficit = 0.0
-    worst, worst_p = "", 0.0
-    for probability, lost, name in events:
-        short = slo_tokens_per_second - (total - lost)
-        if short > 1e-9 and probability > 0:
+        events.append((probability, f"all of {region}", zones))
+    events = [(min(p, 1.0 - 1e-12), name, zones) for p, name, zones in events if p > 0]
+
+    def short_of(zones: frozenset[tuple[str, str]]) -> float:
+        return slo_tokens_per_second - (total - sum(zone_loss[key] for key in zones))
+
+    miss = deficit = worst_p = 0.0
+    worst = ""
+    for probability, name, zones in _event_sets(events, exact=len(events) <= EXACT_EVENTS):
+        short = short_of(zones)
+        if short > 1e-9:
             miss += probability
             deficit += probability * short
             if probability > worst_p:
                 worst, worst_p = name, probability
     if total < slo_tokens_per_second:
         return PlanRisk(0.0, slo_tokens_per_second - total, "the plan itself", 1.0)
-    return PlanRisk(max(0.0, 1.0 - miss), deficit, worst, worst_p)
+    return PlanRisk(min(1.0, max(0.0, 1.0 - miss)), deficit, worst, worst_p)
+
+
+#: Up to this many independent events, every combination is enumerated (2^12 = 4,096 sets).
+EXACT_EVENTS = 12
+
+
+def _event_sets(
+    events: list[tuple[float, str, frozenset[tuple[str, str]]]], *, exact: bool
+) -> list[tuple[float, str, frozenset[tuple[str, str]]]]:
+    """(probability, name, zones taken) of each combination of events that happen together,
+    the rest not: all of them when ``exact``, else those of at most two events and one more
+    entry, "three or more outages", taking every zone any event takes (conservative)."""
+    no_event = math.prod(1.0 - p for p, _, _ in events)
+    odds = [p / (1.0 - p) for p, _, _ in events]
+    out: list[tuple[float, str, frozenset[tuple[str, str]]]] = []
+    largest = len(events) if exact else 2
+    for size in range(1, largest + 1):
+        for chosen in combinations(range(len(events)), size):
+            probability = no_event * math.prod(odds[i] for i in chosen)
+            name = " and ".join(events[i][1] for i in chosen)
+            zones = frozenset().union(*(events[i][2] for i in chosen))
+            out.append((probability, name, zones))
+    if not exact:
+        beyond = max(0.0, 1.0 - no_event - sum(p for p, _, _ in out))
+        everything = frozenset().union(*(zones for _, _, zones in events))
+        out.append((beyond, "three or more outages", everything))
+    return out

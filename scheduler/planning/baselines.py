@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from oracle.quotas import VcpuQuota
 from scheduler.config import PlannerConfig
 from scheduler.planning.candidates import Candidate
+from scheduler.planning.mix import WorkloadMix
 from scheduler.planning.model import Baseline
 from scheduler.planning.problem import PlanningProblem, allocations, build_problem
 from scheduler.solver import solve
@@ -45,7 +46,7 @@ def _all_on_demand(
 ) -> Baseline:
     description = "cheapest plan with on-demand instances only"
     subset = [c for c in planning.candidates if c.pool.market == "on-demand"]
-    return _solved("all_on_demand", description, subset, config, quotas, slo)
+    return _solved("all_on_demand", description, subset, config, quotas, slo, planning.mix)
 
 
 def _single_spot_pool(planning: PlanningProblem) -> Baseline:
@@ -56,7 +57,10 @@ def _single_spot_pool(planning: PlanningProblem) -> Baseline:
     for p, candidate in enumerate(planning.candidates):
         if candidate.pool.market != "spot":
             continue
-        count = math.ceil(required / candidate.tokens_per_second - 1e-9)
+        each = _rate_alone(planning, candidate)
+        if each <= 0:
+            continue
+        count = math.ceil(required / each - 1e-9)
         if count > problem.upper[p]:
             continue
         cost = count * candidate.expected_cost_usd_per_hour
@@ -70,9 +74,16 @@ def _single_spot_pool(planning: PlanningProblem) -> Baseline:
         "cheapest_single_spot_pool",
         description,
         cost,
-        count * candidate.tokens_per_second,
+        count * _rate_alone(planning, candidate),
         tuple(allocations([candidate], [count])),
     )
+
+
+def _rate_alone(planning: PlanningProblem, candidate: Candidate) -> float:
+    """tok/s of one instance serving all the load alone (the whole mix, with one)."""
+    if planning.mix is None:
+        return candidate.tokens_per_second
+    return planning.mix.rate_alone(candidate.pool.instance_type)
 
 
 def _single_instance_type(
@@ -96,7 +107,9 @@ def _single_instance_type(
     for group in sorted(by_type.values(), key=lower_bound):
         if best.cost_usd_per_hour is not None and lower_bound(group) >= best.cost_usd_per_hour:
             break
-        found = _solved("cheapest_single_instance_type", description, group, config, quotas, slo)
+        found = _solved(
+            "cheapest_single_instance_type", description, group, config, quotas, slo, planning.mix
+        )
         if found.cost_usd_per_hour is not None and (
             best.cost_usd_per_hour is None or found.cost_usd_per_hour < best.cost_usd_per_hour
         ):
@@ -111,10 +124,13 @@ def _solved(
     config: PlannerConfig,
     quotas: Mapping[tuple[str, str], VcpuQuota],
     slo: float,
+    mix: WorkloadMix | None = None,
 ) -> Baseline:
     if not subset:
         return Baseline(name, description, None, None)
-    planning = build_problem(subset, config=config, quotas=quotas, slo_tokens_per_second=slo)
+    planning = build_problem(
+        subset, config=config, quotas=quotas, slo_tokens_per_second=slo, mix=mix
+    )
     solution = solve(planning.problem)
     if solution.status != "optimal":
         return Baseline(name, description, None, None)

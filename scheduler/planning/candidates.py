@@ -27,6 +27,7 @@ from oracle.risk import (
 )
 from oracle.stats import OnDemandOffer, PoolStats
 from scheduler.config import PlannerConfig
+from scheduler.planning.mix import WorkloadMix
 from scheduler.planning.model import PoolKey
 
 # Spot Instance Advisor bands are the share of instances interrupted over the trailing month;
@@ -59,6 +60,8 @@ class PlanningData:
     #: What has been seen of the pools' risk up to ``as_of`` (interruptions, capacity errors,
     #: launches): the evidence :mod:`oracle.risk` updates each pool's Advisor prior with.
     observations: Sequence[Observation] = ()
+    #: The request mix to plan for (``goodput`` then holds each type's best bucket's fact).
+    mix: WorkloadMix | None = None
 
 
 @dataclass(frozen=True)

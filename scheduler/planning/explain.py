@@ -123,6 +123,18 @@ def infeasibility_message(
             f"short of the SLO of {problem.slo_tokens_per_second:,.0f} tok/s; allow on-demand "
             f"(planner.markets), more regions or instance types{quota}, or relax planner.hedge"
         )
+    if family == "mix":
+        unserved = (
+            f" (no candidate serves {', '.join(infeasibility.binding)})"
+            if infeasibility.binding
+            else ""
+        )
+        return (
+            f"the obtainable capacity of the {problem.n} candidate pools serves at most "
+            f"{infeasibility.achievable:,.0f} tok/s of the workload's mix{unserved}, short of "
+            f"the {need:,.0f} tok/s needed; measure the missing buckets (`scheduler bench run "
+            "--workload`), allow more regions or instance types, or raise planner.default_spot_cap"
+        )
     if family == "pool_share":
         return (
             f"with planner.max_pool_share = {problem.max_pool_share:g} at most "

@@ -13,6 +13,10 @@ from scheduler.planning.model import Allocation, Plan
 #: What the SkyPilot service in the seed blog post serves on, and its readiness probe.
 SKYPILOT_PORT = 8081
 READINESS_MESSAGE = "Hello! What is your name?"
+#: The label (EC2 tag) that names the workload buckets a replica serves, in a mix plan.
+ROUTE_LABEL = "spot-scheduler/buckets"
+#: EC2 tag values hold at most 256 characters.
+TAG_VALUE_MAX = 256
 
 
 def fleet_requests(
@@ -27,6 +31,10 @@ def fleet_requests(
     Fleet's fill rule (launch until the weights reach the target) launches exactly that many.
     ``SubnetId`` is left out: the launch template (or the actuator) supplies the subnet of each
     AZ; an on-demand pool leaves the AZ to EC2.
+
+    A plan for a request mix also tags each fleet with the workload and the buckets its pool
+    serves (``spot-scheduler:workload``, ``spot-scheduler:buckets`` = ``BUCKET=TOK/S ...``), for
+    the router in front of the fleet.
     """
     return [
         entry["request"] for entry in fleet_export(plan, launch_template_name=launch_template_name)
@@ -99,6 +107,7 @@ def _fleet_request(plan: Plan, allocation: Allocation, launch_template_name: str
                         "Value": f"{plan.slo_tokens_per_second:g}",
                     },
                     {"Key": "spot-scheduler:pool", "Value": "/".join(allocation.pool)},
+                    *_route_tags(plan, allocation),
                 ],
             }
         ],
@@ -134,6 +143,9 @@ def skypilot_yaml(plan: Plan) -> str:
         }
         if allocation.availability_zone:
             candidate["zone"] = allocation.availability_zone
+        if allocation.buckets:
+            # A label (an EC2 tag on AWS) per replica: the workload buckets a router sends it.
+            candidate["labels"] = {ROUTE_LABEL: _tag_value(" ".join(allocation.buckets))}
         candidates.append(candidate)
     replicas = sum(a.count for a in plan.allocations)
     document = {
@@ -166,8 +178,40 @@ def skypilot_yaml(plan: Plan) -> str:
         "# SkyPilot spreads replicas over the candidates by its own policy; the planned counts\n"
         "# per pool are in `scheduler plan --format json`.\n"
     )
-    return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    if plan.workload is not None:
+        header += (
+            f"# Workload {plan.workload['workload_id']}: route by request size "
+            f"(label {ROUTE_LABEL}):\n"
+        )
+        for allocation in plan.allocations:
+            header += (
+                f"#   {allocation.pool.instance_type} {allocation.pool.market} in "
+                f"{allocation.availability_zone or allocation.pool.region} x{allocation.count}: "
+                f"{_routes(allocation)}\n"
+            )
+    return header + str(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
 
 
 def _is_spot(allocation: Allocation) -> bool:
     return allocation.pool.market == "spot"
+
+
+def _route_tags(plan: Plan, allocation: Allocation) -> list[dict[str, str]]:
+    """The workload and the buckets this pool serves, as fleet tags (none without a mix)."""
+    if plan.workload is None:
+        return []
+    routes = " ".join(f"{bucket}={tps:.0f}" for bucket, tps in allocation.buckets.items())
+    return [
+        {"Key": "spot-scheduler:workload", "Value": _tag_value(plan.workload["workload_id"])},
+        {"Key": "spot-scheduler:buckets", "Value": _tag_value(routes or "none")},
+    ]
+
+
+def _routes(allocation: Allocation) -> str:
+    if not allocation.buckets:
+        return "no bucket"
+    return ", ".join(f"{bucket} {tps:,.0f} tok/s" for bucket, tps in allocation.buckets.items())
+
+
+def _tag_value(value: str) -> str:
+    return value[:TAG_VALUE_MAX]

@@ -7,15 +7,18 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from oracle.capacity import unavailable_pools
 from oracle.db import session_factory
-from oracle.errors import OracleError
+from oracle.errors import InputError, OracleError
+from oracle.mix import PRESETS, resolve_mix
 from oracle.models import BenchmarkRunModel, InstanceTypeModel, OnDemandPriceModel, SpotPriceModel
 from oracle.observations import load_observations
 from oracle.quotas import latest_quotas
 from scheduler.config import PlannerConfig, Settings
 from scheduler.planning.candidates import InstanceSpec, PlanningData
+from scheduler.planning.mix import WorkloadMix, type_facts
 
 
 def planning_history_days(config: PlannerConfig) -> int:
@@ -25,9 +28,15 @@ def planning_history_days(config: PlannerConfig) -> int:
 
 
 def load_planning_data(
-    engine: Engine, *, config: PlannerConfig, model: str, as_of: datetime | None = None
+    engine: Engine,
+    *,
+    config: PlannerConfig,
+    model: str,
+    as_of: datetime | None = None,
+    workload: str | None = None,
 ) -> PlanningData:
-    """Every fact a plan for ``model`` stands on, as known at ``as_of`` (default: now)."""
+    """Every fact a plan for ``model`` stands on, as known at ``as_of`` (default: now);
+    ``workload``: a request mix (preset or file) whose per-bucket goodput is read too."""
     from oracle.goodput import best_goodput
     from oracle.stats import on_demand_offers, pool_stats
 
@@ -35,7 +44,8 @@ def load_planning_data(
     regions = config.regions_allow or None
     types = config.instance_types_allow or None
     with session_factory(engine)() as session:
-        goodput = best_goodput(session, model=model)
+        mix = load_mix(session, model=model, workload=workload) if workload else None
+        goodput = best_goodput(session, model=model) if mix is None else type_facts(mix)
         if types is None:
             types = sorted(goodput)
         stats = pool_stats(
@@ -71,6 +81,29 @@ def load_planning_data(
         quotas=quotas,
         unavailable=unavailable,
         observations=observations,
+        mix=mix,
+    )
+
+
+def load_mix(session: Session, *, model: str, workload: str) -> WorkloadMix:
+    """The request mix ``workload`` names and every type's goodput per bucket (measured, else
+    estimated by :mod:`oracle.bucket_goodput`); bad names raise InputError."""
+    from oracle.bucket_goodput import BucketShape, bucket_goodput
+
+    mix = resolve_mix(workload)
+    if mix is None:
+        raise InputError(
+            f"unknown workload {workload!r}: name a preset ({', '.join(PRESETS)}), a ShareGPT "
+            "JSON file or a histogram CSV (input_tokens,output_tokens,count)"
+        )
+    shapes = [BucketShape(b.name, b.input_tokens, b.output_tokens) for b in mix.buckets]
+    facts = bucket_goodput(session, model=model, workload_id=mix.workload_id, buckets=shapes)
+    return WorkloadMix(
+        workload_id=mix.workload_id,
+        source=mix.source,
+        bucket_names=tuple(b.name for b in mix.buckets),
+        shares=tuple(b.share for b in mix.buckets),
+        facts=facts,
     )
 
 

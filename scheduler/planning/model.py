@@ -13,7 +13,8 @@
   ``zone``, ``instance_type``, ``market`` (spot | on-demand), ``count``,
   ``tokens_per_second_each``, ``price_usd_per_hour_each``, ``expected_cost_usd_per_hour_each``,
   ``usd_per_hour_per_tokens_per_second``, ``interruption_band``, ``placement_score``,
-  ``cap``, ``cap_source``, ``goodput_source``;
+  ``cap``, ``cap_source``, ``goodput_source``; with ``--workload``, also ``buckets`` (the tok/s
+  of each workload bucket the pool serves in the plan);
 - ``baselines``: ``all_on_demand``, ``cheapest_single_spot_pool``,
   ``cheapest_single_instance_type``, each with ``cost_usd_per_hour`` (null when no such plan
   exists), ``tokens_per_second``, ``description``, ``saving_usd_per_hour``, ``saving_pct``;
@@ -42,6 +43,9 @@
   ``budget_usd_per_hour`` (null: none);
 - ``solver``: ``backend``, ``mip_gap``, ``mip_rel_gap_tolerance``, ``solve_s``,
   ``proven_optimal``.
+- with ``--workload``, ``workload``: ``workload_id``, ``source`` and ``buckets`` (each bucket's
+  share of the output tokens); ``tokens_per_second`` and the after-loss figure are then in the
+  mix's proportions.
 """
 
 from __future__ import annotations
@@ -86,6 +90,8 @@ class Allocation:
     goodput_source: str = ""
     vcpus_each: int = 0
     accelerator: str = ""
+    #: With a request mix: tok/s of each workload bucket this pool serves in the plan.
+    buckets: dict[str, float] = field(default_factory=dict)
 
     @property
     def usd_per_hour_per_tokens_per_second(self) -> float:
@@ -111,6 +117,7 @@ class Allocation:
             "goodput_source": self.goodput_source,
             "vcpus_each": self.vcpus_each,
             "accelerator": self.accelerator,
+            **({"buckets": dict(self.buckets)} if self.buckets else {}),
         }
 
 
@@ -193,6 +200,8 @@ class Plan:
     #: :func:`scheduler.planning.explain.recheck`), only when asked: a replay that plans
     #: thousands of times never needs them.
     recheck: Callable[[], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+    #: The request mix planned for (``WorkloadMix.to_dict()``); None: one number per type.
+    workload: dict[str, Any] | None = None
 
     @property
     def usd_per_million_tokens(self) -> float:
@@ -229,4 +238,5 @@ class Plan:
             "expected_deficit_tokens_per_second": self.expected_deficit_tokens_per_second,
             "deficit_usd_per_hour": self.deficit_usd_per_hour,
             "hedge_reason": self.hedge_reason,
+            **({"workload": self.workload} if self.workload is not None else {}),
         }

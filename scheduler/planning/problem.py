@@ -12,6 +12,7 @@ import numpy as np
 from oracle.quotas import QUOTA_CODES, QUOTA_NAMES, VcpuQuota, instance_class
 from scheduler.config import PlannerConfig, QuotaConfig
 from scheduler.planning.candidates import BAND_MONTHLY_RATE, HOURS_PER_MONTH, Candidate
+from scheduler.planning.mix import WorkloadMix, with_mix
 from scheduler.planning.model import Allocation, PoolKey
 from scheduler.solver import Problem
 
@@ -50,6 +51,7 @@ class PlanningProblem:
     candidates: Sequence[Candidate]
     quota_rows: Sequence[QuotaRow]
     group_kind: str
+    mix: WorkloadMix | None = None
 
 
 def build_problem(
@@ -61,10 +63,12 @@ def build_problem(
     running: Mapping[PoolKey, int] | None = None,
     hedge: bool | None = None,
     depth: str | None = None,
+    mix: WorkloadMix | None = None,
 ) -> PlanningProblem:
     """The MILP for ``candidates`` hedged at ``depth`` (``az``, ``region``, ``two-az`` or
     ``none``; default: the configured hedge, ``auto`` starting at ``az``); ``hedge`` turns the
-    hedge off or on (for baselines)."""
+    hedge off or on (for baselines); ``mix``: plan for a request mix (its rows,
+    :mod:`scheduler.solver.mix`)."""
     running = running or {}
     depth = depth or ("az" if config.hedge == "auto" else config.hedge)
     hedged = depth != "none" if hedge is None else hedge
@@ -120,7 +124,9 @@ def build_problem(
         switch_cost_usd_per_hour=cost * startup_share if running else None,
         risk=np.array([c.hazard_per_hour for c in candidates]) / _MAX_HAZARD_PER_HOUR,
     )
-    return PlanningProblem(problem, candidates, quota_rows, group_kind)
+    if mix is not None:
+        problem = with_mix(problem, [c.pool.instance_type for c in candidates], mix)
+    return PlanningProblem(problem, candidates, quota_rows, group_kind, mix)
 
 
 def _quota_row(
@@ -140,8 +146,14 @@ def _quota_row(
     return QuotaRow(region, market, klass, code, limit, "config", None)
 
 
-def allocations(candidates: Sequence[Candidate], counts: Sequence[int]) -> list[Allocation]:
-    """The chosen pools (count > 0) as allocations, cheapest per tok/s first."""
+def allocations(
+    candidates: Sequence[Candidate],
+    counts: Sequence[int],
+    buckets: Sequence[dict[str, float]] | None = None,
+) -> list[Allocation]:
+    """The chosen pools (count > 0) as allocations, cheapest per tok/s first; ``buckets``: per
+    candidate, the tok/s of each workload bucket it serves (with a request mix)."""
+    routed = buckets if buckets is not None else [{} for _ in candidates]
     chosen = [
         Allocation(
             pool=candidate.pool,
@@ -158,8 +170,9 @@ def allocations(candidates: Sequence[Candidate], counts: Sequence[int]) -> list[
             goodput_source=candidate.goodput.source,
             vcpus_each=candidate.spec.vcpus,
             accelerator=f"{candidate.spec.accelerator_name}:{candidate.spec.accelerator_count}",
+            buckets=served,
         )
-        for candidate, count in zip(candidates, counts, strict=True)
+        for candidate, count, served in zip(candidates, counts, routed, strict=True)
         if count > 0
     ]
     chosen.sort(key=lambda a: (a.usd_per_hour_per_tokens_per_second, a.pool))

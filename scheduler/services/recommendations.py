@@ -8,7 +8,8 @@
   answer.
 - **Admission.** At most ``max_concurrent`` uncached plans are computed at once; a request that
   waits longer than ``queue_wait_s`` for a slot is refused with :class:`BusyError` (503 with
-  Retry-After), so that a flood of distinct SLOs cannot starve cached reads of CPU.
+  Retry-After), so that a flood of distinct SLOs cannot starve cached reads of CPU. A key whose
+  plan outlived its time to live is served that plan instead, while the oracle is unchanged.
 - **Planning data in memory.** :class:`SnapshotRecommender` plans on a copy of the planning data
   per model, reloaded when the oracle changes (loading took most of each plan: 0.5-0.6 s of
   0.7-0.8 s on the sample market), and on an empty oracle loads the embedded sample market
@@ -40,9 +41,13 @@ from oracle.db import transaction
 from oracle.models import (
     BenchmarkRunModel,
     CapacityErrorModel,
+    InstanceTypeModel,
+    InterruptionEventModel,
     InterruptionFrequencyModel,
     OnDemandPriceModel,
     PlacementScoreModel,
+    PoolObservationModel,
+    ServiceQuotaModel,
     SpotPriceModel,
 )
 from scheduler.errors import BusyError
@@ -53,7 +58,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("scheduler.api")
 
-#: Tables whose change invalidates a recommendation (newest id of each: one index lookup).
+#: Every table a plan reads (:func:`scheduler.planning.load.load_planning_data`): a change to
+#: any invalidates a recommendation. The newest id of each is one index lookup.
 _WATCHED = (
     SpotPriceModel,
     OnDemandPriceModel,
@@ -61,6 +67,9 @@ _WATCHED = (
     InterruptionFrequencyModel,
     BenchmarkRunModel,
     CapacityErrorModel,
+    ServiceQuotaModel,
+    PoolObservationModel,
+    InterruptionEventModel,
 )
 
 #: Seconds between two looks at the oracle's tables (so a hot endpoint costs no query per hit).
@@ -82,10 +91,14 @@ class Recommendation:
 
 
 def fingerprint(engine: Engine) -> str:
-    """The newest row id of each watched table: any insert changes it."""
+    """The newest row id of each watched table, and the count and newest observation of the
+    instance types (keyed by name, no id): any insert changes it."""
     with transaction(engine) as session:
         ids = [session.scalar(sa.select(sa.func.max(model.id))) or 0 for model in _WATCHED]
-    return ",".join(str(i) for i in ids)
+        types = session.execute(
+            sa.select(sa.func.count(), sa.func.max(InstanceTypeModel.observed_at))
+        ).one()
+    return ",".join(str(i) for i in [*ids, *types])
 
 
 class RecommendationCache:
@@ -159,7 +172,15 @@ class RecommendationCache:
         future: asyncio.Future[Recommendation] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
         try:
-            made = await self._admitted(slots, lambda: run_in_threadpool(self.get, *key))
+            try:
+                made = await self._admitted(slots, lambda: run_in_threadpool(self.get, *key))
+            except BusyError:
+                # An SLO planned before keeps being served while the planners are busy, as long
+                # as the oracle has not changed since (only its time to live has run out).
+                stale = await run_in_threadpool(self._unchanged, key)
+                if stale is None:
+                    raise
+                made = stale
         except BaseException as error:
             future.set_exception(error)
             future.exception()  # retrieved: no "never retrieved" warning when none waits
@@ -235,6 +256,14 @@ class RecommendationCache:
             if entry[1] != current:
                 self._entries.pop(key, None)
         return entry[2] if entry[1] == current else None
+
+    def _unchanged(self, key: Key) -> Recommendation | None:
+        """The plan held for ``key``, however old, if the oracle is as it was when planned."""
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None or entry[1] != self.fingerprint():
+            return None
+        return entry[2]
 
     def _compute(self, key: Key) -> Recommendation:
         current = self.fingerprint()

@@ -28,8 +28,10 @@ Constraints
     (total)      T - sum_p g_p x_p = 0
     (throughput) T >= R                                   R = SLO x (1 + headroom)
     (hedge)      T - sum_{p: a(p) = a} g_p x_p >= S       for every hedge group a, S = SLO
-    (hedge pair) T - sum_{p: a(p) in {a, b}} g_p x_p >= S for every pair a < b, when the plan
-                                                          must survive two losses (two-az)
+    (two losses) T - sum_{p: a(p) in {a, b}} g_p x_p >= S for every pair a < b, when the plan
+                 must survive two losses (two-az); written as the two largest group losses,
+                 w_a + u >= sum_{a(p) = a} g_p x_p, w, u >= 0, T - 2 u - sum_a w_a >= S
+                 (exact; see :mod:`.model`)
     (quota)      sum_{p: k(p) = k} q_p x_p <= Q_k         for every quota row k
     (share)      g_p x_p - m T <= 0                       for every pool, when m < 1
     (budget)     sum_p c_p x_p <= B                       when a budget is set

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import Bounds, LinearConstraint, milp
 
 from scheduler.solver.model import Model
 from scheduler.solver.problem import Backend, SolverError
@@ -68,6 +67,9 @@ def run(
 
 
 def _run_scipy(model: Model, *, time_limit_s: float | None = None) -> Run | None:
+    # Imported here: scipy.optimize costs a process about 0.3 s, and highspy is the default.
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
     options: dict[str, float | bool] = {"mip_rel_gap": MIP_REL_GAP, "disp": False}
     if time_limit_s is not None:
         options["time_limit"] = time_limit_s
@@ -75,7 +77,7 @@ def _run_scipy(model: Model, *, time_limit_s: float | None = None) -> Run | None
         model.c,
         integrality=model.integrality,
         bounds=Bounds(model.lower, model.upper),
-        constraints=LinearConstraint(model.a, model.row_lower, model.row_upper),
+        constraints=LinearConstraint(model.a.tocsr(), model.row_lower, model.row_upper),
         options=options,
     )
     if result.status == 2:  # infeasible
@@ -118,7 +120,7 @@ def run_highspy(
     lp.col_upper_ = np.where(np.isfinite(model.upper), model.upper, inf)
     lp.row_lower_ = np.where(np.isfinite(model.row_lower), model.row_lower, -inf)
     lp.row_upper_ = np.where(np.isfinite(model.row_upper), model.row_upper, inf)
-    matrix = model.a.tocsr()
+    matrix = model.a
     lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
     lp.a_matrix_.start_ = matrix.indptr.astype(np.int32)
     lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
@@ -174,9 +176,10 @@ def highspy_module() -> Any:
 @functools.cache
 def _load_highspy() -> Any:
     try:
-        import highspy
+        import highspy as module
     except ImportError:
         return None
+    highspy: Any = module  # its Highs() is untyped
     # The first Highs() of a process prints a banner on stdout, which would corrupt
     # `--format json`; build it once with stdout pointed at /dev/null (under the lock: two
     # threads doing this at once could leave stdout pointing there).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from scheduler.solver.mix import mix_violations
 from scheduler.solver.problem import (
     FEASIBILITY_TOL,
     Problem,
@@ -56,6 +57,8 @@ def violated(problem: Problem, counts: NDArray[np.int64]) -> list[str]:
     budget = problem.budget_usd_per_hour
     if budget is not None and float(problem.cost_usd_per_hour @ x) > budget + FEASIBILITY_TOL:
         bad.append("budget")
+    if problem.mix is not None:
+        bad += mix_violations(problem, np.asarray(counts, dtype=np.int64))
     return bad
 
 

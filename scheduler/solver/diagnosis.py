@@ -4,11 +4,10 @@ which constraint family stops it (see :class:`scheduler.solver.problem.Infeasibi
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from scheduler.solver.backends import run_model
-from scheduler.solver.model import Model, build_model
+from scheduler.solver.model import Csr, Model, build_model
 from scheduler.solver.problem import (
     FEASIBILITY_TOL,
     Infeasibility,
@@ -216,9 +215,12 @@ def _max_after_loss(
         row[n] = 1.0
         row[w] = -1.0
         extra_rows.append(row)
-    a_matrix = sp.vstack(
-        [sp.hstack([model.a, sp.csr_array((model.a.shape[0], 1))]), sp.csr_array(extra_rows)]
-    ).tocsr()
+    import scipy.sparse as sp  # here: only the diagnosis of an infeasible plan needs it
+
+    base = model.a.tocsr()
+    a_matrix = Csr.from_scipy(
+        sp.vstack([sp.hstack([base, sp.csr_array((base.shape[0], 1))]), sp.csr_array(extra_rows)])
+    )
     c = np.zeros(cols + 1)
     c[w] = -1.0
     finite_upper = np.where(np.isfinite(model.upper), model.upper, 1e12)

@@ -156,4 +156,5 @@ def subset(problem: Problem, keep: NDArray[np.int64]) -> Problem:
         running=pick(problem.running),
         switch_cost_usd_per_hour=pick(problem.switch_cost_usd_per_hour),
         risk=pick(problem.risk),
+        mix=None if problem.mix is None else problem.mix.subset(keep),
     )

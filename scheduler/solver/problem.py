@@ -11,8 +11,28 @@ from numpy.typing import NDArray
 #: Tolerance of the after-solve check, in the rows' own units (tok/s, vCPUs, USD/h).
 FEASIBILITY_TOL = 1e-6
 
-Family = Literal["capacity", "quota", "hedge", "pool_share", "budget"]
+Family = Literal["capacity", "quota", "hedge", "pool_share", "budget", "mix"]
 Backend = Literal["auto", "highspy", "scipy"]
+
+
+@dataclass(frozen=True)
+class Mix:
+    """The workload's buckets: names, shares (summing to 1) and per-pool goodput (n x K, tok/s
+    of one instance serving that bucket only; 0: it cannot). See :mod:`scheduler.solver.mix`."""
+
+    bucket_names: tuple[str, ...]
+    share: NDArray[np.float64]
+    goodput: NDArray[np.float64]
+    #: The hedge groups whose loss scenario has rows (None: every group). :func:`solve` adds
+    #: them lazily, as the plans it finds need them.
+    scenario_groups: tuple[int, ...] | None = None
+    #: Bucket weights of the hedge cuts (:func:`scheduler.solver.mix._cut_rows`), added lazily.
+    cuts: tuple[tuple[float, ...], ...] = ()
+
+    def subset(self, keep: NDArray[np.int64]) -> Mix:
+        return Mix(
+            self.bucket_names, self.share, self.goodput[keep], self.scenario_groups, self.cuts
+        )
 
 
 @dataclass(frozen=True)
@@ -44,6 +64,10 @@ class Problem:
     switch_cost_usd_per_hour: NDArray[np.float64] | None = None
     #: Interruption risk in [0, 1] per pool, used only to break ties.
     risk: NDArray[np.float64] | None = None
+    #: The request mix (:mod:`scheduler.solver.mix`); None: one number per pool, as before.
+    #: With a mix, ``goodput_tokens_per_second`` is ``max_k g_pk``
+    #: (:func:`scheduler.solver.mix.max_goodput`).
+    mix: Mix | None = None
 
     @property
     def n(self) -> int:

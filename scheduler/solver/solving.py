@@ -10,6 +10,7 @@ import numpy as np
 from scheduler.solver.backends import Run, highspy_module, run
 from scheduler.solver.check import check_solution
 from scheduler.solver.diagnosis import describe, diagnose, infeasible
+from scheduler.solver.mix_diagnosis import describe_mix, diagnose_mix, solve_lazily
 from scheduler.solver.model import build_model
 from scheduler.solver.narrowing import LIKELY_POOLS, REDUCE_FROM_POOLS, solve_reduced
 from scheduler.solver.problem import Backend, Problem, Solution, validate
@@ -34,6 +35,17 @@ def solve(
     Pure and thread-safe: nothing is kept between calls.
     """
     validate(problem)
+    if problem.mix is not None and problem.hedge and problem.mix.scenario_groups is None:
+        return solve_lazily(
+            problem,
+            lambda trial: solve(
+                trial,
+                time_limit_s=time_limit_s,
+                backend=backend,
+                reduce_from_pools=reduce_from_pools,
+                likely_pools=likely_pools,
+            ),
+        )
     started = time.perf_counter()
     model = build_model(problem)
     result: Run | None
@@ -42,9 +54,10 @@ def solve(
     else:
         result = run(model, time_limit_s=time_limit_s, backend=backend)
     if result is None:
-        infeasibility = diagnose(problem)
+        infeasibility = diagnose(problem) if problem.mix is None else diagnose_mix(problem)
         return infeasible(problem, infeasibility, time.perf_counter() - started)
     counts = np.rint(result.values[: problem.n]).astype(np.int64)
     check_solution(problem, counts)
     solve_s = time.perf_counter() - started
-    return dataclasses.replace(describe(problem, counts, solve_s), mip_gap=result.mip_gap)
+    solution = dataclasses.replace(describe(problem, counts, solve_s), mip_gap=result.mip_gap)
+    return solution if problem.mix is None else describe_mix(problem, solution)

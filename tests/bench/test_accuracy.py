@@ -88,7 +88,9 @@ def swept(server_url: str) -> Iterator[tuple[SweepState, list[dict[str, Any]]]]:
             Target(server_url, MODEL),
             WORKLOAD,
             Slo(ttft_p95_ms=2 * TTFT_S * 1000, tpot_p95_ms=4 * GAP_S * 1000),
-            SweepOptions(max_concurrency=6, requests_per_point=1, min_waves=1),
+            SweepOptions(
+                max_concurrency=6, requests_per_point=1, min_waves=1, min_window_requests=0
+            ),
         )
     )
     streams = httpx.get(server_url + "/fake/stats").json()["streams"][before:]

@@ -13,6 +13,7 @@ run: output tok/s ratio 1.100 beside other tests, 1.010 alone, against a bound o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -27,6 +28,7 @@ from sqlalchemy.engine import Engine
 from bench.local import LocalServer, start_local_server
 from bench.local_run import LocalBenchmarkRequest, run_local_benchmark
 from bench.peer import PeerWorkload
+from bench.runner import BenchmarkRequest, run_bucket_benchmark
 from bench.side_by_side import SideBySide, side_by_side
 from bench.sweep import Slo, SweepOptions
 from bench.vllm_env import (
@@ -39,14 +41,22 @@ from bench.vllm_env import (
 from bench.workloads import fixed_workload
 from oracle import db
 from oracle.db import transaction
-from oracle.goodput import best_goodput
+from oracle.goodput import best_bucket_goodput, best_goodput
+from oracle.mix import resolve_mix
 from oracle.models import BenchmarkPointModel, BenchmarkRunModel
+from scheduler.config import PlannerConfig
+from scheduler.planner import plan_from_data
+from scheduler.planning.mix import WorkloadMix, type_facts
+from tests.scheduler.planning_data import data as planning_data
+from tests.scheduler.planning_data import spot
 
 # Under -n, pyproject's --dist loadfile keeps this file on one worker, hence one server; the
 # xdist_group mark does the same under --dist loadgroup once pytest-xdist supports pytest 9.2.
 pytestmark = [pytest.mark.real_vllm, pytest.mark.xdist_group("real_vllm")]
 
 SERVED_NAME = "smollm2"
+#: The buckets of the two-size test: 32-token and 700-token prompts, 16 tokens back.
+SHORT_BUCKET, LONG_BUCKET = "in0-512.out0-128", "in512-2048.out0-128"
 #: Lenient bounds for the sweep test: it checks the mechanics on a slow, shared CPU.
 LENIENT_SLO = Slo(ttft_p95_ms=60_000.0, tpot_p95_ms=5_000.0, max_error_rate=0.01)
 #: The agreement workload: ../shared/VLLM_CPU.md's 64 tokens in, 32 out, concurrency 4; 24
@@ -137,7 +147,7 @@ def test_goodput_sweep_runs_end_to_end_and_is_recorded(
         instance_type="local-cpu",
         workload=fixed_workload(32, 16, api="chat"),
         slo=LENIENT_SLO,
-        options=SweepOptions(max_concurrency=2, requests_per_point=6),
+        options=SweepOptions(max_concurrency=2, requests_per_point=6, min_window_requests=0),
     )
     result = run_local_benchmark(engine, request, server=real_server)
     outcome = result.outcome
@@ -154,7 +164,7 @@ def test_goodput_sweep_runs_end_to_end_and_is_recorded(
         assert point.latency_ms["ttft_ms_p95"] >= point.latency_ms["ttft_ms_p50"] > 0
     # More requests in flight: more tok/s from a batching server, and each token no faster.
     assert points[1].output_tokens_per_second > points[0].output_tokens_per_second
-    assert outcome.goodput_tokens_per_second == max(p.output_tokens_per_second for p in points)
+    assert outcome.goodput_tokens_per_second == max(p.goodput_tokens_per_second for p in points)
     with transaction(engine) as session:
         run = session.get(BenchmarkRunModel, outcome.run_id)
         assert run is not None
@@ -180,7 +190,7 @@ def test_an_unmet_slo_gives_no_goodput_and_the_planner_ignores_the_run(
         workload=fixed_workload(16, 8, api="completions"),
         # No CPU server makes a token in a microsecond.
         slo=Slo(ttft_p95_ms=60_000.0, tpot_p95_ms=0.001),
-        options=SweepOptions(max_concurrency=4, requests_per_point=2),
+        options=SweepOptions(max_concurrency=4, requests_per_point=2, min_window_requests=0),
     )
     outcome = run_local_benchmark(engine, request, server=real_server).outcome
     assert [point.concurrency for point in outcome.state.points] == [1]
@@ -189,6 +199,79 @@ def test_an_unmet_slo_gives_no_goodput_and_the_planner_ignores_the_run(
     with transaction(engine) as session:
         assert "local-cpu" not in best_goodput(session, model=SERVED_NAME)
     engine.dispose()
+
+
+def test_two_buckets_long_prompts_are_slower_and_the_plan_routes_by_size(
+    real_server: LocalServer, make_database: Callable[[str], str], tmp_path: Path
+) -> None:
+    """Goodput per bucket on the real server (one point each, kept short): 700-token prompts
+    cost prefill on every request, so that bucket's tok/s is lower; a plan over a type with
+    these figures and one that is better on long prompts sends each bucket where it is cheaper."""
+    engine = db.make_engine(make_database("sqlite"))
+    histogram = tmp_path / "short-and-long.csv"
+    histogram.write_text("input_tokens,output_tokens,count\n32,16,1\n700,16,1\n")
+    mix = resolve_mix(str(histogram))
+    assert mix is not None
+    assert [b.name for b in mix.buckets] == [SHORT_BUCKET, LONG_BUCKET]
+    outcomes = run_bucket_benchmark(
+        engine,
+        BenchmarkRequest(
+            endpoint=real_server.base_url,
+            model=SERVED_NAME,
+            instance_type="local-cpu",
+            workload=fixed_workload(32, 16, api="completions"),
+            slo=LENIENT_SLO,
+            options=SweepOptions(max_concurrency=1, requests_per_point=3, min_window_requests=0),
+            request_timeout_s=300,
+        ),
+        mix,
+    )
+    assert [o.complete for o in outcomes] == [True, True]
+    short, long = (o.goodput_tokens_per_second for o in outcomes)
+    assert 0 < long < short
+    with transaction(engine) as session:
+        facts = best_bucket_goodput(session, model=SERVED_NAME, workload_id=mix.workload_id)
+    measured = facts["local-cpu"]
+    assert {name: f.source for name, f in measured.items()} == {
+        SHORT_BUCKET: "measured",
+        LONG_BUCKET: "measured",
+    }
+    # The measured figures stand for g6e.xlarge; a second type at the same price, g5.xlarge,
+    # half as fast on short prompts and 1.5 times as fast on long ones.
+    ratio = {SHORT_BUCKET: 0.5, LONG_BUCKET: 1.5}
+    other = {
+        name: dataclasses.replace(
+            fact,
+            instance_type="g5.xlarge",
+            goodput_tokens_per_second=fact.goodput_tokens_per_second * ratio[name],
+        )
+        for name, fact in measured.items()
+    }
+    workload = WorkloadMix(
+        workload_id=mix.workload_id,
+        source=mix.source,
+        bucket_names=(SHORT_BUCKET, LONG_BUCKET),
+        shares=tuple(b.share for b in mix.buckets),
+        facts={"g6e.xlarge": dict(measured), "g5.xlarge": other},
+    )
+    market = planning_data(
+        [
+            spot("use1-az1", "g5.xlarge", 0.40, scores={1: 9, 1000: 9}),
+            spot("use1-az1", "g6e.xlarge", 0.40, scores={1: 9, 1000: 9}),
+        ],
+        offers=[],
+    )
+    plan = plan_from_data(
+        dataclasses.replace(market, goodput=type_facts(workload), mix=workload),
+        config=PlannerConfig(hedge="none", max_pool_share=1.0, headroom_fraction=0.0),
+        # Tens of instances, so that rounding to whole ones barely moves the routing.
+        slo_tokens_per_second=20 * short,
+    )
+    routed = {a.pool.instance_type: a.buckets for a in plan.allocations}
+    short_total = sum(b.get(SHORT_BUCKET, 0.0) for b in routed.values())
+    long_total = sum(b.get(LONG_BUCKET, 0.0) for b in routed.values())
+    assert routed["g6e.xlarge"].get(SHORT_BUCKET, 0.0) >= 0.9 * short_total
+    assert routed["g5.xlarge"].get(LONG_BUCKET, 0.0) >= 0.9 * long_total
 
 
 def test_a_model_the_server_does_not_serve_is_refused_before_any_load(

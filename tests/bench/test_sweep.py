@@ -4,6 +4,7 @@ bisection, cancellation keeps partial results, and the per-point statistics."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 from hypothesis import given
@@ -21,6 +22,8 @@ LOOSE = Slo(ttft_p95_ms=10_000, tpot_p95_ms=10_000, max_error_rate=0.5)
 
 
 def sweep(server: FakeServer, slo: Slo, options: SweepOptions) -> SweepState:
+    """The sweep, each point sending exactly ``requests_per_point`` (no window sizing)."""
+    options = dataclasses.replace(options, min_window_requests=0)
     return asyncio.run(run_sweep(Target(server.url, MODEL, 10), WORKLOAD, slo, options))
 
 
@@ -52,7 +55,7 @@ def test_error_rate_at_the_limit_fails_and_below_passes(fake_server: FakeServer)
     state = sweep(fake_server, slo, SweepOptions(max_concurrency=2, requests_per_point=8))
     assert [p.errors for p in state.curve()] == [1, 1]
     assert all(p.passed for p in state.points)
-    assert state.goodput_tokens_per_second == max(p.output_tokens_per_second for p in state.points)
+    assert state.goodput_tokens_per_second == max(p.goodput_tokens_per_second for p in state.points)
 
 
 def test_bisection_between_last_pass_and_first_fail(fake_server: FakeServer) -> None:
@@ -77,7 +80,7 @@ def test_bisection_between_last_pass_and_first_fail(fake_server: FakeServer) -> 
     assert max(passing) + 1 == min(failing)
     assert len(levels) == len(set(levels))
     assert state.goodput_tokens_per_second == max(
-        p.output_tokens_per_second for p in state.points if p.passed
+        p.goodput_tokens_per_second for p in state.points if p.passed
     )
     assert state.curve() == sorted(state.points, key=lambda p: p.concurrency or 0)
 
@@ -106,7 +109,7 @@ def test_cancellation_keeps_finished_points_and_the_partial_point(
                 Target(fake_server.url, MODEL, 10),
                 WORKLOAD,
                 LOOSE,
-                SweepOptions(max_concurrency=64, requests_per_point=8),
+                SweepOptions(max_concurrency=64, requests_per_point=8, min_window_requests=0),
                 state=state,
                 progress=progress,
             )

@@ -13,6 +13,7 @@ from oracle.models import InterruptionFrequencyModel
 from oracle.observations import (
     load_observations,
     pool_risk,
+    record_held,
     record_launch,
     record_notice,
     record_observation,
@@ -106,3 +107,17 @@ def test_unknown_kind_is_refused(engine: Engine) -> None:
             kind="outage",
             observed_at=T0,
         )
+
+
+def test_held_instances_are_the_hazards_exposure(engine: Engine) -> None:
+    record_held(engine, POOL, since=None, until=T0)  # launch time unknown: nothing
+    record_held(engine, POOL, since=T0, until=T0)  # never held: nothing
+    record_held(engine, POOL, since=T0, until=T0 + timedelta(hours=10), source_detail="replica 1")
+    record_held(engine, POOL, since=T0, until=T0 + timedelta(hours=10), source_detail="replica 2")
+    record_notice(engine, POOL, interruption=True, observed_at=T0 + timedelta(hours=10))
+    with transaction(engine) as session:
+        risk = pool_risk(session, as_of=T0 + timedelta(hours=11))[KEY]
+    assert risk.evidence.exposure_hours == pytest.approx(20.0)
+    assert risk.evidence.losses == 1
+    prior = advisor_prior(None)
+    assert risk.hazard_per_hour == pytest.approx((prior.hazard_per_hour * 24 + 1) / (24 + 20))

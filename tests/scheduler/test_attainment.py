@@ -72,25 +72,41 @@ def test_on_demand_never_misses_and_a_short_plan_always_does() -> None:
 
 
 def test_hedges_remove_the_events_they_cover() -> None:
-    """Two AZs of one region at 1 loss/h, replacement 10 min, availability 0.9: each AZ is down
-    with d = 1/6/0.9; half of it as region shocks (rho = 0.5)."""
+    """Two AZs of one region at 1 loss/h, replacement 10 min, availability 0.9: each AZ's d is
+    1/6/0.9; with rho = 0.5, independent outages a, b (d / 2 each) and the shock s (d / 2)."""
     d = TAU_H / 0.9
+    half = d / 2
     unhedged = [_pool("a", 500, 1.0), _pool("b", 0.0, 1.0)]
     risk = plan_risk(
         unhedged, slo_tokens_per_second=500, replacement_hours=TAU_H, region_correlation=0.5
     )
-    # The AZ alone (d - shock) or the region shock (0.5 d): a miss either way.
-    assert risk.attainment == pytest.approx(1 - d)
+    # Only zone a serves (b holds nothing, so has no outage): a alone or the shock miss.
+    assert risk.attainment == pytest.approx((1 - half) * (1 - half))
     hedged = [_pool("a", 500, 1.0), _pool("b", 500, 1.0)]
     risk = plan_risk(
         hedged, slo_tokens_per_second=500, replacement_hours=TAU_H, region_correlation=0.5
     )
-    # Each AZ alone is covered; the shock (0.5 d) and the pair of independent outages are not.
-    assert risk.attainment == pytest.approx(1 - 0.5 * d - (0.5 * d) ** 2)
+    # Each AZ alone is covered; the shock, and a with b, are not.
+    assert risk.attainment == pytest.approx((1 - half) * (1 - half * half), rel=1e-9)
     assert risk.worst_event == "all of r1"
     across = [_pool("a", 500, 1.0), _pool("b", 500, 1.0, region="r2")]
     risk = plan_risk(
         across, slo_tokens_per_second=500, replacement_hours=TAU_H, region_correlation=0.5
     )
-    # Across regions only two simultaneous outages miss: d^2 to second order.
-    assert risk.attainment == pytest.approx(1 - d * d)
+    # Across regions a zone is down alone or by its region's shock, q = 1 - (1 - d / 2)^2 (about
+    # d): only both at once miss.
+    q = 1 - (1 - half) ** 2
+    assert risk.attainment == pytest.approx(1 - q * q, rel=1e-9)
+
+
+def test_many_zones_are_not_counted_twice() -> None:
+    """Twenty zones of twenty regions, each down 10% of the time, 500 tok/s each, SLO 9,001:
+    any two down at once miss. Exactly, P(two or more of 20) = 1 - 0.9^20 - 2 * 0.9^19."""
+    pools = [
+        PlannedPool(f"r{i}", "z", "spot", 500.0, 0.6, 1.0) for i in range(20)
+    ]  # d = 0.6 x 1/6 = 0.1
+    risk = plan_risk(
+        pools, slo_tokens_per_second=9001, replacement_hours=TAU_H, region_correlation=0.0
+    )
+    exact = 1 - 0.9**20 - 20 * 0.1 * 0.9**19
+    assert 1 - risk.attainment == pytest.approx(exact, rel=1e-9)

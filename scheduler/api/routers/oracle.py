@@ -12,11 +12,11 @@ from oracle.models import BenchmarkRunModel
 from oracle.stats import pool_stats, pool_stats_to_dict
 from scheduler.api.auth import ContextDep, ReadAuth
 from scheduler.api.responses import errors
-from scheduler.api.schemas import BenchmarkResponse, PoolPriceResponse
+from scheduler.api.schemas import BenchmarkResponse, Name, PoolPriceResponse
 
 router = APIRouter(tags=["oracle"], dependencies=[ReadAuth], responses=errors(401, 403, 503))
 
-Names = Annotated[list[Annotated[str, Query(max_length=64)]] | None, Query(max_length=100)]
+Names = Annotated[list[Annotated[Name, Query(max_length=64)]] | None, Query(max_length=100)]
 
 
 @router.get("/prices", summary="Spot pool price statistics (the oracle's view now)")
@@ -34,7 +34,7 @@ def get_prices(
 @router.get("/benchmarks", summary="Goodput figures per model and instance type")
 def get_benchmarks(
     context: ContextDep,
-    model: Annotated[str | None, Query(max_length=256)] = None,
+    model: Annotated[Name | None, Query(max_length=256)] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[BenchmarkResponse]:
     with transaction(context.engine) as session:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Response
 from scheduler.api.auth import ContextDep, ReadAuth
 from scheduler.api.errors import ApiError
 from scheduler.api.responses import errors
-from scheduler.api.schemas import MAX_TOKENS_PER_SECOND, RecommendationResponse
+from scheduler.api.schemas import MAX_TOKENS_PER_SECOND, Name, RecommendationResponse
 from scheduler.slo import parse_slo
 
 router = APIRouter(tags=["plans"])
@@ -29,8 +29,8 @@ router = APIRouter(tags=["plans"])
 )
 async def get_recommendations(
     context: ContextDep,
-    slo: Annotated[str, Query(description="Throughput SLO, e.g. 500tok/s", max_length=64)],
-    model: Annotated[str | None, Query(max_length=256)] = None,
+    slo: Annotated[Name, Query(description="Throughput SLO, e.g. 500tok/s", max_length=64)],
+    model: Annotated[Name | None, Query(max_length=256)] = None,
     if_none_match: Annotated[str | None, Header(max_length=256)] = None,
 ) -> Response:
     tokens_per_second = parse_slo(slo)

@@ -16,7 +16,7 @@ from scheduler.api.app import create_app
 from scheduler.api.context import ApiContext
 from scheduler.config import PlannerConfig, ServiceConfig, Settings
 from scheduler.services.recommendations import RecommendationCache, SnapshotRecommender
-from tests.scheduler.service.market import MODEL, seed_market
+from tests.scheduler.market import MODEL, seed_market
 
 TOKEN = "fuzz-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -21,7 +21,7 @@ from scheduler.config import ServiceConfig, Settings
 from scheduler.models import EventModel, PlanModel
 from scheduler.services.recommendations import RecommendationCache
 from tests.scheduler.api.conftest import AUTH, TOKEN, market_app
-from tests.scheduler.service.helpers import interruption
+from tests.scheduler.fleet_helpers import interruption
 
 JSON_HEADERS = {**AUTH, "Content-Type": "application/json"}
 
@@ -67,6 +67,24 @@ def test_event_times_out_of_range_and_fields_over_their_columns_are_422(
     for change, field in TOO_LONG:
         event = {**interruption("i-0123456789abcdef0"), **change}
         assert field in _refused(client.post("/events/ec2", json=event, headers=AUTH), 422)
+    assert _stored(engine) == (0, 0)
+
+
+def test_control_characters_in_names_are_422_not_a_postgresql_500(
+    client: TestClient, engine: Engine
+) -> None:
+    nul = "a\x00b"
+    for method, path, body, field in [
+        ("get", "/benchmarks?model=a%00b", None, "model"),
+        ("get", "/prices?region=a%00b", None, "region"),
+        ("get", "/recommendations?slo=500tok/s&model=a%00b", None, "model"),
+        ("post", "/events/ec2", {**interruption("i-1"), "id": nul}, "id"),
+        ("post", "/events/ec2", interruption(nul), "resources[0]"),
+        ("post", "/events/ec2", {**interruption("i-1"), "source": nul}, "source"),
+        ("post", "/plans", {"slo": "500tok/s", "model": nul}, "model"),
+    ]:
+        response = client.request(method, path, json=body, headers=AUTH)
+        assert field in _refused(response, 422)
     assert _stored(engine) == (0, 0)
 
 

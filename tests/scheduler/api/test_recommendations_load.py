@@ -104,6 +104,32 @@ def test_excess_uncached_plans_get_503_busy_while_cached_reads_are_served(
     assert gate.calls == [1.0, 2.0]  # one computation for the two requests of 2 tok/s; 3 none
 
 
+def test_a_plan_past_its_time_to_live_is_served_while_the_planners_are_busy(
+    sqlite_engine: Engine,
+) -> None:
+    gate = _Gate()
+    cache = RecommendationCache(sqlite_engine, gate, ttl_s=0.5, max_concurrent=1, queue_wait_s=0.2)
+    context = ApiContext(
+        engine=sqlite_engine,
+        settings=Settings(service=ServiceConfig(name="llm-test")),
+        actuator_factory=lambda: pytest.fail("reads never build the actuator"),
+        recommendations=cache,
+    )
+    with TestClient(create_app(context)) as client:
+        first = client.get("/recommendations?slo=1tok/s")
+        slow = threading.Thread(target=client.get, args=("/recommendations?slo=2tok/s",))
+        slow.start()
+        assert gate.started.wait(30)
+        threading.Event().wait(0.6)  # the plan of 1 tok/s outlives its time to live
+        assert cache.peek(1.0, "meta-llama/Llama-3.1-8B-Instruct") == (None, False)
+        again = client.get("/recommendations?slo=1tok/s")  # no slot: the unchanged plan
+        assert again.status_code == 200 and again.headers["ETag"] == first.headers["ETag"]
+        assert client.get("/recommendations?slo=3tok/s").status_code == 503  # never planned
+        gate.release.set()
+        slow.join(30)
+    assert gate.calls == [1.0, 2.0]
+
+
 def test_a_new_service_plans_on_the_embedded_sample_and_says_so(sqlite_engine: Engine) -> None:
     """`scheduler serve` on a new machine: the same embedded default as `scheduler plan`."""
     app = app_for(sqlite_engine, Settings())
@@ -116,3 +142,69 @@ def test_a_new_service_plans_on_the_embedded_sample_and_says_so(sqlite_engine: E
         assert body["allocations"] and body["cost_usd_per_hour"] > 0
         again = client.get("/recommendations?slo=600tok/s").json()
         assert "sample" in again["provenance"]
+
+
+def test_a_dead_planning_worker_is_replaced_and_its_request_answered_busy(
+    sqlite_engine: Engine,
+) -> None:
+    import multiprocessing
+    import os
+    import signal
+
+    from scheduler.config import PlannerConfig
+    from scheduler.errors import BusyError
+    from scheduler.services.recommendations import ProcessRecommender
+    from tests.scheduler.api.conftest import ZONES
+    from tests.scheduler.market import MODEL, seed_market
+
+    seed_market(sqlite_engine, ZONES, {("use1-az6", "g5.xlarge"): 0.3})
+    settings = Settings(planner=PlannerConfig(model=MODEL, hedge="none"))
+    before = set(multiprocessing.active_children())
+    recommender = ProcessRecommender(sqlite_engine, settings, workers=1, max_age_s=60)
+    try:
+        assert recommender(500.0, MODEL)["allocations"]
+        (worker,) = set(multiprocessing.active_children()) - before  # the planning worker
+        os.kill(worker.pid or 0, signal.SIGKILL)
+        worker.join(10)
+        with pytest.raises(BusyError):
+            recommender(600.0, MODEL)
+        assert recommender(600.0, MODEL)["slo_tokens_per_second"] == 600.0
+    finally:
+        recommender.close()
+
+
+def test_the_fingerprint_changes_with_every_table_a_plan_reads(sqlite_engine: Engine) -> None:
+    from datetime import UTC, datetime
+
+    from oracle.db import transaction
+    from oracle.models import InstanceTypeModel, ServiceQuotaModel
+    from scheduler.services.recommendations import fingerprint
+
+    seen = {fingerprint(sqlite_engine)}
+    now = datetime.now(UTC)
+    rows = [
+        InstanceTypeModel(
+            instance_type="g9.xlarge",
+            family="g9",
+            accelerator_name="X1",
+            accelerator_count=1,
+            accelerator_memory_mib_each=24576,
+            vcpus=4,
+            memory_mib=16384,
+            source="file",
+            observed_at=now,
+        ),
+        ServiceQuotaModel(
+            region="us-east-1",
+            quota_code="L-3819A6DF",
+            quota_name="All G and VT Spot Instance Requests",
+            value_vcpus=64.0,
+            source="file",
+            observed_at=now,
+        ),
+    ]
+    for row in rows:
+        with transaction(sqlite_engine) as session:
+            session.add(row)
+        seen.add(fingerprint(sqlite_engine))
+    assert len(seen) == 3

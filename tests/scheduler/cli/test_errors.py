@@ -22,6 +22,7 @@ from oracle import db
 from oracle.importers import base as importer_base
 from scheduler.cli import boundary
 from scheduler.cli.main import app
+from scheduler.errors import ConflictError
 from tests.oracle.importers.helpers import row_counts
 from tests.scheduler.cli.tcp_proxy import cutting_proxy
 
@@ -286,9 +287,10 @@ def test_another_applications_database_gets_none_of_our_tables(
         connection.execute(sa.text("INSERT INTO customers VALUES (1, 'Ada')"))
     monkeypatch.setenv("SCHEDULER_DATABASE_URL", url)
 
-    assert_one_line_error(
-        run("oracle", "stats"), "holds tables of another application (customers)", "untouched"
-    )
+    for command in (["oracle", "stats"], ["db", "upgrade"]):
+        assert_one_line_error(
+            run(*command), "holds tables of another application (customers)", "untouched"
+        )
 
     with engine.connect() as connection:
         assert sa.inspect(connection).get_table_names() == ["customers"]
@@ -399,3 +401,19 @@ def _revision(url: str) -> str | None:
         return db.current_revision(engine)
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_scheduler_error_is_one_line_with_its_exit_code(
+    run: Run, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(*_: object, **__: object) -> None:
+        raise ConflictError("the fleet is busy applying plan 3; retry when it is done")
+
+    monkeypatch.setattr("scheduler.cli.oracle_stats._stats", refused)
+    code, _, err = run("oracle", "stats")
+
+    assert code == ConflictError.exit_code
+    assert err.strip().splitlines() == [
+        "error: the fleet is busy applying plan 3; retry when it is done"
+    ]

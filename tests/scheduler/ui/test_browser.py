@@ -15,7 +15,7 @@ import pytest
 
 from scheduler.backtest.report import CHARTS
 from scheduler.ui.render import number, usd
-from tests.scheduler.service.helpers import interruption
+from tests.scheduler.fleet_helpers import interruption
 from tests.scheduler.ui.conftest import TOKEN, LiveService
 
 VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}

@@ -32,7 +32,7 @@ from scheduler.services.wiring import recommend
 from scheduler.ui.market import market_history
 from scheduler.ui.savings import savings
 from scheduler.ui.timeline import interruptions
-from tests.scheduler.service.market import MODEL, REGION, seed_market, set_spot_price
+from tests.scheduler.market import MODEL, REGION, seed_market, set_spot_price
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 ZONES = [("us-east-1a", "use1-az6"), ("us-east-1b", "use1-az1")]

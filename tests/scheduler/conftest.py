@@ -1,5 +1,6 @@
-"""Fixtures of the service tests: moto's server mode for EC2, SQS and ELBv2, and replicas
-served by bench.fakeserver (OpenAI-compatible, with vLLM-like /metrics)."""
+"""Fixtures of the fleet tests (actuator, services, API, jobs, command line): moto's server
+mode for EC2, SQS and ELBv2, and replicas served by bench.fakeserver (OpenAI-compatible, with
+vLLM-like /metrics)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[...
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    httpx.post(f"{moto_url}/moto-api/reset")
+    # A generous timeout: on a loaded machine the reset has taken over the default 5 s.
+    httpx.post(f"{moto_url}/moto-api/reset", timeout=60.0)
 
     def client(name: str, region: str = REGION) -> Any:
         return boto3.client(name, region_name=region, endpoint_url=moto_url)

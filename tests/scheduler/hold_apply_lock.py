@@ -1,6 +1,6 @@
 """Another process holding a service's apply lock, as a second applier would.
 
-``python -m tests.scheduler.service.hold_apply_lock URL SERVICE`` takes the lock, prints
+``python -m tests.scheduler.hold_apply_lock URL SERVICE`` takes the lock, prints
 ``held`` (or ``busy``), and keeps it until its standard input closes.
 """
 
@@ -22,7 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 def apply_lock_held_elsewhere(url: str, service: str) -> Iterator[None]:
     """Hold the apply lock of ``service`` in a separate process for the ``with`` block."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.scheduler.service.hold_apply_lock", url, service],
+        [sys.executable, "-m", "tests.scheduler.hold_apply_lock", url, service],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -17,7 +17,7 @@ from scheduler.actuator.types import Action
 from scheduler.config import Settings
 from scheduler.models import ActionModel
 from scheduler.plan_store import latest_applied_plan
-from tests.scheduler.service.helpers import (
+from tests.scheduler.fleet_helpers import (
     SpotRefused,
     allocation,
     hand_plan,

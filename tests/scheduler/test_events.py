@@ -18,7 +18,7 @@ from scheduler.actuator.reconcile import reconcile
 from scheduler.config import Settings
 from scheduler.events import handle_event, parse_event, poll_sqs
 from scheduler.models import EventModel
-from tests.scheduler.service.helpers import (
+from tests.scheduler.fleet_helpers import (
     allocation,
     ec2_event,
     hand_plan,
@@ -78,6 +78,11 @@ def test_interruption_launches_a_replacement_and_deregisters_the_target(
     aws("ec2").terminate_instances(InstanceIds=[victim])
     ended = ec2_event("EC2 Instance State-change Notification", victim, "e-2", state="terminated")
     assert handle_event(actuator, parse_event(ended), channel="api")["state"] == "PREEMPTED"
+
+    # A late warning for the instance already gone leaves the replica's final state alone.
+    late = handle_event(actuator, parse_event(interruption(victim, "e-3")), channel="api")
+    assert late["replica_id"] == after[victim][0]
+    assert replica_rows(engine)[victim][1] == "PREEMPTED"
 
 
 @pytest.mark.parametrize("early", [False, True])

@@ -1,6 +1,6 @@
 """Applies a plan and kills its own process (SIGKILL) at one launch, for the crash test.
 
-Usage: python -m tests.scheduler.service.crash_apply DB_URL MOTO_URL PLAN_ID SUBNETS_JSON IMAGE
+Usage: python -m tests.scheduler.actuator.crash_apply DB_URL MOTO_URL PLAN_ID SUBNETS_JSON IMAGE
        LAUNCH_NUMBER {before-call,after-call}
 """
 

@@ -16,7 +16,7 @@ from scheduler.jobs import rebalance as rebalance_job
 from scheduler.jobs.context import JobContext, set_current
 from scheduler.models import JobRunModel
 from scheduler.services.planning import plan_and_store, planner_replanner
-from tests.scheduler.service.market import MODEL, seed_market
+from tests.scheduler.market import MODEL, seed_market
 
 
 @pytest.mark.parametrize("mode", ["fixed", "load"])

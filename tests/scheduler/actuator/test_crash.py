@@ -20,7 +20,7 @@ from scheduler.actuator.ec2 import TAG_SERVICE, TAG_TOKEN
 from scheduler.actuator.executor import Actuator
 from scheduler.actuator.reconcile import reconcile
 from scheduler.models import LIVE_STATES, ReplicaModel
-from tests.scheduler.service.helpers import allocation, hand_plan, running_by_pool, wanted_by_pool
+from tests.scheduler.fleet_helpers import allocation, hand_plan, running_by_pool, wanted_by_pool
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -42,7 +42,7 @@ def test_kill_mid_apply_then_restart_leaves_no_orphan_and_no_duplicate(
         [
             sys.executable,
             "-m",
-            "tests.scheduler.service.crash_apply",
+            "tests.scheduler.actuator.crash_apply",
             database_url,
             moto_url,
             str(plan_id),

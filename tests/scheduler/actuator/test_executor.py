@@ -15,7 +15,7 @@ from scheduler.actuator.ec2 import Ec2Adapter
 from scheduler.actuator.executor import Actuator
 from scheduler.config import Settings
 from scheduler.models import ActionModel, ReplicaModel
-from tests.scheduler.service.helpers import (
+from tests.scheduler.fleet_helpers import (
     SpotRefused,
     allocation,
     hand_plan,

@@ -14,7 +14,7 @@ from scheduler.api.context import ApiContext
 from scheduler.config import PlannerConfig, ServiceConfig, Settings
 from scheduler.services.recommendations import RecommendationCache
 from scheduler.services.wiring import recommend
-from tests.scheduler.service.market import MODEL, seed_market
+from tests.scheduler.market import MODEL, seed_market
 
 ZONES = [("us-east-1a", "use1-az6"), ("us-east-1b", "use1-az1"), ("us-east-1c", "use1-az2")]
 AUTH = {"Authorization": "Bearer k"}

@@ -23,7 +23,7 @@ from scheduler.actuator.executor import Actuator
 from scheduler.actuator.probe import is_ready
 from scheduler.config import PlannerConfig, Settings
 from scheduler.jobs.load import scrape_generated_tokens
-from tests.scheduler.service.helpers import allocation, hand_plan, replica_rows
+from tests.scheduler.fleet_helpers import allocation, hand_plan, replica_rows
 
 pytestmark = [pytest.mark.real_vllm, pytest.mark.xdist_group("real_vllm")]
 SERVED_NAME = "smollm2"

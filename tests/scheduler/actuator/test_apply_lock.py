@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from scheduler.actuator.apply_lock import apply_lock
-from tests.scheduler.service.hold_apply_lock import apply_lock_held_elsewhere
+from tests.scheduler.hold_apply_lock import apply_lock_held_elsewhere
 
 
 def test_a_lock_held_by_another_process_is_refused_until_released(

@@ -17,8 +17,8 @@ from scheduler.api.context import ApiContext
 from scheduler.config import ServiceConfig, Settings
 from scheduler.models import ActionModel, EventModel, PlanModel, ReplicaModel
 from scheduler.services.recommendations import RecommendationCache
-from tests.scheduler.service.helpers import allocation, interruption, running_by_pool
-from tests.scheduler.service.hold_apply_lock import apply_lock_held_elsewhere
+from tests.scheduler.fleet_helpers import allocation, interruption, running_by_pool
+from tests.scheduler.hold_apply_lock import apply_lock_held_elsewhere
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

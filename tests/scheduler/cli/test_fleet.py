@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 
 from bench.fakeserver import FakeServer, FakeServerConfig
 from scheduler.cli.main import app
-from tests.scheduler.service.helpers import running_by_pool
-from tests.scheduler.service.hold_apply_lock import apply_lock_held_elsewhere
-from tests.scheduler.service.market import MODEL, seed_market
+from tests.scheduler.fleet_helpers import running_by_pool
+from tests.scheduler.hold_apply_lock import apply_lock_held_elsewhere
+from tests.scheduler.market import MODEL, seed_market
 
 SCHEDULER = str(Path(sys.executable).parent / "scheduler")
 

@@ -17,13 +17,13 @@ from scheduler.events import handle_event, parse_event
 from scheduler.models import ReplicaModel
 from scheduler.services.planning import plan_and_store, planner_replanner
 from scheduler.services.rebalance import rebalance
-from tests.scheduler.service.helpers import (
+from tests.scheduler.fleet_helpers import (
     interruption,
     live_by_pool,
     replica_rows,
     running_by_pool,
 )
-from tests.scheduler.service.market import MODEL, seed_market, set_spot_price
+from tests.scheduler.market import MODEL, seed_market, set_spot_price
 
 SLO = 600.0
 
@@ -149,7 +149,7 @@ def test_spot_capacity_errors_replan_to_on_demand_with_the_real_planner(
     make_actuator: Callable[..., Actuator],
 ) -> None:
     from scheduler.actuator.ec2 import Ec2Adapter
-    from tests.scheduler.service.helpers import SpotRefused
+    from tests.scheduler.fleet_helpers import SpotRefused
 
     zones = network["zones"]
     seed_market(
@@ -187,7 +187,7 @@ def test_a_replacement_refused_for_capacity_is_replanned(
     make_actuator: Callable[..., Actuator],
 ) -> None:
     from scheduler.actuator.ec2 import Ec2Adapter
-    from tests.scheduler.service.helpers import SpotRefused
+    from tests.scheduler.fleet_helpers import SpotRefused
 
     client = SpotRefused(aws("ec2"), "InsufficientInstanceCapacity", "no capacity")
     refusing = {"on": False}
@@ -263,7 +263,7 @@ def test_a_rebalance_skips_while_another_process_applies(
     market_settings: Settings,
     make_actuator: Callable[..., Actuator],
 ) -> None:
-    from tests.scheduler.service.hold_apply_lock import apply_lock_held_elsewhere
+    from tests.scheduler.hold_apply_lock import apply_lock_held_elsewhere
 
     actuator, plan_id = _planned_actuator(engine, market_settings, make_actuator)
     actuator.apply(plan_id)
