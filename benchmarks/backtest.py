@@ -83,7 +83,8 @@ def main() -> None:
             days=args.days + LEAD_IN_DAYS,
             end=END,
             regions=regions,
-            instance_types=types,
+            # g5.xlarge's reference figure anchors the V100's estimate for the small model.
+            instance_types=[*types, "g5.xlarge"] if types else None,
         )
         ensure_goodput_figures(engine, model=DEFAULT_MODEL)
         ensure_goodput_figures(engine, model=model)
@@ -97,6 +98,8 @@ def main() -> None:
         engine.dispose()
     goodput = {name: fact for name, fact in goodput.items() if name in _types(history)}
     print(f"{len(history.pools)} spot pools, {len(goodput)} types serve {model}")
+    if not goodput:
+        raise SystemExit(f"no instance type of the selection serves {model}")
     print(f"load average: {', '.join(f'{value:.1f}' for value in os.getloadavg())}")
     config = settings.backtest
     world = WorldOptions(
@@ -166,13 +169,15 @@ def _print(result: BacktestResult, slo: float, seconds: list[float]) -> None:
     if planner is None:
         return
     hedge = rows.get("spot-hedge")
-    if hedge is not None:
+    if hedge is not None and hedge["cost_usd"] > 0:
         print(
             f"  planner / spot-hedge cost: {planner['cost_usd'] / hedge['cost_usd']:.3f} "
             f"(goal <= 0.85), attainment {planner['slo_attainment'] * 100:.3f}% vs "
             f"{hedge['slo_attainment'] * 100:.3f}%"
         )
     bound = rows["hindsight-hedged"]["cost_usd"]
+    if not 0 < bound < float("inf"):
+        return
     print(
         f"  planner / hindsight-hedged: {planner['cost_usd'] / bound:.3f} (goal <= 1.15); "
         f"planner attainment {planner['slo_attainment'] * 100:.3f}% (goal >= 99.9%)"
