@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import linprog
 
 from scheduler.solver.problem import FEASIBILITY_TOL, Mix, Problem
 
@@ -271,6 +270,8 @@ def _capacity_lp(
             row[mine] = 1.0 / rows[c, pairs[mine, 1]]
             a_ub.append(row)
             b_ub.append(float(instances[c]))
+    from scipy.optimize import linprog  # only when a mix is planned
+
     result = linprog(objective, A_ub=np.array(a_ub), b_ub=np.array(b_ub), method="highs")
     if result.status != 0:
         return 0.0, weights
@@ -370,6 +371,8 @@ def _class_routing(
     for c in range(len(rows)):
         a_ub.append(np.where(pairs[:, 0] == c, time_per_token, 0.0))
         b_ub.append(float(instances[c]))
+    from scipy.optimize import linprog  # only when a mix is planned
+
     result = linprog(objective, A_ub=np.array(a_ub), b_ub=np.array(b_ub), method="highs")
     return np.asarray(result.x, dtype=np.float64) if result.status == 0 else None
 
