@@ -15,7 +15,7 @@ from pathlib import Path
 from oracle.db import make_engine
 from scheduler.actuator.apply_lock import apply_lock
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
