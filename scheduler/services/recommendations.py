@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -78,16 +79,28 @@ RECHECK_S = 1.0
 #: How much lower the planning workers' scheduling priority is than the serving process's.
 WORKER_NICENESS = 10
 
-#: (slo tokens/s, model) -> the planner's JSON document.
-Recommender = Callable[[float, str], dict[str, Any]]
+#: (slo tokens/s, model) -> the planner's JSON document, or that document already encoded by
+#: :func:`encode_document` (a planning process encodes it, so that the serving process only
+#: forwards bytes and never holds its GIL for a large document).
+Recommender = Callable[[float, str], dict[str, Any] | bytes]
 Key = tuple[float, str]
+
+
+def encode_document(document: dict[str, Any]) -> bytes:
+    """The response body of a recommendation: canonical JSON (sorted keys, no NaN)."""
+    return json.dumps(document, sort_keys=True, default=str, allow_nan=False).encode()
 
 
 @dataclass(frozen=True)
 class Recommendation:
-    document: dict[str, Any]
     body: bytes
     etag: str
+
+    @cached_property
+    def document(self) -> dict[str, Any]:
+        """The planner's document, decoded from the body when a page needs its fields."""
+        decoded: dict[str, Any] = json.loads(self.body)
+        return decoded
 
 
 def fingerprint(engine: Engine) -> str:
@@ -267,10 +280,10 @@ class RecommendationCache:
 
     def _compute(self, key: Key) -> Recommendation:
         current = self.fingerprint()
-        document = self._recommend(*key)
-        body = json.dumps(document, sort_keys=True, default=str, allow_nan=False).encode()
+        answer = self._recommend(*key)
+        body = answer if isinstance(answer, bytes) else encode_document(answer)
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-        made = Recommendation(document, body, etag)
+        made = Recommendation(body, etag)
         now = time.monotonic()
         with self._lock:
             self._entries[key] = (now, current, made)
@@ -395,19 +408,17 @@ class ProcessRecommender:
         self._max_age_s = max_age_s
         self._pool = self._start()
 
-    def __call__(self, slo_tokens_per_second: float, model: str) -> dict[str, Any]:
+    def __call__(self, slo_tokens_per_second: float, model: str) -> bytes:
         notes = self._ensure(model)
         pool = self._pool
         try:
-            document = pool.submit(_plan_in_worker, slo_tokens_per_second, model).result()
+            return pool.submit(_plan_in_worker, slo_tokens_per_second, model, notes).result()
         except BrokenProcessPool:
             log.error("a planning worker died; starting new ones")
             with self._lock:
                 if self._pool is pool:
                     self._pool = self._start()
             raise BusyError("a planning worker restarted; retry", retry_after_s=1.0) from None
-        document["notes"] = [*notes, *document["notes"]]
-        return document
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -453,5 +464,8 @@ def _start_worker(database_url: str, settings: Settings, max_age_s: float) -> No
     _worker[:] = [SnapshotRecommender(engine, settings, max_age_s=max_age_s, ensure=False)]
 
 
-def _plan_in_worker(slo_tokens_per_second: float, model: str) -> dict[str, Any]:
-    return _worker[0](slo_tokens_per_second, model)
+def _plan_in_worker(slo_tokens_per_second: float, model: str, notes: tuple[str, ...]) -> bytes:
+    """Plan in this worker and encode the answer here: the serving process gets bytes."""
+    document = _worker[0](slo_tokens_per_second, model)
+    document["notes"] = [*notes, *document["notes"]]
+    return encode_document(document)

@@ -4,6 +4,7 @@ sample market on an empty oracle, said so in the answer."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -162,13 +163,13 @@ def test_a_dead_planning_worker_is_replaced_and_its_request_answered_busy(
     before = set(multiprocessing.active_children())
     recommender = ProcessRecommender(sqlite_engine, settings, workers=1, max_age_s=60)
     try:
-        assert recommender(500.0, MODEL)["allocations"]
+        assert json.loads(recommender(500.0, MODEL))["allocations"]
         (worker,) = set(multiprocessing.active_children()) - before  # the planning worker
         os.kill(worker.pid or 0, signal.SIGKILL)
         worker.join(10)
         with pytest.raises(BusyError):
             recommender(600.0, MODEL)
-        assert recommender(600.0, MODEL)["slo_tokens_per_second"] == 600.0
+        assert json.loads(recommender(600.0, MODEL))["slo_tokens_per_second"] == 600.0
     finally:
         recommender.close()
 
