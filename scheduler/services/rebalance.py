@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -33,27 +33,11 @@ from scheduler.actuator.types import Action, FleetReplica
 from scheduler.config import JobsConfig, Settings
 from scheduler.models import ReplicaModel
 from scheduler.plan_store import latest_applied_plan
-from scheduler.planning.rebalance_rule import RebalanceRule, decide_rebalance
+from scheduler.planning.rebalance_rule import RebalanceRule, RuleDecision, decide_rebalance
 
 
-@dataclass
-class RebalanceDecision:
-    act: bool
-    reason: str
-    current_usd_per_hour: float
-    planned_usd_per_hour: float
-    launches: list[Action] = field(default_factory=list)
-    terminations: list[Action] = field(default_factory=list)
-
-    @property
-    def saving_usd_per_hour(self) -> float:
-        return self.current_usd_per_hour - self.planned_usd_per_hour
-
-    @property
-    def saving_pct(self) -> float:
-        if self.current_usd_per_hour <= 0:
-            return 0.0
-        return 100.0 * self.saving_usd_per_hour / self.current_usd_per_hour
+class RebalanceDecision(RuleDecision[Action]):
+    """The shared rule's decision on the actuator's actions, as the API and the job report it."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,14 +85,7 @@ def decide(
         planned_usd_per_hour=planned_usd_per_hour,
         slo_changed=slo_changed,
     )
-    return RebalanceDecision(
-        rule.act,
-        rule.reason,
-        current_usd_per_hour,
-        planned_usd_per_hour,
-        launches=rule.launches,
-        terminations=rule.terminations,
-    )
+    return RebalanceDecision(**{f.name: getattr(rule, f.name) for f in fields(rule)})
 
 
 @dataclass
