@@ -42,7 +42,8 @@ from oracle.reference import DEFAULT_MODEL, ensure_goodput_figures
 from oracle.sample import ingest_sample
 from scheduler.backtest import report
 from scheduler.backtest.market import MarketHistory
-from scheduler.backtest.simulate import BacktestOptions, BacktestResult, run_backtest
+from scheduler.backtest.service import configured_options
+from scheduler.backtest.simulate import BacktestResult, run_backtest
 from scheduler.backtest.world import WorldOptions
 from scheduler.config import POLICY_NAMES, Settings
 
@@ -109,7 +110,8 @@ def main() -> None:
         untraced="leave-out",
     )
     for slo in (float(value) for value in args.slos.split(",")):
-        options = BacktestOptions(
+        options = configured_options(
+            settings,
             slo_tokens_per_second=slo,
             start=END - timedelta(days=args.days),
             end=END,
@@ -117,15 +119,6 @@ def main() -> None:
             policies=tuple(name for name in args.policies.split(",") if name),
             model=model,
             seed=args.seed,
-            startup_s=config.startup_s,
-            drain_s=config.drain_s,
-            planner_interval_s=config.planner_interval_s,
-            avoid_after_interruption_s=config.avoid_after_interruption_s,
-            rebalance_min_saving_pct=settings.jobs.rebalance_min_saving_pct,
-            rebalance_min_saving_usd_per_hour=settings.jobs.rebalance_min_saving_usd_per_hour,
-            rebalance_min_dwell_s=settings.jobs.rebalance_min_dwell_s,
-            rebalance_max_actions=settings.jobs.rebalance_max_actions,
-            planner=settings.planner,
             world=world,
         )
         results: list[BacktestResult] = []

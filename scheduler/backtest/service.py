@@ -106,7 +106,8 @@ def backtest(
             f"--from {window_start.isoformat()} is not before --to {window_end.isoformat()}; "
             "pass a window inside the oracle's history"
         )
-    options = BacktestOptions(
+    options = configured_options(
+        settings,
         slo_tokens_per_second=slo_tokens_per_second,
         start=window_start,
         end=window_end,
@@ -114,22 +115,6 @@ def backtest(
         policies=chosen,
         model=model_name,
         seed=config.seed if seed is None else seed,
-        startup_s=config.startup_s,
-        drain_s=config.drain_s,
-        planner_interval_s=config.planner_interval_s,
-        avoid_after_interruption_s=config.avoid_after_interruption_s,
-        rebalance_min_saving_pct=settings.jobs.rebalance_min_saving_pct,
-        rebalance_min_saving_usd_per_hour=settings.jobs.rebalance_min_saving_usd_per_hour,
-        rebalance_min_dwell_s=settings.jobs.rebalance_min_dwell_s,
-        rebalance_max_actions=settings.jobs.rebalance_max_actions,
-        interruptions=InterruptionModel(
-            rate_scale=config.interruption_rate_scale,
-            near_on_demand_fraction=config.near_on_demand_fraction,
-            at_on_demand_multiplier=config.at_on_demand_multiplier,
-            unknown_band_index=config.unknown_band_index,
-            traces={key: Path(value).expanduser() for key, value in config.traces.items()},
-        ),
-        planner=settings.planner,
         world=WorldOptions(
             name=world_name,
             trace_dir=config.trace_dir,
@@ -180,3 +165,46 @@ def _priced_from(history: MarketHistory) -> datetime:
 
 def _datetime(seconds: float) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+
+
+def configured_options(
+    settings: Settings,
+    *,
+    slo_tokens_per_second: float,
+    start: datetime,
+    end: datetime,
+    tick_s: float,
+    policies: tuple[str, ...],
+    model: str,
+    seed: int,
+    world: WorldOptions,
+) -> BacktestOptions:
+    """The replay's options: this run's choices, the rest from ``[backtest]``, the rebalancer's
+    thresholds (``[jobs]``) and the planner's settings."""
+    config = settings.backtest
+    return BacktestOptions(
+        slo_tokens_per_second=slo_tokens_per_second,
+        start=start,
+        end=end,
+        tick_s=tick_s,
+        policies=policies,
+        model=model,
+        seed=seed,
+        startup_s=config.startup_s,
+        drain_s=config.drain_s,
+        planner_interval_s=config.planner_interval_s,
+        avoid_after_interruption_s=config.avoid_after_interruption_s,
+        rebalance_min_saving_pct=settings.jobs.rebalance_min_saving_pct,
+        rebalance_min_saving_usd_per_hour=settings.jobs.rebalance_min_saving_usd_per_hour,
+        rebalance_min_dwell_s=settings.jobs.rebalance_min_dwell_s,
+        rebalance_max_actions=settings.jobs.rebalance_max_actions,
+        interruptions=InterruptionModel(
+            rate_scale=config.interruption_rate_scale,
+            near_on_demand_fraction=config.near_on_demand_fraction,
+            at_on_demand_multiplier=config.at_on_demand_multiplier,
+            unknown_band_index=config.unknown_band_index,
+            traces={key: Path(value).expanduser() for key, value in config.traces.items()},
+        ),
+        planner=settings.planner,
+        world=world,
+    )
