@@ -29,6 +29,13 @@ def cost_lower_bound(problem: Problem, *, enough: float | None = None) -> float 
     costs_only = dataclasses.replace(
         problem, running=None, switch_cost_usd_per_hour=None, risk=None
     )
+    if problem.mix is not None and problem.mix.scenario_losses is None:
+        # Each group's loss routed on its own; with two losses every pair would be a block
+        # (G^2 / 2), so the pairs are left to the single-number rows: still a lower bound.
+        singles = tuple((a,) for a in range(len(problem.hedge_group_names)))
+        costs_only = dataclasses.replace(
+            costs_only, mix=dataclasses.replace(problem.mix, scenario_losses=singles)
+        )
     if enough is not None:
         quick = rate_bound(costs_only)
         if quick >= enough:

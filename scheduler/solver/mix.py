@@ -7,19 +7,20 @@ Buckets k = 1..K of the workload, with ``w_k`` the bucket's share of the output 
 (``sum_k w_k = 1``) and ``g_pk`` the goodput of one instance of pool p when it serves bucket k
 only (0: it cannot). Pools with the same goodput row (the same instance type) form a class
 ``c(p)``; a class's instances are interchangeable for routing, so routing is per class.
-Scenarios s: ``0`` (nothing lost; demand ``D_0 = R``) and, with the hedge, each hedge group a
-(its spot pools lost; demand ``D_a = S``). Continuous ``t_sck >= 0``: the tok/s of bucket k
+Scenarios s: ``()`` (nothing lost; demand ``D_s = R``) and, with the hedge, each loss set A the
+plan must survive (demand ``D_s = S``): every hedge group (``az``, ``region``), or every pair of
+groups (``two-az``, :func:`all_losses`). Continuous ``t_sck >= 0``: the tok/s of bucket k
 routed to class c in scenario s (only where ``w_k > 0`` and ``g_ck > 0``).
 
 Rows (family ``mix``)
 ---------------------
-    (mix demand)    sum_c t_sck >= w_k D_s                           every s, k
-    (mix capacity)  sum_k t_sck / g_ck - sum_{p in c, a(p) != s} x_p <= 0    every s, c
+    (mix demand)    sum_c t_sck >= w_k D_s                                   every s, k
+    (mix capacity)  sum_k t_sck / g_ck - sum_{p in c, a(p) not in A_s} x_p <= 0    every s, c
 
 An instance serving a share of its time on each bucket makes ``sum_k t_k / g_k <= 1`` of them
 (time-slicing, as Mélange's slices); so a plan meets the mix in scenario s exactly when some
 routing meets these rows, and the hedge holds for the whole mix after the worst loss because
-every group's scenario is routed on its own (the load balancer re-routes after a loss). The
+every loss set's scenario is routed on its own (the load balancer re-routes after a loss). The
 single-number rows of the package docstring stay, written on ``g_p = max_k g_pk`` (over the
 buckets with ``w_k > 0``): every plan that meets the mix rows meets them (a class serves at most
 ``max_k g_ck`` tok/s per instance), so they are implied, and their cuts still tighten the LP.
@@ -27,23 +28,34 @@ The cost bound of :func:`scheduler.solver.model.cost_upper_bounds` uses ``min_k 
 buckets the pool serves instead (a pool never needs more instances than serving all demand of
 its slowest bucket takes). With one bucket the mix rows say what the single-number rows say.
 
-Limits: the mix is exact for the loss of any one hedge group; with ``hedge_losses = 2``
-(``two-az``) the pair rows hold on ``max_k g_pk`` only, which can overstate what survives two
-losses. The risk estimate of the planner reads ``goodput_tokens_per_second`` (``max_k g_pk``)
-too.
+Lazily: a routing block per loss set is G blocks (G^2 / 2 with two losses), so
+:func:`scheduler.solver.mix_diagnosis.solve_lazily` writes the loss scenarios as hedge cuts
+(:mod:`scheduler.solver.mix_cuts`, exact in the limit) and routing blocks only where a cut
+makes no progress, and checks every loss set of the plan it ends with (:func:`unmet_losses`):
+the hedge is exact for every depth, one group or two. The risk estimate of the planner reads
+``goodput_tokens_per_second`` (``max_k g_pk``).
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+
 import numpy as np
 from numpy.typing import NDArray
 
-from scheduler.solver.problem import FEASIBILITY_TOL, Mix, Problem
+from scheduler.solver.mix_cuts import (
+    Row,
+    cut_column_count,
+    cut_columns,
+    cut_goodput,
+    cut_rows,
+    loss_size,
+)
+from scheduler.solver.problem import FEASIBILITY_TOL, Mix, Problem, group_sums
 
 #: Instance counts of a plan, or a fractional one (the LP relaxation's).
 Counts = NDArray[np.int64] | NDArray[np.float64]
-#: A mix row family: (column indices, values, lower bound, upper bound) per row.
-Row = tuple[NDArray[np.int64], NDArray[np.float64], float, float]
 
 
 def max_goodput(mix: Mix) -> NDArray[np.float64]:
@@ -65,47 +77,111 @@ def classes(mix: Mix) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     return rows, np.asarray(inverse, dtype=np.int64).reshape(-1)
 
 
-def scenarios(problem: Problem) -> list[tuple[int, float]]:
-    """(lost hedge group, demand) per scenario with rows: (-1, R) first, then (a, S) per group
-    a of ``mix.scenario_groups`` (every group when None)."""
-    out = [(-1, problem.required_tokens_per_second)]
+def all_losses(problem: Problem) -> tuple[tuple[int, ...], ...]:
+    """Every set of hedge groups the hedge must survive losing: each group, or each pair of
+    groups with two losses (:func:`scheduler.solver.mix_cuts.loss_size`)."""
+    groups = range(len(problem.hedge_group_names))
+    return tuple(itertools.combinations(groups, loss_size(problem)))
+
+
+def scenarios(problem: Problem) -> list[tuple[tuple[int, ...], float]]:
+    """(lost hedge groups, demand) per scenario with routing rows: ((), R) first, then (A, S)
+    per loss set A of ``mix.scenario_losses`` (:func:`all_losses` when None)."""
+    out: list[tuple[tuple[int, ...], float]] = [((), problem.required_tokens_per_second)]
     if problem.hedge and problem.mix is not None:
-        groups = problem.mix.scenario_groups
-        if groups is None:
-            groups = tuple(range(len(problem.hedge_group_names)))
-        out += [(a, problem.slo_tokens_per_second) for a in groups]
+        losses = problem.mix.scenario_losses
+        if losses is None:
+            losses = all_losses(problem)
+        out += [(lost, problem.slo_tokens_per_second) for lost in losses]
     return out
 
 
-def unmet_groups(problem: Problem, counts: Counts) -> list[int]:
-    """The hedge groups after whose loss the plan ``counts`` cannot serve S in the mix's
-    proportions. Only groups holding some of the plan are tried: losing any other leaves the
-    whole plan, which serves R >= S."""
-    if not problem.hedge:
+def worst_losses(problem: Problem, counts: Counts) -> list[tuple[int, ...]]:
+    """The loss sets that decide whether the plan ``counts`` keeps its hedge: losing more never
+    leaves more (the capacity LP only loses columns), so of the sets of
+    :func:`scheduler.solver.mix_cuts.loss_size` groups it is enough to try those made of groups
+    that hold some of the plan, padded with empty groups where fewer hold some. A set of empty
+    groups alone loses nothing: it is tried only when S > R (the plan's capacity must then
+    reach S too)."""
+    if not problem.hedge or not problem.hedge_group_names:
         return []
+    size = loss_size(problem)
+    groups = range(len(problem.hedge_group_names))
+    held = counts > 1e-9
+    occupied = [a for a in groups if np.any((problem.hedge_group == a) & held)]
+    if len(occupied) >= size:
+        return list(itertools.combinations(occupied, size))
+    if not occupied and problem.slo_tokens_per_second <= problem.required_tokens_per_second:
+        return []
+    empty = [a for a in groups if a not in occupied]
+    return [tuple(sorted(occupied + empty[: size - len(occupied)]))]
+
+
+def unmet_losses(
+    problem: Problem, counts: Counts, *, limit: int | None = None
+) -> list[tuple[int, ...]]:
+    """The loss sets (:func:`worst_losses`) after which the plan ``counts`` cannot serve S in
+    the mix's proportions, worst screened first.
+
+    A screen spares most capacity LPs: each instance time-sliced over the buckets in the mix's
+    proportions serves ``r_p = 1 / sum_k w_k / g_pk`` (a routing, so a lower bound on the
+    capacity), and a set whose survivors reach S so is met. ``limit``: try at most this many
+    LPs (a search for cuts; the after-solve check tries them all)."""
     slo = problem.slo_tokens_per_second
-    implied = slo <= problem.required_tokens_per_second
-    unmet = []
-    for a in range(len(problem.hedge_group_names)):
-        if implied and not np.any((problem.hedge_group == a) & (counts > 1e-9)):
-            continue
-        if mix_capacity(problem, counts, lost_group=a) < slo - FEASIBILITY_TOL * max(1.0, slo):
-            unmet.append(a)
-    return unmet
+    losses = worst_losses(problem, counts)
+    if not losses:
+        return []
+    assert problem.mix is not None
+    x = np.asarray(counts, dtype=np.float64)
+    alone = rate_alone(problem.mix) * x
+    spot = group_sums(problem, alone)
+    total = float(alone.sum())
+    screened = np.array([total - sum(spot[a] for a in lost) for lost in losses])
+    order = [i for i in np.argsort(screened, kind="stable") if screened[i] < slo]
+    if limit is not None:
+        order = order[:limit]
+    return [
+        losses[i]
+        for i in order
+        if mix_capacity(problem, counts, lost=losses[i]) < slo - FEASIBILITY_TOL * max(1.0, slo)
+    ]
+
+
+def rate_alone(mix: Mix) -> NDArray[np.float64]:
+    """tok/s of one instance serving the whole mix alone, time-sliced: ``1 / sum_k w_k / g_pk``
+    (0 when it lacks a bucket with a share)."""
+    served = mix.share > 0
+    g = mix.goodput[:, served]
+    with np.errstate(divide="ignore"):
+        time_per_token = np.where(g > 0, mix.share[served][None, :] / g, np.inf).sum(axis=1)
+    return np.where(np.isfinite(time_per_token), 1.0 / time_per_token, 0.0)
+
+
+def loss_name(problem: Problem, lost: tuple[int, ...]) -> str:
+    """The loss set's groups, joined by ``+``."""
+    return "+".join(problem.hedge_group_names[a] for a in lost)
+
+
+def _cut_goodputs(problem: Problem) -> list[NDArray[np.float64]]:
+    mix = problem.mix
+    assert mix is not None
+    return [cut_goodput(mix.goodput, np.asarray(w, dtype=np.float64)) for w in mix.cuts]
 
 
 def column_count(problem: Problem) -> int:
-    """Columns the mix adds to the model: U_k per bucket with a share, then routing."""
+    """Columns the mix adds to the model: U_k per bucket with a share, the cuts', then
+    routing."""
     if problem.mix is None:
         return 0
     rows, _ = classes(problem.mix)
     routing_count = len(scenarios(problem)) * int(np.count_nonzero(_routable(problem.mix, rows)))
-    return int(np.count_nonzero(problem.mix.share > 0)) + len(problem.mix.cuts) + routing_count
+    cuts = sum(cut_column_count(problem, g) for g in _cut_goodputs(problem))
+    return int(np.count_nonzero(problem.mix.share > 0)) + cuts + routing_count
 
 
 def mix_rows(problem: Problem, first_col: int) -> list[Row]:
     """The bucket rows, the hedge cuts and the mix demand and capacity rows, over the x
-    columns, the U_k columns from ``first_col`` on, the cuts' V columns, then the routing
+    columns, the U_k columns from ``first_col`` on, the cuts' columns, then the routing
     columns (scenario-major, then class, then bucket)."""
     mix = problem.mix
     assert mix is not None
@@ -115,14 +191,15 @@ def mix_rows(problem: Problem, first_col: int) -> list[Row]:
     per_scenario = len(pairs)
     out = _bucket_rows(problem, first_col)
     first_col += int(np.count_nonzero(mix.share > 0))
-    out += _cut_rows(problem, first_col)
-    first_col += len(mix.cuts)
+    for g in _cut_goodputs(problem):
+        out += cut_rows(problem, g, first_col)
+        first_col += cut_column_count(problem, g)
     for s, (lost, demand) in enumerate(scenarios(problem)):
         base = first_col + s * per_scenario
         for k in np.flatnonzero(mix.share > 0):
             columns = base + np.flatnonzero(pairs[:, 1] == k)
             out.append((columns, np.ones(len(columns)), float(mix.share[k] * demand), np.inf))
-        surviving = problem.hedge_group != lost if lost >= 0 else np.ones(problem.n, dtype=bool)
+        surviving = ~np.isin(problem.hedge_group, lost)
         for c in range(len(rows)):
             mine = np.flatnonzero(pairs[:, 0] == c)
             members = np.flatnonzero((class_of == c) & surviving)
@@ -136,44 +213,6 @@ def mix_rows(problem: Problem, first_col: int) -> list[Row]:
                     0.0,
                 )
             )
-    return out
-
-
-def cut_goodput(mix: Mix, weights: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``max_k mu_k g_pk`` per pool: the goodput of the single-number rows of one cut."""
-    return np.asarray(np.max(mix.goodput * weights[None, :], axis=1), dtype=np.float64)
-
-
-def _cut_rows(problem: Problem, first_col: int) -> list[Row]:
-    """(hedge cut) per weights ``mu`` of ``mix.cuts``: ``V_mu - sum_p h_p x_p = 0``,
-    ``sum_p min(g^mu_p, R) x_p >= R`` and ``V_mu - sum_{p: a(p) = a} h_p x_p >= S`` for every
-    hedge group a, with ``g^mu_p = max_k mu_k g_pk`` and ``h_p = min(g^mu_p, S)``.
-
-    Valid: by LP duality the mix capacity of instances X is ``min_mu sum_p X_p g^mu_p`` over
-    ``mu >= 0`` with ``sum_k mu_k w_k = 1``, so every plan that serves the mix after losing
-    group a meets these rows for every such mu (and capping at S or R changes no integer plan,
-    as in :func:`scheduler.solver.model.capped`). Exact in the limit: a plan that cannot serve
-    the mix after some loss breaks the rows of that scenario's own dual weights, which is how
-    :func:`scheduler.solver.mix_diagnosis.solve_lazily` picks the cuts. One cut holds every
-    group's hedge at the price of one column and two non-zeros per pool, where a scenario's
-    routing block costs a column per (type, bucket).
-    """
-    mix = problem.mix
-    assert mix is not None
-    out: list[Row] = []
-    pools = np.arange(problem.n, dtype=np.int64)
-    slo, required = problem.slo_tokens_per_second, problem.required_tokens_per_second
-    for j, weights in enumerate(mix.cuts):
-        v_col = first_col + j
-        g = cut_goodput(mix, np.asarray(weights))
-        h = np.minimum(g, slo)
-        out.append((np.append(pools, v_col), np.append(-h, 1.0), 0.0, 0.0))
-        out.append((pools, np.minimum(g, required), required, np.inf))
-        if not problem.hedge:
-            continue
-        for a in range(len(problem.hedge_group_names)):
-            members = np.flatnonzero((problem.hedge_group == a) & (h > 0))
-            out.append((np.append(members, v_col), np.append(-h[members], 1.0), slo, np.inf))
     return out
 
 
@@ -221,29 +260,29 @@ def _bucket_rows(problem: Problem, first_col: int) -> list[Row]:
     return out
 
 
-def mix_capacity(problem: Problem, counts: Counts, *, lost_group: int = -1) -> float:
-    """The most tok/s the plan ``counts`` serves in the mix's proportions (after losing
-    ``lost_group``'s spot pools when it is >= 0): max L with a routing of ``L w_k`` per bucket."""
-    return _capacity_lp(problem, counts, lost_group)[0]
+def mix_capacity(problem: Problem, counts: Counts, *, lost: Sequence[int] = ()) -> float:
+    """The most tok/s the plan ``counts`` serves in the mix's proportions (after losing the
+    spot pools of the hedge groups ``lost``): max L with a routing of ``L w_k`` per bucket."""
+    return _capacity_lp(problem, counts, lost)[0]
 
 
 def capacity_weights(
-    problem: Problem, counts: Counts, *, lost_group: int = -1
+    problem: Problem, counts: Counts, *, lost: Sequence[int] = ()
 ) -> NDArray[np.float64]:
     """The bucket weights ``mu`` (``sum_k mu_k w_k = 1``) of the capacity LP's dual at
     ``counts``: its capacity is ``sum_p x_p max_k mu_k g_pk`` over the pools left, the least
-    such sum over all weights (see :func:`_cut_rows`)."""
-    return _capacity_lp(problem, counts, lost_group)[1]
+    such sum over all weights (see :mod:`scheduler.solver.mix_cuts`)."""
+    return _capacity_lp(problem, counts, lost)[1]
 
 
 def _capacity_lp(
-    problem: Problem, counts: Counts, lost_group: int
+    problem: Problem, counts: Counts, lost: Sequence[int]
 ) -> tuple[float, NDArray[np.float64]]:
     mix = problem.mix
     assert mix is not None
     x = np.asarray(counts, dtype=np.float64)
-    if lost_group >= 0:
-        x = np.where(problem.hedge_group == lost_group, 0.0, x)
+    if len(lost):
+        x = np.where(np.isin(problem.hedge_group, list(lost)), 0.0, x)
     rows, class_of = classes(mix)
     instances = np.bincount(class_of, weights=x, minlength=len(rows))
     pairs = np.argwhere(_routable(mix, rows))
@@ -290,11 +329,11 @@ def mix_violations(problem: Problem, counts: NDArray[np.int64]) -> list[str]:
     if mix_capacity(problem, counts) < demand - FEASIBILITY_TOL * max(1.0, demand):
         bad.append("mix")
     assert problem.mix is not None
-    rowed = problem.mix.scenario_groups  # a relaxation holds only these (None: all)
+    rowed = problem.mix.scenario_losses  # a relaxation holds only these (None: all)
     bad += [
-        f"mix-hedge:{problem.hedge_group_names[a]}"
-        for a in unmet_groups(problem, counts)
-        if rowed is None or a in rowed
+        f"mix-hedge:{loss_name(problem, lost)}"
+        for lost in unmet_losses(problem, counts)
+        if rowed is None or lost in rowed
     ]
     return bad
 
@@ -335,12 +374,9 @@ def routing_columns(problem: Problem, counts: NDArray[np.int64]) -> NDArray[np.f
     rows, class_of = classes(mix)
     pairs = np.argwhere(_routable(mix, rows))
     out: list[NDArray[np.float64]] = [mix.goodput[:, mix.share > 0].T @ x]
-    out += [
-        np.array([np.minimum(cut_goodput(mix, np.asarray(w)), problem.slo_tokens_per_second) @ x])
-        for w in mix.cuts
-    ]
+    out += [cut_columns(problem, g, x) for g in _cut_goodputs(problem)]
     for lost, demand in scenarios(problem):
-        alive = x if lost < 0 else np.where(problem.hedge_group == lost, 0.0, x)
+        alive = np.where(np.isin(problem.hedge_group, lost), 0.0, x)
         instances = np.bincount(class_of, weights=alive, minlength=len(rows)).astype(np.float64)
         flows = _class_routing(mix, rows, pairs, instances, demand)
         out.append(flows if flows is not None else np.zeros(len(pairs)))

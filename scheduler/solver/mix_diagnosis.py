@@ -6,12 +6,14 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from scheduler.solver.backends import run_model
 from scheduler.solver.diagnosis import diagnose
-from scheduler.solver.mix import capacity_weights, mix_capacity, unmet_groups
+from scheduler.solver.mix import capacity_weights, mix_capacity, unmet_losses
 from scheduler.solver.model import build_model
 from scheduler.solver.problem import Infeasibility, Problem, Solution
 
@@ -20,45 +22,52 @@ def solve_lazily(problem: Problem, solve_one: Callable[[Problem], Solution]) -> 
     """Solve a mix problem with the hedge by adding constraints as plans need them.
 
     Each round solves a relaxation of the full problem: the routing of the no-loss scenario,
-    the per-bucket rows, and the hedge cuts so far (none at first). When the plan cannot serve
-    the mix after losing some group (:func:`scheduler.solver.mix.unmet_groups`), that
-    scenario's dual bucket weights become a new hedge cut over every group
-    (:func:`scheduler.solver.mix._cut_rows`); should a cut repeat (no progress), the group's
-    own routing block is added instead, which settles it exactly. The last round's optimum
-    meets every scenario, so it is the optimum. On the 869-pool sample universe (49 AZs) the
-    routing blocks for every AZ took a minute, one block per AZ as needed six rounds of
-    several seconds; cuts take a few rounds of well under a second.
+    the per-bucket rows, and the hedge cuts so far. When the plan cannot serve the mix after
+    losing some set of groups (one group, or two with ``two-az``;
+    :func:`scheduler.solver.mix.unmet_losses`), that scenario's dual bucket weights become a
+    new hedge cut over every group (:mod:`scheduler.solver.mix_cuts`); should a cut repeat (no
+    progress), the scenario's own routing block is added instead, which settles it exactly. The
+    last round's optimum meets every scenario, so it is the optimum of the full problem. On the
+    869-pool sample universe (49 AZs) the routing blocks for every AZ took a minute, one block
+    per AZ as needed six rounds of several seconds; cuts take a few rounds of well under a
+    second.
     """
     assert problem.mix is not None
     started = time.perf_counter()
     cuts = _relaxation_cuts(problem)
-    groups: tuple[int, ...] = ()
+    losses: tuple[tuple[int, ...], ...] = ()
     while True:
         trial = dataclasses.replace(
-            problem, mix=dataclasses.replace(problem.mix, scenario_groups=groups, cuts=cuts)
+            problem, mix=dataclasses.replace(problem.mix, scenario_losses=losses, cuts=cuts)
         )
         solution = solve_one(trial)
         if solution.status != "optimal":
             return dataclasses.replace(solution, solve_s=time.perf_counter() - started)
-        missing = unmet_groups(problem, solution.counts)
+        missing = unmet_losses(problem, solution.counts)
         if not missing:
             return dataclasses.replace(
                 describe_mix(problem, solution), solve_s=time.perf_counter() - started
             )
-        new_groups = list(groups)
-        for a in missing:
-            weights = tuple(
-                round(float(w), 9) for w in capacity_weights(problem, solution.counts, lost_group=a)
-            )
-            if weights in cuts and a not in new_groups:
-                new_groups.append(a)
+        new_losses = list(losses)
+        for lost in missing:
+            weights = _weights(problem, solution.counts, lost)
+            if weights in cuts and lost not in new_losses:
+                new_losses.append(lost)
             elif weights not in cuts:
                 cuts = (*cuts, weights)
-        groups = tuple(sorted(new_groups))
+        losses = tuple(sorted(new_losses))
+
+
+def _weights(problem: Problem, counts: NDArray[Any], lost: tuple[int, ...]) -> tuple[float, ...]:
+    """The capacity LP's dual bucket weights after losing ``lost``, rounded (a cut's key)."""
+    return tuple(round(float(w), 9) for w in capacity_weights(problem, counts, lost=lost))
 
 
 #: LP rounds of :func:`_relaxation_cuts` at most (the sample universe settles in two or three).
 RELAXATION_ROUNDS = 6
+#: Loss sets a round of :func:`_relaxation_cuts` tries at most (the worst screened first): the
+#: LP's fractions spread over many groups, and with two losses every pair of them is a set.
+RELAXATION_LOSSES = 12
 
 
 def _relaxation_cuts(problem: Problem) -> tuple[tuple[float, ...], ...]:
@@ -70,7 +79,7 @@ def _relaxation_cuts(problem: Problem) -> tuple[tuple[float, ...], ...]:
     cuts: tuple[tuple[float, ...], ...] = ()
     for _ in range(RELAXATION_ROUNDS):
         trial = dataclasses.replace(
-            problem, mix=dataclasses.replace(problem.mix, scenario_groups=(), cuts=cuts)
+            problem, mix=dataclasses.replace(problem.mix, scenario_losses=(), cuts=cuts)
         )
         model = build_model(trial)
         values = run_model(dataclasses.replace(model, integrality=np.zeros_like(model.integrality)))
@@ -78,8 +87,8 @@ def _relaxation_cuts(problem: Problem) -> tuple[tuple[float, ...], ...]:
             break
         x = values[: problem.n]
         added = False
-        for a in unmet_groups(problem, x):
-            weights = tuple(round(float(w), 9) for w in capacity_weights(problem, x, lost_group=a))
+        for lost in unmet_losses(problem, x, limit=RELAXATION_LOSSES):
+            weights = _weights(problem, x, lost)
             if weights not in cuts:
                 cuts = (*cuts, weights)
                 added = True
@@ -97,7 +106,7 @@ def describe_mix(problem: Problem, solution: Solution) -> Solution:
     for a, name in enumerate(problem.hedge_group_names):
         if not np.any((problem.hedge_group == a) & (counts > 0)):
             continue
-        left = mix_capacity(problem, counts, lost_group=a)
+        left = mix_capacity(problem, counts, lost=(a,))
         if left < after:
             after, worst = left, name
     return dataclasses.replace(

@@ -23,15 +23,16 @@ class Mix:
     bucket_names: tuple[str, ...]
     share: NDArray[np.float64]
     goodput: NDArray[np.float64]
-    #: The hedge groups whose loss scenario has rows (None: every group). :func:`solve` adds
-    #: them lazily, as the plans it finds need them.
-    scenario_groups: tuple[int, ...] | None = None
+    #: The sets of hedge groups whose loss scenario has routing rows (None: every set the hedge
+    #: must survive, :func:`scheduler.solver.mix.all_losses`). :func:`solve` adds them lazily,
+    #: as the plans it finds need them.
+    scenario_losses: tuple[tuple[int, ...], ...] | None = None
     #: Bucket weights of the hedge cuts (:func:`scheduler.solver.mix._cut_rows`), added lazily.
     cuts: tuple[tuple[float, ...], ...] = ()
 
     def subset(self, keep: NDArray[np.int64]) -> Mix:
         return Mix(
-            self.bucket_names, self.share, self.goodput[keep], self.scenario_groups, self.cuts
+            self.bucket_names, self.share, self.goodput[keep], self.scenario_losses, self.cuts
         )
 
 

@@ -35,7 +35,7 @@ def solve(
     Pure and thread-safe: nothing is kept between calls.
     """
     validate(problem)
-    if problem.mix is not None and problem.hedge and problem.mix.scenario_groups is None:
+    if problem.mix is not None and problem.hedge and problem.mix.scenario_losses is None:
         return solve_lazily(
             problem,
             lambda trial: solve(
