@@ -82,8 +82,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.workload:
-        for slo in [args.slo] if args.slo else [500.0, 5000.0]:
-            planner_mix.run(workload=args.workload, slo=slo, repeat=args.repeat)
+        slos = [args.slo] if args.slo else [500.0, 5000.0]
+        planner_mix.run(workload=args.workload, slos=slos, repeat=args.repeat)
         return
     args.slo = args.slo or 5000.0
     config = PlannerConfig()

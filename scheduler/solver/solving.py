@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 
 import numpy as np
+from numpy.typing import NDArray
 
 from scheduler.solver.backends import Run, highspy_module, run
 from scheduler.solver.check import check_solution
 from scheduler.solver.diagnosis import describe, diagnose, infeasible
+from scheduler.solver.dominance import undominated
 from scheduler.solver.mix_diagnosis import describe_mix, diagnose_mix, solve_lazily
 from scheduler.solver.model import build_model
-from scheduler.solver.narrowing import LIKELY_POOLS, REDUCE_FROM_POOLS, solve_reduced
+from scheduler.solver.narrowing import LIKELY_POOLS, REDUCE_FROM_POOLS, solve_reduced, subset
 from scheduler.solver.problem import Backend, Problem, Solution, validate
 
 
@@ -35,6 +38,20 @@ def solve(
     Pure and thread-safe: nothing is kept between calls.
     """
     validate(problem)
+    if problem.mix is not None and problem.mix.scenario_losses is None:
+        keep = undominated(problem)
+        if len(keep) < problem.n:
+            return _solve_undominated(
+                problem,
+                keep,
+                lambda narrow: solve(
+                    narrow,
+                    time_limit_s=time_limit_s,
+                    backend=backend,
+                    reduce_from_pools=reduce_from_pools,
+                    likely_pools=likely_pools,
+                ),
+            )
     if problem.mix is not None and problem.hedge and problem.mix.scenario_losses is None:
         return solve_lazily(
             problem,
@@ -61,3 +78,22 @@ def solve(
     solve_s = time.perf_counter() - started
     solution = dataclasses.replace(describe(problem, counts, solve_s), mip_gap=result.mip_gap)
     return solution if problem.mix is None else describe_mix(problem, solution)
+
+
+def _solve_undominated(
+    problem: Problem, keep: NDArray[np.int64], solve_one: Callable[[Problem], Solution]
+) -> Solution:
+    """The optimum of ``problem`` found over the pools ``keep`` (every pool that no other
+    dominates, :mod:`scheduler.solver.dominance`), read back on all pools; when none exists,
+    why, on all pools (the dropped ones count for what is obtainable)."""
+    started = time.perf_counter()
+    narrow = solve_one(subset(problem, keep))
+    if narrow.status != "optimal":
+        return infeasible(problem, diagnose_mix(problem), time.perf_counter() - started)
+    counts = np.zeros(problem.n, dtype=np.int64)
+    counts[keep] = narrow.counts
+    check_solution(problem, counts)
+    solution = dataclasses.replace(
+        describe(problem, counts, time.perf_counter() - started), mip_gap=narrow.mip_gap
+    )
+    return describe_mix(problem, solution)
