@@ -29,8 +29,10 @@ at both, and (:func:`continuous_bound`) the best ratio any plan could reach on t
 each bucket on its cheapest pool per tok/s against the cheapest type serving the whole mix
 alone, without instance counts, caps or the hedge, for every preset; and the ratio of the two
 plans' LP relaxations at each SLO. Every type other than the two anchors is scaled from one of
-them by the roofline rule, so it keeps that anchor's profile over the buckets: when one type is
-cheapest on every bucket, the continuous optimum buys it alone, and no routing beats it.
+them by the roofline rule (its own compute and bandwidth): when one type is cheapest per tok/s
+on every bucket (on the sample market at spot prices, p5en.48xlarge), the continuous optimum
+buys it alone, and no routing beats it; what the mix saves then comes from whole instances and
+the hedge (at SLOs far below one such instance), not from the per-bucket figures.
 """
 
 from __future__ import annotations
