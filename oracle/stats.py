@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import sqlalchemy as sa
@@ -543,11 +543,22 @@ def _epoch_seconds(column: Any, dialect: str) -> Any:
     return sa.func.date_part("epoch", column)
 
 
+class _Placement(NamedTuple):
+    """One placement answer, with how many instance types its question named."""
+
+    asked_count: int
+    target_capacity: int
+    score: int
+    source: str
+    observed_at: datetime
+
+
 def _placement_scores(
     session: Session, *, as_of: datetime, regions: Collection[str] | None
-) -> dict[tuple[str, str], list[Any]]:
+) -> dict[tuple[str, str], dict[str, list[_Placement]]]:
     """The latest placement answer at or before ``as_of`` per (region, scope, types asked,
-    capacity), grouped by (region, scope)."""
+    capacity), grouped by (region, scope) and then by each instance type asked about (in the
+    order the database returned them)."""
     table = PlacementScoreModel.__table__
     group = (table.c.region, table.c.scope, table.c.instance_types, table.c.target_capacity)
     conditions = [table.c.observed_at <= as_of]
@@ -577,14 +588,18 @@ def _placement_scores(
             table.c.observed_at == latest.c.observed_at,
         ),
     )
-    grouped: dict[tuple[str, str], list[Any]] = {}
+    grouped: dict[tuple[str, str], dict[str, list[_Placement]]] = {}
     for row in session.execute(query):
-        grouped.setdefault((row.region, row.scope), []).append(row)
+        asked = row.instance_types.split(",")
+        answer = _Placement(len(asked), row.target_capacity, row.score, row.source, row.observed_at)
+        by_type = grouped.setdefault((row.region, row.scope), {})
+        for instance_type in dict.fromkeys(asked):
+            by_type.setdefault(instance_type, []).append(answer)
     return grouped
 
 
 def _pool_placement(
-    placements: dict[tuple[str, str], list[Any]],
+    placements: dict[tuple[str, str], dict[str, list[_Placement]]],
     region: str,
     zone_id: str | None,
     instance_type: str,
@@ -595,18 +610,15 @@ def _pool_placement(
     for scope in (zone_id, "region"):
         if scope is None:
             continue
-        best: dict[int, Any] = {}
-        for row in placements.get((region, scope), ()):
-            asked = row.instance_types.split(",")
-            if instance_type not in asked:
-                continue
-            rank = (-len(asked), row.observed_at)
-            held = best.get(row.target_capacity)
-            if held is None or rank > (-len(held.instance_types.split(",")), held.observed_at):
-                best[row.target_capacity] = row
+        best: dict[int, _Placement] = {}
+        for answer in placements.get((region, scope), {}).get(instance_type, ()):
+            rank = (-answer.asked_count, answer.observed_at)
+            held = best.get(answer.target_capacity)
+            if held is None or rank > (-held.asked_count, held.observed_at):
+                best[answer.target_capacity] = answer
         if best:
-            newest = max(best.values(), key=lambda row: row.observed_at)
-            scores = {capacity: int(row.score) for capacity, row in sorted(best.items())}
+            newest = max(best.values(), key=lambda answer: answer.observed_at)
+            scores = {capacity: int(answer.score) for capacity, answer in sorted(best.items())}
             return scores, newest.source, newest.observed_at
     return {}, None, None
 
