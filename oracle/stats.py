@@ -22,19 +22,21 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
-from oracle.models import (
-    InterruptionFrequencyModel,
-    OfferingModel,
-    OnDemandPriceModel,
-    PlacementScoreModel,
-    SpotPriceModel,
+from oracle.tables import (
+    interruption_frequencies,
+    offerings,
+    on_demand_prices,
+    placement_scores,
+    spot_prices,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 #: Window lengths of the mean prices, in days; the longest is also the p95/max/volatility window.
 WINDOW_DAYS = (7, 30, 90)
@@ -101,7 +103,7 @@ class OnDemandOffer:
 
 
 def pool_stats(
-    session: Session,
+    session: Session | sa.Connection,
     *,
     as_of: datetime | None = None,
     regions: Collection[str] | None = None,
@@ -203,7 +205,7 @@ def pool_stats(
 
 
 def on_demand_offers(
-    session: Session,
+    session: Session | sa.Connection,
     *,
     as_of: datetime | None = None,
     regions: Collection[str] | None = None,
@@ -213,7 +215,7 @@ def on_demand_offers(
     """The on-demand list price in effect at ``as_of`` per (region, instance type), newest
     effective date first among ties, with the zones that offer the type; sorted."""
     as_of = _as_of(as_of)
-    table = OnDemandPriceModel.__table__
+    table = on_demand_prices
     conditions = [
         table.c.operating_system == operating_system,
         table.c.effective_date <= as_of,
@@ -433,7 +435,7 @@ def _count(value: float) -> int | None:
 
 
 def _price_rows(
-    session: Session,
+    session: Session | sa.Connection,
     *,
     as_of: datetime,
     regions: Collection[str] | None,
@@ -445,7 +447,7 @@ def _price_rows(
     last ``history_days``, plus each pool's last change at or before its start (one UNION ALL
     query), sorted by pool and time, with ``pool`` numbering the pools 0..n-1 and ``time_s`` in
     epoch seconds. (numpy alone: pandas would cost every plan about 0.3 s to import.)"""
-    table = SpotPriceModel.__table__
+    table = spot_prices
     start = as_of - timedelta(days=history_days)
     conditions = [
         table.c.product_description == product_description,
@@ -464,7 +466,7 @@ def _price_rows(
         table.c.availability_zone,
         table.c.availability_zone_id,
         table.c.instance_type,
-        _epoch_seconds(table.c.timestamp, session.get_bind().dialect.name).label("time_s"),
+        _epoch_seconds(table.c.timestamp, _dialect_name(session)).label("time_s"),
         table.c.price_usd_per_hour,
         table.c.source,
     )
@@ -533,6 +535,11 @@ class _Row:
     pool: int
 
 
+def _dialect_name(session: Session | sa.Connection) -> str:
+    bind = session if isinstance(session, sa.Connection) else session.get_bind()
+    return bind.dialect.name
+
+
 def _epoch_seconds(column: Any, dialect: str) -> Any:
     """``column`` as epoch seconds computed by the database, which spares building a Python
     datetime per row (most of the read time on large histories)."""
@@ -554,12 +561,12 @@ class _Placement(NamedTuple):
 
 
 def _placement_scores(
-    session: Session, *, as_of: datetime, regions: Collection[str] | None
+    session: Session | sa.Connection, *, as_of: datetime, regions: Collection[str] | None
 ) -> dict[tuple[str, str], dict[str, list[_Placement]]]:
     """The latest placement answer at or before ``as_of`` per (region, scope, types asked,
     capacity), grouped by (region, scope) and then by each instance type asked about (in the
     order the database returned them)."""
-    table = PlacementScoreModel.__table__
+    table = placement_scores
     group = (table.c.region, table.c.scope, table.c.instance_types, table.c.target_capacity)
     conditions = [table.c.observed_at <= as_of]
     if regions:
@@ -624,14 +631,14 @@ def _pool_placement(
 
 
 def _advisor(
-    session: Session,
+    session: Session | sa.Connection,
     *,
     as_of: datetime,
     regions: Collection[str] | None,
     operating_system: str,
 ) -> dict[tuple[str, str], Any]:
     """The latest Spot Advisor entry at or before ``as_of`` per (region, instance type)."""
-    table = InterruptionFrequencyModel.__table__
+    table = interruption_frequencies
     conditions = [table.c.observed_at <= as_of, table.c.operating_system == operating_system]
     if regions:
         conditions.append(table.c.region.in_(list(regions)))
@@ -670,7 +677,7 @@ def offered_zones(
     regions: Collection[str] | None,
     instance_types: Collection[str] | None,
 ) -> dict[tuple[str, str], tuple[str, ...]]:
-    table = OfferingModel.__table__
+    table = offerings
     query = (
         sa.select(table.c.region, table.c.instance_type, table.c.zone)
         .where(*narrowing(table, regions, instance_types))
