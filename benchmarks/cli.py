@@ -7,10 +7,11 @@ that the machine's load falls on both sides alike):
 
 1. ``scheduler --help`` against ``python -c "import typer, rich.console"``, the floor of any
    typer command line; the goal is within 2x (issue 12; it was 11x, 1.9 s).
-2. ``scheduler plan --slo 500tok/s --format json`` as a whole process on a synced database (the
-   embedded sample market, seeded, in a temporary SQLite file at the newest revision) against
-   the plan's own reported time (``timing_s.total``: load, build, solve, baselines); the goal
-   is under 1.0 s for the whole process (it was 4.1 s, of which planning 0.38 s).
+2. ``scheduler plan --slo 500tok/s``, with ``--format json`` and with the default table, as a
+   whole process on a synced database (the embedded sample market, seeded, in a temporary
+   SQLite file at the newest revision); the JSON run against the plan's own reported time
+   (``timing_s.total``: load, build, solve, baselines). The goal is under 1.0 s for the whole
+   process (it was 4.1 s, of which planning 0.38 s).
 
 Wall-clock and CPU (user + system) seconds are printed, with the load average: on a shared
 machine the wall-clock figures swell with the load, so read the ratios and the CPU figures.
@@ -18,7 +19,10 @@ machine the wall-clock figures swell with the load, so read the ratios and the C
 with this one, so that both meet the same load.
 
 The commands run through ``python -c`` with this tree first on ``sys.path`` (what the installed
-``scheduler`` script does, without depending on which tree the environment points at).
+``scheduler`` script does, without depending on which tree the environment points at). They run
+from compiled bytecode, as an installed command does: ``PYTHONDONTWRITEBYTECODE`` is left out of
+their environment (set, every run would compile the tree's modules afresh, about 0.15 s), and the
+first, unmeasured run of each command writes the ``__pycache__`` files.
 """
 
 from __future__ import annotations
@@ -81,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _help(repeat: int, trees: dict[str, Path]) -> None:
     floor: list[Timing] = []
     help_: dict[str, list[Timing]] = {name: [] for name in trees}
+    _run([FLOOR])
+    for tree in trees.values():
+        _run([SCHEDULER, "--help"], tree=tree)  # warm: the page cache, the bytecode
     for _ in range(repeat):
         floor.append(_run([FLOOR]))
         for name, tree in trees.items():
@@ -114,23 +121,33 @@ def _sync(url: str) -> None:
 
 
 def _plan(url: str, slo: str, repeat: int, trees: dict[str, Path]) -> None:
-    command = [SCHEDULER, "plan", "--slo", slo, "--format", "json", "--as-of", END.isoformat()]
+    plan = [SCHEDULER, "plan", "--slo", slo, "--as-of", END.isoformat()]
+    commands = {"json": [*plan, "--format", "json"], "table": plan}
     env = {"SCHEDULER_DATABASE_URL": url}
-    runs: dict[str, list[Timing]] = {name: [] for name in trees}
+    runs: dict[tuple[str, str], list[Timing]] = {
+        (output, name): [] for output in commands for name in trees
+    }
     for tree in trees.values():
-        _run(command, env, tree=tree)  # warm: the first plan may store figures; the page cache
+        for command in commands.values():
+            # Warm: the first plan may store figures; the page cache; the bytecode.
+            _run(command, env, tree=tree)
     for _ in range(repeat):
-        for name, tree in trees.items():
-            runs[name].append(_run(command, env, tree=tree))
-    print(f"\n2. `scheduler plan --slo {slo} --format json` on the synced database")
-    for name, timings in runs.items():
-        own_s = statistics.median(json.loads(run.stdout)["timing_s"]["total"] for run in timings)
+        for output, command in commands.items():
+            for name, tree in trees.items():
+                runs[output, name].append(_run(command, env, tree=tree))
+    print(f"\n2. `scheduler plan --slo {slo}` on the synced database, as a whole process")
+    for (output, name), timings in runs.items():
         process_s, process_cpu = _median(timings), _median(timings, cpu=True)
-        print(
-            f"   whole process {process_s:6.3f} s wall  {process_cpu:6.3f} s CPU;  plan's own "
-            f"time (timing_s.total) {own_s:6.3f} s wall;  start-up and output "
-            f"{process_s - own_s:.3f} s  [{name}]"
-        )
+        line = f"   --format {output:5}  {process_s:6.3f} s wall  {process_cpu:6.3f} s CPU"
+        if output == "json":
+            own_s = statistics.median(
+                json.loads(run.stdout)["timing_s"]["total"] for run in timings
+            )
+            line += (
+                f";  plan's own time (timing_s.total) {own_s:6.3f} s wall;  start-up and "
+                f"output {process_s - own_s:.3f} s"
+            )
+        print(f"{line}  [{name}]")
     print(
         f"   goal < {PLAN_PROCESS_GOAL_S:g} s for the whole process (issue 12 measured "
         f"{BEFORE['plan_s']:g} s, of which planning {BEFORE['plan_own_s']:g} s)"
@@ -145,7 +162,7 @@ def _run(code: list[str], env: dict[str, str] | None = None, tree: Path = REPO_R
     result = subprocess.run(
         [sys.executable, "-c", *code],
         cwd=tree,
-        env={**os.environ, "PYTHONPATH": str(tree), **(env or {})},
+        env={**_environment(), "PYTHONPATH": str(tree), **(env or {})},
         capture_output=True,
         text=True,
         check=False,
@@ -156,6 +173,12 @@ def _run(code: list[str], env: dict[str, str] | None = None, tree: Path = REPO_R
         raise SystemExit(f"{' '.join(code[1:]) or code[0]} failed: {result.stderr.strip()}")
     cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return Timing(wall_s, cpu_s, result.stdout)
+
+
+def _environment() -> dict[str, str]:
+    """This process's environment without ``PYTHONDONTWRITEBYTECODE`` (see the module's
+    docstring)."""
+    return {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
 
 
 def _median(timings: list[Timing], *, cpu: bool = False) -> float:

@@ -35,13 +35,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from oracle.goodput import GOODPUT_PREFERENCE, GoodputFact, best_bucket_goodput, best_goodput
-from oracle.models import InstanceTypeModel
 from oracle.reference import MODEL_ALIASES, ModelSize, gpu_bandwidth, model_fits, model_size
+from oracle.tables import instance_types
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+#: An ``instance_types`` row as a query returns it.
+TypeRow = sa.Row[Any]
 
 #: Dense (no sparsity) FP16/BF16 tensor TFLOPS of one GPU, from the vendors' data sheets:
 #: T4 65 (nvidia.com/en-us/data-center/tesla-t4, FP16 mixed precision); A10G 70 (AWS's A10
@@ -92,13 +98,17 @@ class GpuRoof:
 
 
 def bucket_goodput(
-    session: Session, *, model: str, workload_id: str, buckets: Sequence[BucketShape]
+    session: Session | sa.Connection,
+    *,
+    model: str,
+    workload_id: str,
+    buckets: Sequence[BucketShape],
 ) -> dict[str, dict[str, GoodputFact]]:
     """Instance type -> bucket -> goodput fact, by the rule of the module docstring; types
     with no figure for any bucket are left out."""
     model = MODEL_ALIASES.get(model, model)
     size = model_size(model)
-    catalog = {row.instance_type: row for row in session.scalars(sa.select(InstanceTypeModel))}
+    catalog = {row.instance_type: row for row in session.execute(sa.select(instance_types))}
     roofs = {name: roof for name, row in catalog.items() if (roof := gpu_roof(row)) is not None}
     observed = best_bucket_goodput(session, model=model, workload_id=workload_id)
     single = best_goodput(session, model=model)
@@ -134,7 +144,7 @@ def request_seconds(roof: GpuRoof, size: ModelSize, input_tokens: int, output_to
     return prefill_s + decode_s
 
 
-def gpu_roof(row: InstanceTypeModel) -> GpuRoof | None:
+def gpu_roof(row: TypeRow) -> GpuRoof | None:
     """The instance's total compute and bandwidth, or ``None`` for GPUs not in the tables."""
     tflops = GPU_DENSE_BF16_TFLOPS.get(row.accelerator_name)
     bandwidth = gpu_bandwidth(row.accelerator_name, row.accelerator_memory_mib_each)
@@ -147,7 +157,7 @@ def gpu_roof(row: InstanceTypeModel) -> GpuRoof | None:
     )
 
 
-def _fits(size: ModelSize, row: InstanceTypeModel) -> bool:
+def _fits(size: ModelSize, row: TypeRow) -> bool:
     return model_fits(
         size, gpu_count=row.accelerator_count, gpu_memory_mib_each=row.accelerator_memory_mib_each
     )

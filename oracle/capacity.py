@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
-from oracle.models import CapacityErrorModel
+from oracle.tables import capacity_errors
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 MARKETS = ("spot", "on-demand")
 
@@ -42,6 +45,8 @@ def mark_unavailable(
     source_detail: str = "",
 ) -> UnavailablePool:
     """Record that the pool cannot be launched in for ``ttl_s`` seconds from ``now``."""
+    from oracle.models import CapacityErrorModel  # the ORM, for writers only (oracle.tables)
+
     if market not in MARKETS:
         raise ValueError(f"market must be one of {MARKETS}, got {market!r}")
     if ttl_s <= 0:
@@ -65,17 +70,19 @@ def mark_unavailable(
     return UnavailablePool(region, zone, instance_type, market, error_code, now, expires_at)
 
 
-def unavailable_pools(session: Session, *, as_of: datetime | None = None) -> list[UnavailablePool]:
+def unavailable_pools(
+    session: Session | sa.Connection, *, as_of: datetime | None = None
+) -> list[UnavailablePool]:
     """Pools with a mark observed at or before ``as_of`` that has not expired by then.
 
     A pool marked more than once is listed once, with the mark that expires last.
     """
     as_of = as_of or datetime.now(UTC)
-    model = CapacityErrorModel
-    rows = session.scalars(
-        sa.select(model)
-        .where(model.observed_at <= as_of, model.expires_at > as_of)
-        .order_by(model.expires_at)
+    table = capacity_errors
+    rows = session.execute(
+        sa.select(table)
+        .where(table.c.observed_at <= as_of, table.c.expires_at > as_of)
+        .order_by(table.c.expires_at)
     )
     latest: dict[tuple[str, str, str, str], UnavailablePool] = {}
     for row in rows:

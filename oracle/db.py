@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from oracle.errors import DatabaseError
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
+    from sqlalchemy.orm import Session, sessionmaker
 
 # Alembic is imported only where a migration runs or the history is read: a command on a
 # database already at the newest revision needs none of it (see ensure_schema).
@@ -254,6 +254,10 @@ def _stored_revisions(engine: Engine) -> set[str] | None:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
+    # The ORM is imported here: a command that only reads (a plan) queries the Core tables of
+    # oracle.tables through a connection and does without it.
+    from sqlalchemy.orm import sessionmaker
+
     return sessionmaker(engine, expire_on_commit=False)
 
 

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
-from oracle.models import BenchmarkRunModel
+from oracle.tables import benchmark_runs
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+#: A ``benchmark_runs`` row as a query returns it.
+RunRow = sa.Row[Any]
 
 #: Provenance of goodput figures, most trusted first.
 GOODPUT_PREFERENCE = ("measured", "imported", "reference", "estimated")
@@ -35,19 +41,20 @@ class GoodputFact:
     bucket: str = ""
 
 
-def best_goodput(session: Session, *, model: str) -> dict[str, GoodputFact]:
+def best_goodput(session: Session | sa.Connection, *, model: str) -> dict[str, GoodputFact]:
     """Instance type -> the goodput figure the planner uses for ``model``, and its provenance."""
-    runs = session.scalars(
-        sa.select(BenchmarkRunModel).where(
-            BenchmarkRunModel.model == model,
+    run_ = benchmark_runs.c
+    runs = session.execute(
+        sa.select(benchmark_runs).where(
+            run_.model == model,
             # Per-bucket figures are a workload's mix (best_bucket_goodput), not the one number.
-            BenchmarkRunModel.bucket == "",
-            BenchmarkRunModel.status == "complete",
-            BenchmarkRunModel.goodput_tokens_per_second > 0,
-            BenchmarkRunModel.source.in_(GOODPUT_PREFERENCE),
+            run_.bucket == "",
+            run_.status == "complete",
+            run_.goodput_tokens_per_second > 0,
+            run_.source.in_(GOODPUT_PREFERENCE),
         )
     )
-    best: dict[str, BenchmarkRunModel] = {}
+    best: dict[str, RunRow] = {}
     for run in runs:
         current = best.get(run.instance_type)
         if current is None or _rank(run) < _rank(current):
@@ -56,21 +63,22 @@ def best_goodput(session: Session, *, model: str) -> dict[str, GoodputFact]:
 
 
 def best_bucket_goodput(
-    session: Session, *, model: str, workload_id: str
+    session: Session | sa.Connection, *, model: str, workload_id: str
 ) -> dict[str, dict[str, GoodputFact]]:
     """Instance type -> bucket -> the best stored per-bucket figure of ``workload_id`` (same
     preference as :func:`best_goodput`)."""
-    runs = session.scalars(
-        sa.select(BenchmarkRunModel).where(
-            BenchmarkRunModel.model == model,
-            BenchmarkRunModel.workload_id == workload_id,
-            BenchmarkRunModel.bucket != "",
-            BenchmarkRunModel.status == "complete",
-            BenchmarkRunModel.goodput_tokens_per_second > 0,
-            BenchmarkRunModel.source.in_(GOODPUT_PREFERENCE),
+    run_ = benchmark_runs.c
+    runs = session.execute(
+        sa.select(benchmark_runs).where(
+            run_.model == model,
+            run_.workload_id == workload_id,
+            run_.bucket != "",
+            run_.status == "complete",
+            run_.goodput_tokens_per_second > 0,
+            run_.source.in_(GOODPUT_PREFERENCE),
         )
     )
-    best: dict[tuple[str, str], BenchmarkRunModel] = {}
+    best: dict[tuple[str, str], RunRow] = {}
     for run in runs:
         key = (run.instance_type, run.bucket)
         current = best.get(key)
@@ -82,12 +90,12 @@ def best_bucket_goodput(
     return facts
 
 
-def _rank(run: BenchmarkRunModel) -> tuple[int, float, int]:
+def _rank(run: RunRow) -> tuple[int, float, int]:
     """Smaller is better: provenance first, then the newest, then the latest stored."""
     return (GOODPUT_PREFERENCE.index(run.source), -run.observed_at.timestamp(), -run.id)
 
 
-def _fact(run: BenchmarkRunModel) -> GoodputFact:
+def _fact(run: RunRow) -> GoodputFact:
     return GoodputFact(
         model=run.model,
         instance_type=run.instance_type,

@@ -12,18 +12,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
 from oracle.db import transaction
-from oracle.models import (
-    AvailabilityZoneModel,
-    InterruptionFrequencyModel,
-    PoolObservationModel,
-)
 from oracle.risk import (
     OBSERVATION_KINDS,
     Observation,
@@ -32,6 +26,10 @@ from oracle.risk import (
     advisor_prior,
     estimate_risk,
 )
+from oracle.tables import availability_zones, interruption_frequencies, pool_observations
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 class PoolLike(Protocol):
@@ -85,7 +83,7 @@ def record_held(
     hazard's exposure. Nothing is recorded when the launch time is unknown."""
     if since is None or until <= since:
         return
-    if not isinstance(into, Session):
+    if isinstance(into, Engine):
         with transaction(into) as session:
             record_held(session, pool, since=since, until=until, source_detail=source_detail)
         return
@@ -119,6 +117,8 @@ def record_observation(
     availability_zone_id: str | None = None,
 ) -> None:
     """Add one observation row (in the caller's transaction)."""
+    from oracle.models import PoolObservationModel  # the ORM, for writers only (oracle.tables)
+
     if kind not in OBSERVATION_KINDS:
         raise ValueError(f"kind must be one of {OBSERVATION_KINDS}, got {kind!r}")
     session.add(
@@ -140,7 +140,7 @@ def record_observation(
 
 
 def load_observations(
-    session: Session,
+    session: Session | sa.Connection,
     *,
     as_of: datetime | None = None,
     regions: Collection[str] | None = None,
@@ -148,7 +148,7 @@ def load_observations(
 ) -> list[Observation]:
     """Every observation seen at or before ``as_of`` (default now), oldest first."""
     as_of = as_of or datetime.now(UTC)
-    model = PoolObservationModel
+    model = pool_observations.c
     query = sa.select(
         model.region,
         model.zone,
@@ -166,7 +166,7 @@ def load_observations(
         query = query.where(model.instance_type.in_(list(instance_types)))
     rows = session.execute(query.order_by(model.observed_at, model.id))
     # Key pools as the oracle does (AZ ID when known): a trace names its AZ by name only.
-    names = sa.select(AvailabilityZoneModel.zone_name, AvailabilityZoneModel.zone_id)
+    names = sa.select(availability_zones.c.zone_name, availability_zones.c.zone_id)
     zone_ids = {name: zone_id for name, zone_id in session.execute(names)}
     return [
         dataclasses.replace(observation, zone=zone_ids.get(observation.zone, observation.zone))
@@ -175,7 +175,7 @@ def load_observations(
 
 
 def pool_risk(
-    session: Session,
+    session: Session | sa.Connection,
     *,
     as_of: datetime | None = None,
     pools: Iterable[PoolKeyTuple] = (),
@@ -200,9 +200,11 @@ def pool_risk(
     )
 
 
-def advisor_bands(session: Session, *, as_of: datetime) -> Mapping[tuple[str, str], int]:
+def advisor_bands(
+    session: Session | sa.Connection, *, as_of: datetime
+) -> Mapping[tuple[str, str], int]:
     """The latest Linux Advisor band index at or before ``as_of`` per (region, instance type)."""
-    model = InterruptionFrequencyModel
+    model = interruption_frequencies.c
     rows = session.execute(
         sa.select(model.region, model.instance_type, model.band_index)
         .where(model.observed_at <= as_of, model.operating_system == "Linux")
@@ -214,7 +216,7 @@ def advisor_bands(session: Session, *, as_of: datetime) -> Mapping[tuple[str, st
 def _record(
     into: Session | Engine, pool: PoolLike, kind: str, observed_at: datetime, detail: str
 ) -> None:
-    if not isinstance(into, Session):
+    if isinstance(into, Engine):
         with transaction(into) as session:
             _record(session, pool, kind, observed_at, detail)
         return

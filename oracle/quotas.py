@@ -14,11 +14,14 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
-from oracle.models import ServiceQuotaModel
+from oracle.tables import service_quotas
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 #: (market, instance class) -> quota code; class "G/VT" or "P".
 QUOTA_CODES: dict[tuple[str, str], str] = {
@@ -57,14 +60,14 @@ def instance_class(instance_type: str) -> str | None:
 
 
 def latest_quotas(
-    session: Session,
+    session: Session | sa.Connection,
     *,
     as_of: datetime | None = None,
     regions: Sequence[str] | None = None,
     codes: Sequence[str] = tuple(QUOTA_NAMES),
 ) -> dict[tuple[str, str], VcpuQuota]:
     """The newest ingested value per (region, quota code) observed at or before ``as_of``."""
-    model = ServiceQuotaModel
+    model = service_quotas.c
     newest = sa.select(
         model.region, model.quota_code, sa.func.max(model.observed_at).label("observed_at")
     ).where(model.quota_code.in_(list(codes)))
@@ -73,8 +76,8 @@ def latest_quotas(
     if regions:
         newest = newest.where(model.region.in_(list(regions)))
     latest = newest.group_by(model.region, model.quota_code).subquery()
-    rows = session.scalars(
-        sa.select(model).join(
+    rows = session.execute(
+        sa.select(service_quotas).join(
             latest,
             sa.and_(
                 model.region == latest.c.region,

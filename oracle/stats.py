@@ -22,19 +22,21 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
-from oracle.models import (
-    InterruptionFrequencyModel,
-    OfferingModel,
-    OnDemandPriceModel,
-    PlacementScoreModel,
-    SpotPriceModel,
+from oracle.tables import (
+    interruption_frequencies,
+    offerings,
+    on_demand_prices,
+    placement_scores,
+    spot_prices,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 #: Window lengths of the mean prices, in days; the longest is also the p95/max/volatility window.
 WINDOW_DAYS = (7, 30, 90)
@@ -101,7 +103,7 @@ class OnDemandOffer:
 
 
 def pool_stats(
-    session: Session,
+    session: Session | sa.Connection,
     *,
     as_of: datetime | None = None,
     regions: Collection[str] | None = None,
@@ -203,7 +205,7 @@ def pool_stats(
 
 
 def on_demand_offers(
-    session: Session,
+    session: Session | sa.Connection,
     *,
     as_of: datetime | None = None,
     regions: Collection[str] | None = None,
@@ -213,7 +215,7 @@ def on_demand_offers(
     """The on-demand list price in effect at ``as_of`` per (region, instance type), newest
     effective date first among ties, with the zones that offer the type; sorted."""
     as_of = _as_of(as_of)
-    table = OnDemandPriceModel.__table__
+    table = on_demand_prices
     conditions = [
         table.c.operating_system == operating_system,
         table.c.effective_date <= as_of,
@@ -433,7 +435,7 @@ def _count(value: float) -> int | None:
 
 
 def _price_rows(
-    session: Session,
+    session: Session | sa.Connection,
     *,
     as_of: datetime,
     regions: Collection[str] | None,
@@ -445,7 +447,7 @@ def _price_rows(
     last ``history_days``, plus each pool's last change at or before its start (one UNION ALL
     query), sorted by pool and time, with ``pool`` numbering the pools 0..n-1 and ``time_s`` in
     epoch seconds. (numpy alone: pandas would cost every plan about 0.3 s to import.)"""
-    table = SpotPriceModel.__table__
+    table = spot_prices
     start = as_of - timedelta(days=history_days)
     conditions = [
         table.c.product_description == product_description,
@@ -464,7 +466,7 @@ def _price_rows(
         table.c.availability_zone,
         table.c.availability_zone_id,
         table.c.instance_type,
-        _epoch_seconds(table.c.timestamp, session.get_bind().dialect.name).label("time_s"),
+        _epoch_seconds(table.c.timestamp, _dialect_name(session)).label("time_s"),
         table.c.price_usd_per_hour,
         table.c.source,
     )
@@ -533,6 +535,11 @@ class _Row:
     pool: int
 
 
+def _dialect_name(session: Session | sa.Connection) -> str:
+    bind = session if isinstance(session, sa.Connection) else session.get_bind()
+    return bind.dialect.name
+
+
 def _epoch_seconds(column: Any, dialect: str) -> Any:
     """``column`` as epoch seconds computed by the database, which spares building a Python
     datetime per row (most of the read time on large histories)."""
@@ -543,12 +550,23 @@ def _epoch_seconds(column: Any, dialect: str) -> Any:
     return sa.func.date_part("epoch", column)
 
 
+class _Placement(NamedTuple):
+    """One placement answer, with how many instance types its question named."""
+
+    asked_count: int
+    target_capacity: int
+    score: int
+    source: str
+    observed_at: datetime
+
+
 def _placement_scores(
-    session: Session, *, as_of: datetime, regions: Collection[str] | None
-) -> dict[tuple[str, str], list[Any]]:
+    session: Session | sa.Connection, *, as_of: datetime, regions: Collection[str] | None
+) -> dict[tuple[str, str], dict[str, list[_Placement]]]:
     """The latest placement answer at or before ``as_of`` per (region, scope, types asked,
-    capacity), grouped by (region, scope)."""
-    table = PlacementScoreModel.__table__
+    capacity), grouped by (region, scope) and then by each instance type asked about (in the
+    order the database returned them)."""
+    table = placement_scores
     group = (table.c.region, table.c.scope, table.c.instance_types, table.c.target_capacity)
     conditions = [table.c.observed_at <= as_of]
     if regions:
@@ -577,14 +595,18 @@ def _placement_scores(
             table.c.observed_at == latest.c.observed_at,
         ),
     )
-    grouped: dict[tuple[str, str], list[Any]] = {}
+    grouped: dict[tuple[str, str], dict[str, list[_Placement]]] = {}
     for row in session.execute(query):
-        grouped.setdefault((row.region, row.scope), []).append(row)
+        asked = row.instance_types.split(",")
+        answer = _Placement(len(asked), row.target_capacity, row.score, row.source, row.observed_at)
+        by_type = grouped.setdefault((row.region, row.scope), {})
+        for instance_type in dict.fromkeys(asked):
+            by_type.setdefault(instance_type, []).append(answer)
     return grouped
 
 
 def _pool_placement(
-    placements: dict[tuple[str, str], list[Any]],
+    placements: dict[tuple[str, str], dict[str, list[_Placement]]],
     region: str,
     zone_id: str | None,
     instance_type: str,
@@ -595,31 +617,28 @@ def _pool_placement(
     for scope in (zone_id, "region"):
         if scope is None:
             continue
-        best: dict[int, Any] = {}
-        for row in placements.get((region, scope), ()):
-            asked = row.instance_types.split(",")
-            if instance_type not in asked:
-                continue
-            rank = (-len(asked), row.observed_at)
-            held = best.get(row.target_capacity)
-            if held is None or rank > (-len(held.instance_types.split(",")), held.observed_at):
-                best[row.target_capacity] = row
+        best: dict[int, _Placement] = {}
+        for answer in placements.get((region, scope), {}).get(instance_type, ()):
+            rank = (-answer.asked_count, answer.observed_at)
+            held = best.get(answer.target_capacity)
+            if held is None or rank > (-held.asked_count, held.observed_at):
+                best[answer.target_capacity] = answer
         if best:
-            newest = max(best.values(), key=lambda row: row.observed_at)
-            scores = {capacity: int(row.score) for capacity, row in sorted(best.items())}
+            newest = max(best.values(), key=lambda answer: answer.observed_at)
+            scores = {capacity: int(answer.score) for capacity, answer in sorted(best.items())}
             return scores, newest.source, newest.observed_at
     return {}, None, None
 
 
 def _advisor(
-    session: Session,
+    session: Session | sa.Connection,
     *,
     as_of: datetime,
     regions: Collection[str] | None,
     operating_system: str,
 ) -> dict[tuple[str, str], Any]:
     """The latest Spot Advisor entry at or before ``as_of`` per (region, instance type)."""
-    table = InterruptionFrequencyModel.__table__
+    table = interruption_frequencies
     conditions = [table.c.observed_at <= as_of, table.c.operating_system == operating_system]
     if regions:
         conditions.append(table.c.region.in_(list(regions)))
@@ -658,7 +677,7 @@ def offered_zones(
     regions: Collection[str] | None,
     instance_types: Collection[str] | None,
 ) -> dict[tuple[str, str], tuple[str, ...]]:
-    table = OfferingModel.__table__
+    table = offerings
     query = (
         sa.select(table.c.region, table.c.instance_type, table.c.zone)
         .where(*narrowing(table, regions, instance_types))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -89,10 +89,78 @@ def parse_event(payload: Any) -> Ec2Event:
     )
 
 
+@dataclass(frozen=True)
+class Replacement:
+    """What replacing a leaving replica did: the replicas ``launched`` and either the plan they
+    serve (``plan_id``, with ``event_to_launch_s`` from the event to the first accepted launch)
+    or why no plan was made (``note``); ``errors``: the capacity errors met, ``None`` when no
+    launch was tried."""
+
+    launched: list[int]
+    note: str | None = None
+    plan_id: int | None = None
+    event_to_launch_s: float | None = None
+    errors: list[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        document: dict[str, Any] = {"launched": self.launched}
+        if self.note is not None:
+            document["note"] = self.note
+        if self.plan_id is not None:
+            document["plan_id"] = self.plan_id
+            document["event_to_launch_s"] = self.event_to_launch_s
+        if self.errors is not None:
+            document["errors"] = self.errors
+        return document
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What :func:`handle_event` did with one event (its JSON form is stored on the event row
+    and answered by ``POST /events/ec2``).
+
+    A redelivered event is a ``duplicate`` and nothing else is set. Otherwise ``replica_id``
+    names the replica the instance is (``None`` with a ``note`` when the service does not
+    manage it); a state change gives the replica's ``state`` after it; an interruption warning
+    or a rebalance recommendation gives the ``pool``, ``deregistered`` (for a warning: whether
+    the replica was in the load balancer) and the ``replacement``.
+    """
+
+    event_id: str
+    kind: str | None = None
+    duplicate: bool = False
+    replica_id: int | None = None
+    note: str | None = None
+    state: str | None = None
+    pool: str | None = None
+    deregistered: bool | None = None
+    replacement: Replacement | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.duplicate:
+            return {"duplicate": True, "event_id": self.event_id}
+        document: dict[str, Any] = {
+            "event_id": self.event_id,
+            "kind": self.kind,
+            "replica_id": self.replica_id,
+        }
+        for key, value in (
+            ("note", self.note),
+            ("state", self.state),
+            ("pool", self.pool),
+            ("deregistered", self.deregistered),
+        ):
+            if value is not None:
+                document[key] = value
+        if self.replacement is not None:
+            document.update(self.replacement.to_dict())
+        return document
+
+
 def handle_event(
     actuator: Actuator, event: Ec2Event, *, channel: str, received: float | None = None
-) -> dict[str, Any]:
-    """Act on one event; return what was done (also stored on the event row).
+) -> EventOutcome:
+    """Act on one event; return what was done (its JSON form is also stored on the event row).
 
     ``received`` is the ``time.perf_counter()`` reading when the event arrived; the time from
     it to the replacement's launch request being accepted is reported as
@@ -101,21 +169,21 @@ def handle_event(
     received = time.perf_counter() if received is None else received
     event_row_id = _record(actuator, event, channel)
     if event_row_id is None:
-        return {"duplicate": True, "event_id": event.event_id}
+        return EventOutcome(event_id=event.event_id, duplicate=True)
     replica = _replica_by_instance(actuator, event.instance_id)
-    result: dict[str, Any] = {"event_id": event.event_id, "kind": event.kind}
     if replica is None:
-        result["replica_id"] = None
-        result["note"] = "instance not managed by this service"
+        outcome = EventOutcome(
+            event_id=event.event_id, kind=event.kind, note="instance not managed by this service"
+        )
     elif event.kind == "state-change":
-        result.update(_state_change(actuator, replica, event))
+        outcome = _state_change(actuator, replica, event)
     else:
-        result.update(_interruption(actuator, replica, event, received))
+        outcome = _interruption(actuator, replica, event, received)
     with transaction(actuator.engine) as session:
         row = session.get_one(EventModel, event_row_id)
         row.handled_at = actuator.clock()
-        row.result = result
-    return result
+        row.result = outcome.to_dict()
+    return outcome
 
 
 def poll_sqs(actuator: Actuator, sqs: SqsApi, queue_url: str, *, wait_s: int = 0) -> int:
@@ -201,9 +269,10 @@ def _replica_by_instance(actuator: Actuator, instance_id: str) -> _Replica | Non
         return _Replica(row.id, pool, row.state, row.availability_zone, row.launched_at)
 
 
-def _state_change(actuator: Actuator, replica: _Replica, event: Ec2Event) -> dict[str, Any]:
+def _state_change(actuator: Actuator, replica: _Replica, event: Ec2Event) -> EventOutcome:
+    outcome = EventOutcome(event_id=event.event_id, kind=event.kind, replica_id=replica.id)
     if event.detail not in ("shutting-down", "terminated", "stopped", "stopping"):
-        return {"replica_id": replica.id, "state": replica.state}
+        return replace(outcome, state=replica.state)
     interrupted = replica.state == ReplicaState.TERMINATING and replica.pool.market == "spot"
     final = ReplicaState.PREEMPTED if interrupted else ReplicaState.TERMINATED
     if replica.state not in FINAL_STATES:
@@ -222,12 +291,12 @@ def _state_change(actuator: Actuator, replica: _Replica, event: Ec2Event) -> dic
             terminated_at=event.time,
             target_registered=False,
         )
-    return {"replica_id": replica.id, "state": final}
+    return replace(outcome, state=final)
 
 
 def _interruption(
     actuator: Actuator, replica: _Replica, event: Ec2Event, received: float
-) -> dict[str, Any]:
+) -> EventOutcome:
     interruption = event.kind == "spot-interruption"
     with transaction(actuator.engine) as session:
         session.add(
@@ -249,30 +318,30 @@ def _interruption(
             observed_at=event.time,
             source_detail=f"EventBridge {event.event_id}",
         )
-    result: dict[str, Any] = {"replica_id": replica.id, "pool": replica.pool.label}
+    outcome = EventOutcome(
+        event_id=event.event_id, kind=event.kind, replica_id=replica.id, pool=replica.pool.label
+    )
     if interruption:
         reason = f"spot interruption warning for {event.instance_id} ({event.detail})"
         if replica.state not in FINAL_STATES:  # a late warning for an instance already gone
             journal.set_replica(
                 actuator.engine, replica.id, state=ReplicaState.TERMINATING, state_reason=reason
             )
-        result["deregistered"] = actuator.deregister(replica.id, reason=reason)
+        outcome = replace(outcome, deregistered=actuator.deregister(replica.id, reason=reason))
     elif not actuator.settings.service.launch_early_on_rebalance:
-        result["launched"] = []
-        return result
+        return replace(outcome, replacement=Replacement(launched=[]))
     else:
         reason = f"rebalance recommendation for {event.instance_id}"
-    result.update(_replace(actuator, replica, reason, received))
-    return result
+    return replace(outcome, replacement=_replace(actuator, replica, reason, received))
 
 
-def _replace(actuator: Actuator, replica: _Replica, reason: str, received: float) -> dict[str, Any]:
+def _replace(actuator: Actuator, replica: _Replica, reason: str, received: float) -> Replacement:
     """Replan without the interrupted pool and launch what the new plan lacks, as a command
     the executor runs without waiting; a launch refused for capacity adds its pool to those
     left out and replans again (as apply does)."""
     current = latest_applied_plan(actuator.engine, actuator.service)
     if current is None:
-        return {"launched": [], "note": "no applied plan to keep"}
+        return Replacement(launched=[], note="no applied plan to keep")
     fleet = [
         r
         for r in journal.live_fleet(actuator.engine, actuator.service)
@@ -282,7 +351,7 @@ def _replace(actuator: Actuator, replica: _Replica, reason: str, received: float
         ReplanRequest(current.id, frozenset({replica.pool}), tuple(fleet), reason=reason)
     )
     if new_plan is None:
-        return {"launched": [], "note": "no plan without the failed pools", "errors": []}
+        return Replacement(launched=[], note="no plan without the failed pools", errors=[])
     result = actuator.execute(
         replacement_command(
             new_plan,
@@ -294,18 +363,18 @@ def _replace(actuator: Actuator, replica: _Replica, reason: str, received: float
         )
     )
     if result.replan_failed:
-        return {
-            "launched": result.launched,
-            "note": "no plan without the failed pools",
-            "errors": result.capacity_errors,
-        }
+        return Replacement(
+            launched=result.launched,
+            note="no plan without the failed pools",
+            errors=result.capacity_errors,
+        )
     first = result.first_launch_perf_s
-    return {
-        "launched": result.launched,
-        "plan_id": result.replans[-1] if result.replans else new_plan,
-        "event_to_launch_s": None if first is None else first - received,
-        "errors": result.capacity_errors,
-    }
+    return Replacement(
+        launched=result.launched,
+        plan_id=result.replans[-1] if result.replans else new_plan,
+        event_to_launch_s=None if first is None else first - received,
+        errors=result.capacity_errors,
+    )
 
 
 def replacement_command(

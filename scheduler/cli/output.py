@@ -26,9 +26,13 @@ FormatOption = Annotated[
 
 
 def emit_json(payload: Any) -> None:
-    """Write ``payload`` as JSON on stdout (datetimes in ISO 8601)."""
-    json.dump(payload, sys.stdout, indent=2, default=_default)
-    sys.stdout.write("\n")
+    """Write ``payload`` as JSON on stdout (datetimes in ISO 8601).
+
+    The document is encoded whole and written once: ``json.dump`` writes each of its pieces
+    (about 60,000 for a plan with its candidates) separately, one system call each where stdout
+    is unbuffered (``PYTHONUNBUFFERED``, or ``python -u``); ``json.dumps`` produces the same
+    text."""
+    sys.stdout.write(json.dumps(payload, indent=2, default=_default) + "\n")
 
 
 def _default(value: Any) -> Any:

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from scheduler.events import poll_sqs
 from scheduler.jobs.context import JobContext
-from scheduler.jobs.recording import recorded
+from scheduler.jobs.recording import JobDetails, JobRun, recorded
 
 NAME = "events"
 
 
-def run() -> dict[str, Any]:
+def run() -> JobRun:
     return recorded(NAME, _body)
 
 
-def _body(context: JobContext) -> dict[str, Any]:
+def _body(context: JobContext) -> JobDetails:
     from scheduler.services.wiring import aws_clients
 
     queue_url = context.settings.service.sqs_queue_url

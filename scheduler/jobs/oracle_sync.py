@@ -6,25 +6,23 @@ The first run of a region backfills ``oracle.history_days``; later runs fetch wh
 
 from __future__ import annotations
 
-from typing import Any
-
 from scheduler.jobs.context import JobContext
-from scheduler.jobs.recording import JobFailedError, recorded
+from scheduler.jobs.recording import JobDetails, JobFailedError, JobRun, recorded
 
 
-def run_prices() -> dict[str, Any]:
+def run_prices() -> JobRun:
     return recorded("price_sync", lambda c: _sync(c, ("spot_prices", "on_demand_prices")))
 
 
-def run_placement_scores() -> dict[str, Any]:
+def run_placement_scores() -> JobRun:
     return recorded("placement_scores", lambda c: _sync(c, ("placement_scores",)))
 
 
-def run_advisor() -> dict[str, Any]:
+def run_advisor() -> JobRun:
     return recorded("advisor", lambda c: _sync(c, ("advisor",)))
 
 
-def _sync(context: JobContext, kinds: tuple[str, ...]) -> dict[str, Any]:
+def _sync(context: JobContext, kinds: tuple[str, ...]) -> JobDetails:
     from oracle.aws.sync import sync_aws
     from scheduler.services.oracle_sync import options_from_config
     from scheduler.services.planning import json_safe

@@ -8,7 +8,7 @@ from typing import Any
 
 from scheduler.jobs.context import JobContext
 from scheduler.jobs.load import follow_load, scrape_generated_tokens
-from scheduler.jobs.recording import last_details, recorded
+from scheduler.jobs.recording import JobDetails, JobRun, last_details, recorded
 from scheduler.models import ReplicaState
 from scheduler.plan_store import latest_applied_plan
 from scheduler.services.fleet import list_replicas
@@ -18,11 +18,11 @@ from scheduler.slo import parse_slo
 NAME = "rebalance"
 
 
-def run() -> dict[str, Any]:
+def run() -> JobRun:
     return recorded(NAME, _body)
 
 
-def _body(context: JobContext) -> dict[str, Any]:
+def _body(context: JobContext) -> JobDetails:
     settings = context.settings
     slo = parse_slo(settings.service.slo) if settings.service.slo else None
     load_state: dict[str, Any] = {}

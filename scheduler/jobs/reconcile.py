@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from scheduler.actuator.reconcile import reconcile
 from scheduler.jobs.context import JobContext
-from scheduler.jobs.recording import recorded
+from scheduler.jobs.recording import JobDetails, JobRun, recorded
 
 NAME = "reconcile"
 
 
-def run() -> dict[str, Any]:
+def run() -> JobRun:
     return recorded(NAME, _body)
 
 
-def _body(context: JobContext) -> dict[str, Any]:
+def _body(context: JobContext) -> JobDetails:
     actuator = context.actuator_factory()
     report = reconcile(actuator)
     states = actuator.progress()

@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +55,7 @@ from scheduler.errors import BusyError
 
 if TYPE_CHECKING:
     from scheduler.config import Settings
+    from scheduler.planner import Plan
     from scheduler.planning.candidates import CandidateSet, PlanningData
 
 log = logging.getLogger("scheduler.api")
@@ -79,10 +80,34 @@ RECHECK_S = 1.0
 #: How much lower the planning workers' scheduling priority is than the serving process's.
 WORKER_NICENESS = 10
 
-#: (slo tokens/s, model) -> the planner's JSON document, or that document already encoded by
+
+@dataclass(frozen=True)
+class Recommended:
+    """A plan made for a recommendation, with what its document adds to the planner's: the
+    sources of its data (``provenance``) and ``notes`` on what was done to make it (both left
+    out of the document when ``None``)."""
+
+    plan: Plan
+    provenance: tuple[str, ...] | None = None
+    notes: tuple[str, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The planner's JSON document (``scheduler plan --format json``'s keys), plus
+        ``provenance`` and ``notes`` where set."""
+        from scheduler.services.planning import json_safe
+
+        document = json_safe(self.plan.to_dict())
+        if self.provenance is not None:
+            document["provenance"] = list(self.provenance)
+        if self.notes is not None:
+            document["notes"] = list(self.notes)
+        return document
+
+
+#: (slo tokens/s, model) -> the plan, or its document already encoded by
 #: :func:`encode_document` (a planning process encodes it, so that the serving process only
 #: forwards bytes and never holds its GIL for a large document).
-Recommender = Callable[[float, str], dict[str, Any] | bytes]
+Recommender = Callable[[float, str], Recommended | bytes]
 Key = tuple[float, str]
 
 
@@ -281,7 +306,7 @@ class RecommendationCache:
     def _compute(self, key: Key) -> Recommendation:
         current = self.fingerprint()
         answer = self._recommend(*key)
-        body = answer if isinstance(answer, bytes) else encode_document(answer)
+        body = answer if isinstance(answer, bytes) else encode_document(answer.to_dict())
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         made = Recommendation(body, etag)
         now = time.monotonic()
@@ -326,9 +351,8 @@ class SnapshotRecommender:
         self._fingerprint = ""
         self._checked_at = -RECHECK_S
 
-    def __call__(self, slo_tokens_per_second: float, model: str) -> dict[str, Any]:
+    def __call__(self, slo_tokens_per_second: float, model: str) -> Recommended:
         from scheduler.planner import plan_from_data
-        from scheduler.services.planning import json_safe
 
         snapshot = self._snapshot(model)
         plan = plan_from_data(
@@ -337,10 +361,8 @@ class SnapshotRecommender:
             slo_tokens_per_second=slo_tokens_per_second,
             candidate_set=snapshot.candidates,
         )
-        document = json_safe(plan.to_dict())
-        document["provenance"] = sorted({s for age in plan.data for s in age.sources})
-        document["notes"] = list(snapshot.notes)
-        return document
+        provenance = tuple(sorted({s for age in plan.data for s in age.sources}))
+        return Recommended(plan, provenance=provenance, notes=snapshot.notes)
 
     def _snapshot(self, model: str) -> _Snapshot:
         now = time.monotonic()
@@ -466,6 +488,6 @@ def _start_worker(database_url: str, settings: Settings, max_age_s: float) -> No
 
 def _plan_in_worker(slo_tokens_per_second: float, model: str, notes: tuple[str, ...]) -> bytes:
     """Plan in this worker and encode the answer here: the serving process gets bytes."""
-    document = _worker[0](slo_tokens_per_second, model)
-    document["notes"] = [*notes, *document["notes"]]
-    return encode_document(document)
+    recommended = _worker[0](slo_tokens_per_second, model)
+    earlier = recommended.notes or ()
+    return encode_document(replace(recommended, notes=(*notes, *earlier)).to_dict())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
@@ -12,7 +12,10 @@ from scheduler.actuator.ec2 import Ec2Adapter
 from scheduler.actuator.executor import Actuator
 from scheduler.actuator.probe import is_ready
 from scheduler.config import Settings
-from scheduler.services.planning import json_safe, planner_replanner
+from scheduler.services.planning import planner_replanner
+
+if TYPE_CHECKING:
+    from scheduler.services.recommendations import Recommended
 
 
 def aws_clients(settings: Settings) -> AwsClients:
@@ -44,12 +47,13 @@ def build_actuator(
     )
 
 
-def recommend(engine: Engine, settings: Settings, slo: float, model: str) -> dict[str, Any]:
-    """The planner's JSON for ``slo`` tok/s now (not stored)."""
+def recommend(engine: Engine, settings: Settings, slo: float, model: str) -> Recommended:
+    """The plan for ``slo`` tok/s now (not stored); its ``to_dict()`` is the planner's JSON."""
     from scheduler.planner import make_plan
+    from scheduler.services.recommendations import Recommended
 
     plan = make_plan(engine, config=settings.planner, slo_tokens_per_second=slo, model=model)
-    return json_safe(plan.to_dict())
+    return Recommended(plan)
 
 
 def served_model(settings: Settings) -> str:

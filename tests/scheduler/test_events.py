@@ -16,7 +16,7 @@ from oracle.models import InterruptionEventModel, PoolObservationModel
 from scheduler.actuator.executor import Actuator
 from scheduler.actuator.reconcile import reconcile
 from scheduler.config import Settings
-from scheduler.events import handle_event, parse_event, poll_sqs
+from scheduler.events import EventOutcome, Replacement, handle_event, parse_event, poll_sqs
 from scheduler.models import EventModel
 from tests.scheduler.fleet_helpers import (
     allocation,
@@ -48,8 +48,25 @@ def test_interruption_launches_a_replacement_and_deregisters_the_target(
 
     result = handle_event(actuator, parse_event(interruption(victim)), channel="api")
 
-    assert result["deregistered"] is True and len(result["launched"]) == 1
-    assert isinstance(result["event_to_launch_s"], float) and result["event_to_launch_s"] >= 0
+    replacement = result.replacement
+    assert result.deregistered is True and replacement is not None
+    assert len(replacement.launched) == 1
+    assert isinstance(replacement.event_to_launch_s, float) and replacement.event_to_launch_s >= 0
+    # Its JSON form, stored on the event row, keeps the keys (and their order) it always had.
+    assert list(result.to_dict()) == [
+        "event_id",
+        "kind",
+        "replica_id",
+        "pool",
+        "deregistered",
+        "launched",
+        "plan_id",
+        "event_to_launch_s",
+        "errors",
+    ]
+    with transaction(engine) as session:
+        stored = session.scalars(sa.select(EventModel).where(EventModel.event_id == "e-1")).one()
+        assert stored.result == result.to_dict()
     assert victim not in actuator.target_group.registered()  # type: ignore[union-attr]
     after = replica_rows(engine)
     assert after[victim][1] == "TERMINATING"
@@ -71,17 +88,24 @@ def test_interruption_launches_a_replacement_and_deregisters_the_target(
 
     # A redelivered event is recognised: no second launch.
     again = handle_event(actuator, parse_event(interruption(victim)), channel="sqs")
-    assert again == {"duplicate": True, "event_id": "e-1"}
+    assert again.duplicate and again.to_dict() == {"duplicate": True, "event_id": "e-1"}
     assert sum(running_by_pool(aws).values()) == 4
 
     # EC2 then ends the instance: the replica is PREEMPTED.
     aws("ec2").terminate_instances(InstanceIds=[victim])
     ended = ec2_event("EC2 Instance State-change Notification", victim, "e-2", state="terminated")
-    assert handle_event(actuator, parse_event(ended), channel="api")["state"] == "PREEMPTED"
+    closed = handle_event(actuator, parse_event(ended), channel="api")
+    assert closed.state == "PREEMPTED"
+    assert closed.to_dict() == {
+        "event_id": "e-2",
+        "kind": "state-change",
+        "replica_id": after[victim][0],
+        "state": "PREEMPTED",
+    }
 
     # A late warning for the instance already gone leaves the replica's final state alone.
     late = handle_event(actuator, parse_event(interruption(victim, "e-3")), channel="api")
-    assert late["replica_id"] == after[victim][0]
+    assert late.replica_id == after[victim][0]
     assert replica_rows(engine)[victim][1] == "PREEMPTED"
 
 
@@ -101,7 +125,16 @@ def test_rebalance_recommendation_launches_early_only_when_configured(
     event = ec2_event("EC2 Instance Rebalance Recommendation", victim, "r-1")
     result = handle_event(actuator, parse_event(event), channel="api")
 
-    assert len(result["launched"]) == (1 if early else 0)
+    assert result.replacement is not None
+    assert len(result.replacement.launched) == (1 if early else 0)
+    if not early:  # nothing tried: no plan, no errors
+        assert result.to_dict() == {
+            "event_id": "r-1",
+            "kind": "rebalance-recommendation",
+            "replica_id": result.replica_id,
+            "pool": result.pool,
+            "launched": [],
+        }
     assert sum(running_by_pool(aws).values()) == (4 if early else 3)
     assert replica_rows(engine)[victim][1] == "READY"  # still serving until interrupted
 
@@ -162,3 +195,91 @@ def test_bad_events_name_the_field(payload: Any, field: str) -> None:
     with pytest.raises(InputError) as caught:
         parse_event(payload)
     assert field in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "document"),
+    [
+        (
+            EventOutcome(
+                "e-9", kind="spot-interruption", note="instance not managed by this service"
+            ),
+            {
+                "event_id": "e-9",
+                "kind": "spot-interruption",
+                "replica_id": None,
+                "note": "instance not managed by this service",
+            },
+        ),
+        (
+            EventOutcome(
+                "e-9",
+                kind="spot-interruption",
+                replica_id=3,
+                pool="g6.xlarge spot use1-az1",
+                deregistered=False,
+                replacement=Replacement(launched=[], note="no applied plan to keep"),
+            ),
+            {
+                "event_id": "e-9",
+                "kind": "spot-interruption",
+                "replica_id": 3,
+                "pool": "g6.xlarge spot use1-az1",
+                "deregistered": False,
+                "launched": [],
+                "note": "no applied plan to keep",
+            },
+        ),
+        (
+            EventOutcome(
+                "e-9",
+                kind="rebalance-recommendation",
+                replica_id=3,
+                pool="g6.xlarge spot use1-az1",
+                replacement=Replacement(
+                    launched=[7],
+                    note="no plan without the failed pools",
+                    errors=["InsufficientInstanceCapacity"],
+                ),
+            ),
+            {
+                "event_id": "e-9",
+                "kind": "rebalance-recommendation",
+                "replica_id": 3,
+                "pool": "g6.xlarge spot use1-az1",
+                "launched": [7],
+                "note": "no plan without the failed pools",
+                "errors": ["InsufficientInstanceCapacity"],
+            },
+        ),
+        (
+            EventOutcome(
+                "e-9",
+                kind="spot-interruption",
+                replica_id=3,
+                pool="g6.xlarge spot use1-az1",
+                deregistered=True,
+                replacement=Replacement(
+                    launched=[7], plan_id=12, event_to_launch_s=None, errors=[]
+                ),
+            ),
+            {
+                "event_id": "e-9",
+                "kind": "spot-interruption",
+                "replica_id": 3,
+                "pool": "g6.xlarge spot use1-az1",
+                "deregistered": True,
+                "launched": [7],
+                "plan_id": 12,
+                "event_to_launch_s": None,
+                "errors": [],
+            },
+        ),
+    ],
+)
+def test_outcome_json_keeps_its_keys_in_order(
+    outcome: EventOutcome, document: dict[str, Any]
+) -> None:
+    """The stored and answered JSON of each kind of outcome: the keys, their order and values
+    that ``handle_event`` wrote when it built the dict itself."""
+    assert list(outcome.to_dict().items()) == list(document.items())

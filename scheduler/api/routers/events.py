@@ -23,7 +23,7 @@ router = APIRouter(tags=["events"])
 def post_event(context: ContextDep, request: PostEc2EventRequest) -> EventResponse:
     received = time.perf_counter()
     event = parse_event(request.model_dump(mode="json", by_alias=True))
-    result = handle_event(context.actuator_factory(), event, channel="api", received=received)
+    outcome = handle_event(context.actuator_factory(), event, channel="api", received=received)
     return EventResponse(
-        event_id=event.event_id, duplicate=bool(result.get("duplicate")), result=result
+        event_id=event.event_id, duplicate=outcome.duplicate, result=outcome.to_dict()
     )

@@ -31,7 +31,7 @@ TABLES = (
 def row_counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as connection:
         return {
-            model.__tablename__: connection.execute(
+            model.__table__.name: connection.execute(
                 sa.select(sa.func.count()).select_from(model)
             ).scalar_one()
             for model in TABLES

@@ -19,7 +19,7 @@ from scheduler.api.app import create_app
 from scheduler.api.context import ApiContext
 from scheduler.config import ServiceConfig, Settings
 from scheduler.models import EventModel, PlanModel
-from scheduler.services.recommendations import RecommendationCache
+from scheduler.services.recommendations import RecommendationCache, encode_document
 from tests.scheduler.api.conftest import AUTH, TOKEN, market_app
 from tests.scheduler.fleet_helpers import interruption
 
@@ -144,7 +144,9 @@ def broken_client(engine: Engine) -> Iterator[TestClient]:
         engine=engine,
         settings=Settings(service=ServiceConfig(name="llm-test", api_token=TOKEN)),
         actuator_factory=broken,
-        recommendations=RecommendationCache(engine, lambda slo, model: {}, ttl_s=60),
+        recommendations=RecommendationCache(
+            engine, lambda slo, model: encode_document({}), ttl_s=60
+        ),
     )
     with TestClient(create_app(context), raise_server_exceptions=False) as client:
         yield client

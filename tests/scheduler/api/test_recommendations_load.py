@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +18,7 @@ from scheduler.actuator.executor import Actuator
 from scheduler.api.app import app_for, create_app
 from scheduler.api.context import ApiContext
 from scheduler.config import ServiceConfig, Settings
-from scheduler.services.recommendations import RecommendationCache
+from scheduler.services.recommendations import RecommendationCache, encode_document
 
 
 @pytest.fixture
@@ -34,7 +33,7 @@ def test_the_cache_keeps_at_most_its_size_dropping_the_least_recently_used(
     sqlite_engine: Engine,
 ) -> None:
     cache = RecommendationCache(
-        sqlite_engine, lambda slo, model: {"slo": slo}, ttl_s=60, max_entries=2
+        sqlite_engine, lambda slo, model: encode_document({"slo": slo}), ttl_s=60, max_entries=2
     )
     one = cache.get(1.0, "m")
     cache.get(2.0, "m")
@@ -53,12 +52,12 @@ class _Gate:
         self.started = threading.Event()
         self.calls: list[float] = []
 
-    def __call__(self, slo: float, model: str) -> dict[str, Any]:
+    def __call__(self, slo: float, model: str) -> bytes:
         self.calls.append(slo)
         if slo != 1.0:  # the warm-up key plans at once
             self.started.set()
             assert self.release.wait(30)
-        return {"slo_tokens_per_second": slo, "model": model}
+        return encode_document({"slo_tokens_per_second": slo, "model": model})
 
 
 def test_excess_uncached_plans_get_503_busy_while_cached_reads_are_served(

@@ -16,7 +16,7 @@ from scheduler.api.app import create_app
 from scheduler.api.context import ApiContext
 from scheduler.config import ServiceConfig, Settings
 from scheduler.models import ActionModel, EventModel, PlanModel, ReplicaModel
-from scheduler.services.recommendations import RecommendationCache
+from scheduler.services.recommendations import RecommendationCache, encode_document
 from tests.scheduler.fleet_helpers import allocation, interruption, running_by_pool
 from tests.scheduler.hold_apply_lock import apply_lock_held_elsewhere
 
@@ -36,9 +36,9 @@ def client(
 ) -> Iterator[TestClient]:
     calls: list[tuple[float, str]] = []
 
-    def recommend(slo: float, model: str) -> dict[str, Any]:
+    def recommend(slo: float, model: str) -> bytes:
         calls.append((slo, model))
-        return {"slo_tokens_per_second": slo, "model": model, "allocations": []}
+        return encode_document({"slo_tokens_per_second": slo, "model": model, "allocations": []})
 
     context = ApiContext(
         engine=engine,
@@ -59,7 +59,7 @@ def light_client(engine: Engine) -> Iterator[TestClient]:
     def no_actuator() -> Actuator:
         raise AssertionError("a refused request reached the actuator")
 
-    def no_plan(slo: float, model: str) -> dict[str, Any]:
+    def no_plan(slo: float, model: str) -> bytes:
         raise AssertionError("a refused request reached the planner")
 
     context = ApiContext(

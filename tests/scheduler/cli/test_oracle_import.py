@@ -27,7 +27,7 @@ def counts(url: str) -> dict[str, int]:
     try:
         with engine.connect() as connection:
             return {
-                model.__tablename__: connection.execute(
+                model.__table__.name: connection.execute(
                     sa.select(sa.func.count()).select_from(model)
                 ).scalar_one()
                 for model in (SpotPriceModel, OnDemandPriceModel, IngestRunModel)

@@ -1,6 +1,7 @@
 """A command loads only what it uses: `scheduler --help` imports none of the heavy libraries, and
 `scheduler plan` on a database already at the newest revision imports no migration machinery, no
-pandas or scipy and no AWS or HTTP client. Checked in a child process's ``sys.modules``."""
+pandas or scipy, no AWS or HTTP client and no ORM. Checked in a child process's
+``sys.modules``."""
 
 from __future__ import annotations
 
@@ -32,8 +33,21 @@ HEAVY_FOR_HELP = (
     "sqlalchemy",
     "yaml",
 )
-#: What `scheduler plan --format json` on a current database must not import.
-HEAVY_FOR_PLAN = ("aiohttp", "alembic", "boto3", "botocore", "httpx", "pandas", "scipy", "yaml")
+#: What `scheduler plan --format json` on a current database must not import: it reads the
+#: oracle's Core tables (oracle.tables), without the ORM or its mapped classes.
+HEAVY_FOR_PLAN = (
+    "aiohttp",
+    "alembic",
+    "boto3",
+    "botocore",
+    "httpx",
+    "pandas",
+    "scipy",
+    "yaml",
+    "sqlalchemy.orm",
+    "oracle.models",
+    "scheduler.models",
+)
 
 CHILD = """
 import json, sys

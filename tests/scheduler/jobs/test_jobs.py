@@ -46,8 +46,8 @@ def test_the_rebalance_job_records_its_decision(
     actuator.apply(plan_id)
     set_current(JobContext(engine, job_settings, lambda: actuator, worker="test"))
 
-    first = rebalance_job.run()
-    second = rebalance_job.run()
+    first = rebalance_job.run().details
+    second = rebalance_job.run().details
 
     assert first["act"] is False and "already matches" in first["reason"]
     with transaction(engine) as session:

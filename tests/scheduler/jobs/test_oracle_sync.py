@@ -97,9 +97,10 @@ def test_the_price_sync_job_stores_spot_and_on_demand_prices(
             pricing_params(REGION, instance_type),
         )
 
-    details = oracle_sync.run_prices()
+    run = oracle_sync.run_prices()
 
-    assert details["kinds"] == ["spot_prices", "on_demand_prices"]
+    assert (run.job, run.status, run.error) == ("price_sync", "ok", None)
+    assert run.details["kinds"] == ["spot_prices", "on_demand_prices"]
     assert _count(engine, SpotPriceModel) > 0  # moto's generated price history
     with transaction(engine) as session:
         on_demand = dict(
@@ -164,7 +165,7 @@ def test_a_failing_sync_job_is_recorded_as_an_error(engine: Engine, clients: Aws
     # Nothing listens on port 9 of 127.0.0.1: the feed cannot be fetched.
     _context(engine, clients, advisor_url="http://127.0.0.1:9/spot-advisor-data.json")
 
-    oracle_sync.run_advisor()
+    answered = oracle_sync.run_advisor()
 
     assert _count(engine, InterruptionFrequencyModel) == 0
     with transaction(engine) as session:
@@ -172,3 +173,7 @@ def test_a_failing_sync_job_is_recorded_as_an_error(engine: Engine, clients: Aws
         assert (run.job, run.status) == ("advisor", "error")
         assert run.error and run.error.startswith("advisor: ")
         assert run.details["summary"]["advisor"]["status"] == "failed"
+        # The run returned is the run recorded.
+        assert (answered.job, answered.status, answered.error) == (run.job, run.status, run.error)
+        assert answered.details == run.details
+        assert answered.duration_s == pytest.approx(run.duration_s)

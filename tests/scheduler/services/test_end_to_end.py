@@ -81,15 +81,17 @@ def test_plan_apply_interruption_with_the_real_planner(
     assert registered
     outcome = handle_event(actuator, parse_event(interruption(victim)), channel="api")
 
-    assert outcome["deregistered"] is True and len(outcome["launched"]) >= 1
+    replacement = outcome.replacement
+    assert outcome.deregistered is True and replacement is not None
+    assert len(replacement.launched) >= 1
     assert victim not in actuator.target_group.registered()  # type: ignore[union-attr]
-    replacement_plan = _wanted(actuator, outcome["plan_id"])
+    replacement_plan = _wanted(actuator, replacement.plan_id)
     assert victim_pool not in replacement_plan  # replanned without the interrupted pool
     after = replica_rows(engine)
     new_pools = {after[i][2] for i in after if i not in rows}
     assert victim_pool not in new_pools
     with capsys.disabled():
-        print(f"\nevent to replacement launch accepted: {outcome['event_to_launch_s']:.3f} s")
+        print(f"\nevent to replacement launch accepted: {replacement.event_to_launch_s:.3f} s")
 
 
 def test_rebalancer_moves_only_past_its_thresholds(
@@ -209,9 +211,10 @@ def test_a_replacement_refused_for_capacity_is_replanned(
     refusing["on"] = True  # from now on, spot has no capacity anywhere
     outcome = handle_event(actuator, parse_event(interruption(victim)), channel="api")
 
-    assert outcome["launched"] and outcome["errors"]
+    replacement = outcome.replacement
+    assert replacement is not None and replacement.launched and replacement.errors
     after = replica_rows(engine)
-    replacements = [after[i] for i in outcome_instances(engine, outcome["launched"])]
+    replacements = [after[i] for i in outcome_instances(engine, replacement.launched)]
     assert replacements and all(row[2].endswith("/on-demand") for row in replacements)
 
 

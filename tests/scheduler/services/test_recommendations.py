@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from oracle.db import transaction
 from oracle.models import SpotPriceModel
 from scheduler.services import recommendations
-from scheduler.services.recommendations import RecommendationCache
+from scheduler.services.recommendations import RecommendationCache, encode_document
 
 
 def test_concurrent_misses_plan_once_and_new_data_replans(
@@ -22,10 +22,10 @@ def test_concurrent_misses_plan_once_and_new_data_replans(
     calls: list[float] = []
     gate = threading.Event()
 
-    def recommend(slo: float, model: str) -> dict[str, Any]:
+    def recommend(slo: float, model: str) -> bytes:
         calls.append(slo)
         gate.wait(10)
-        return {"slo": slo, "plan": len(calls)}
+        return encode_document({"slo": slo, "plan": len(calls)})
 
     cache = RecommendationCache(engine, recommend, ttl_s=3600)
     results: list[Any] = []
@@ -62,7 +62,9 @@ def test_concurrent_misses_plan_once_and_new_data_replans(
 
 
 def test_once_a_second_one_caller_looks_and_the_others_are_served(engine: Engine) -> None:
-    cache = RecommendationCache(engine, lambda slo, model: {"slo": slo}, ttl_s=3600)
+    cache = RecommendationCache(
+        engine, lambda slo, model: encode_document({"slo": slo}), ttl_s=3600
+    )
     made = cache.get(1.0, "m")
     assert cache.peek(1.0, "m") == (made, False)
     cache._checked_at -= 2 * recommendations.RECHECK_S  # a second has passed
