@@ -117,20 +117,21 @@ def _busting(url: str, path: str, args: argparse.Namespace, server_pid: int) -> 
     first = httpx.get(url + path, timeout=300)  # warms the cache (and the planning data)
     if first.status_code != 200:
         raise RuntimeError(f"GET {path}: {first.status_code} {first.text}")
-    alone = asyncio.run(_load(url + path, args.cached_clients, args.duration_s))
+    with _cpu(server_pid) as alone_cpu:
+        alone = asyncio.run(_load(url + path, args.cached_clients, args.duration_s))
     # The first uncached plans start the planning workers (and load their copy of the data):
     # a one-off at start-up, kept out of the measurement.
-    asyncio.run(_with_busters(url, path, args, duration_s=WARM_UP_S, seed=10**8))
-    (serving_before_s, workers_before_s), began = _tree_cpu_s(server_pid), time.perf_counter()
-    cached, busting = asyncio.run(_with_busters(url, path, args))
-    serving_after_s, workers_after_s = _tree_cpu_s(server_pid)
-    elapsed_s = time.perf_counter() - began
-    serving_s, workers_s = serving_after_s - serving_before_s, workers_after_s - workers_before_s
+    asyncio.run(_with_busters(url, path, args, duration_s=WARM_UP_S, seed=90_000))
+    with _cpu(server_pid) as beside_cpu:
+        cached, beside = asyncio.run(_with_busters(url, path, args))
+    with _cpu(server_pid) as busting_cpu:
+        _, busting = asyncio.run(_with_busters(url, path, args, cached_clients=0, seed=50_000))
     alone_f, cached_f = _combine([alone]), _combine([cached])
     print(
         f"GET /recommendations: {args.cached_clients} clients on a cached SLO, "
         f"{args.duration_s:.0f} s alone, then {args.duration_s:.0f} s beside {args.busters} "
-        "cache-busting clients (a new SLO per request)"
+        "cache-busting clients (a new SLO per request), then the busters alone "
+        f"{args.duration_s:.0f} s"
     )
     print(f"{'cached clients':24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
     for name, figures in (("alone", alone_f), ("beside the busters", cached_f)):
@@ -140,23 +141,54 @@ def _busting(url: str, path: str, args: argparse.Namespace, server_pid: int) -> 
         )
     ratio = cached_f["p99_ms"] / alone_f["p99_ms"]
     print(f"cached p99 beside the busters / alone: {ratio:.2f} (goal <= 2)")
-    planned = busting["planned"] / busting["elapsed_s"]
-    print(
-        f"uncached plans served: {planned:.1f}/s (goal >= 10), p50 "
-        f"{np.percentile(busting['latencies_ms'], 50) if busting['planned'] else float('nan'):.0f}"
-        f" ms; busy (503) answers {busting['busy']}, other errors {busting['errors']}"
+    for name, figures in (("beside the cached clients", beside), ("alone", busting)):
+        planned = figures["planned"] / figures["elapsed_s"]
+        p50_ms = np.percentile(figures["latencies_ms"], 50) if figures["planned"] else np.nan
+        print(
+            f"uncached plans served, busters {name}: {planned:.1f}/s (goal >= 10), p50 "
+            f"{p50_ms:.0f} ms; busy (503) answers {figures['busy']}, other errors "
+            f"{figures['errors']}"
+        )
+    print("CPU (cores) of each part meanwhile:")
+    print(f"{'':28}{'serving':>9}{'workers':>9}{'clients':>9}{'CPU-s/plan':>12}{'CPU-ms/read':>13}")
+    phases = (
+        ("cached clients alone", alone_cpu, alone_f["requests"], 0),
+        ("beside the busters", beside_cpu, cached_f["requests"], beside["planned"]),
+        ("busters alone", busting_cpu, 0, busting["planned"]),
     )
-    per_plan_s = workers_s / busting["planned"] if busting["planned"] else float("nan")
+    for name, cpu, reads, plans in phases:
+        per_plan = cpu["workers_s"] / plans if plans else np.nan
+        # The serving process's CPU per cached read, where it served only those.
+        per_read_ms = 1000 * cpu["serving_s"] / reads if reads and not plans else np.nan
+        cores = [cpu[part] / cpu["elapsed_s"] for part in ("serving_s", "workers_s", "clients_s")]
+        print(f"{name:28}" + "".join(f"{c:>9.2f}" for c in cores) + f"{per_plan:>12.3f}", end="")
+        print(f"{per_read_ms:>13.2f}")
     print(
-        f"meanwhile: serving process {serving_s / elapsed_s:.2f} cores, planning workers "
-        f"{workers_s / elapsed_s:.2f} cores ({per_plan_s:.3f} CPU-s per uncached plan), load "
-        f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (the clients run on "
+        "this machine too: on a busy one the figures above fall)"
     )
-    spare = (os.cpu_count() or 1) - serving_s / elapsed_s
-    print(
-        f"uncached plans per second the workers would serve with the {spare:.2f} cores the "
-        f"serving process leaves on an otherwise idle machine: {spare / per_plan_s:.1f}"
+
+
+@contextmanager
+def _cpu(server_pid: int) -> Iterator[dict[str, float]]:
+    """CPU-seconds of the serving process, of its planning workers and of these clients (this
+    process) over the block, and the block's wall-clock seconds."""
+    figures: dict[str, float] = {}
+    serving_s, workers_s = _tree_cpu_s(server_pid)
+    clients_s, began = _own_cpu_s(), time.perf_counter()
+    yield figures
+    serving_after_s, workers_after_s = _tree_cpu_s(server_pid)
+    figures.update(
+        serving_s=serving_after_s - serving_s,
+        workers_s=workers_after_s - workers_s,
+        clients_s=_own_cpu_s() - clients_s,
+        elapsed_s=time.perf_counter() - began,
     )
+
+
+def _own_cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 async def _with_busters(
@@ -166,8 +198,10 @@ async def _with_busters(
     *,
     duration_s: float | None = None,
     seed: int = 0,
+    cached_clients: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     duration_s = duration_s or args.duration_s
+    cached_clients = args.cached_clients if cached_clients is None else cached_clients
     counter = iter(range(seed, 10**9))
     busting: dict[str, Any] = {"planned": 0, "busy": 0, "errors": 0, "latencies": []}
     stop_at = time.perf_counter() + duration_s
@@ -175,7 +209,8 @@ async def _with_busters(
 
     async def buster(client: httpx.AsyncClient) -> None:
         while time.perf_counter() < stop_at:
-            # A distinct SLO per request: 400.001, 400.002, ... tok/s.
+            # A distinct SLO per request: 400.000, 400.001, ... tok/s from seed 0 (450.000 from
+            # seed 50,000): one problem size throughout, never a cached one.
             slo = f"{400 + next(counter) / 1000:.3f}tok/s"
             started = time.perf_counter()
             try:
@@ -198,9 +233,7 @@ async def _with_busters(
             await asyncio.gather(*(buster(client) for _ in range(args.busters)))
         return time.perf_counter() - began
 
-    cached, elapsed = await asyncio.gather(
-        _load(url + path, args.cached_clients, duration_s), busters()
-    )
+    cached, elapsed = await asyncio.gather(_load(url + path, cached_clients, duration_s), busters())
     busting["elapsed_s"] = elapsed
     busting["latencies_ms"] = np.array(busting.pop("latencies")) * 1000
     return cached, busting
@@ -288,6 +321,8 @@ def _combine(rounds: list[dict[str, Any]]) -> dict[str, float]:
 async def _load(url: str, concurrency: int, duration_s: float) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
+    if not concurrency:
+        return {"latencies_ms": np.array([]), "elapsed_s": 0.0, "errors": 0}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
         stop_at = time.perf_counter() + duration_s
