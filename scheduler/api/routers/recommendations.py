@@ -23,7 +23,9 @@ router = APIRouter(tags=["plans"])
     "planned a few at a time (service.max_concurrent_plans); a request that waits longer than "
     "service.plan_queue_wait_s for its turn is answered 503 `busy` with Retry-After. 409 "
     "`infeasible` when no plan meets the SLO. On an empty oracle the service plans on the "
-    "embedded sample market, as `scheduler plan` does, and says so (`provenance`, `notes`).",
+    "embedded sample market, as `scheduler plan` does, and says so (`provenance`, `notes`). "
+    "Sent gzip-compressed (`Content-Encoding: gzip`, with an ETag of its own) to a client whose "
+    "Accept-Encoding takes gzip; If-None-Match may name either ETag.",
     dependencies=[ReadAuth],
     response_model=RecommendationResponse,
     responses={304: {"description": "Unchanged (If-None-Match)"}, **errors(401, 403, 409, 503)},
