@@ -19,7 +19,9 @@ peak under 400 MB, at no lower rows/s than the baseline.
 Measured (``--parallel``, 2 shared cores under a load of ~10; 200 MB, 3,040,000 rows): streaming
 peak 139 MB for the whole file and for the bad last row (refused at FILE:3040002, nothing
 written), 24,432 rows per CPU second; the baseline peaked at 3,215 MB at 23,090 rows per CPU
-second (ratio 1.06; wall rows/s 2,220 vs 2,178).
+second (ratio 1.06; wall rows/s 2,220 vs 2,178). Again (``--parallel``, load average 12 at the
+start, 7 at the end): streaming 139 MB, 3,516 rows/s and 32,060 rows per CPU second; baseline
+3,215 MB, 3,493 rows/s and 30,104 rows per CPU second (ratios 1.01 wall, 1.06 per CPU second).
 """
 
 from __future__ import annotations

@@ -18,7 +18,12 @@ from scheduler.actuator.executor import Actuator
 from scheduler.api.app import app_for, create_app
 from scheduler.api.context import ApiContext
 from scheduler.config import ServiceConfig, Settings
-from scheduler.services.recommendations import RecommendationCache, encode_document
+from scheduler.services.recommendations import (
+    Recommendation,
+    RecommendationCache,
+    encode_document,
+    make_recommendation,
+)
 
 
 @pytest.fixture
@@ -33,7 +38,7 @@ def test_the_cache_keeps_at_most_its_size_dropping_the_least_recently_used(
     sqlite_engine: Engine,
 ) -> None:
     cache = RecommendationCache(
-        sqlite_engine, lambda slo, model: encode_document({"slo": slo}), ttl_s=60, max_entries=2
+        sqlite_engine, lambda slo, model: make_recommendation({"slo": slo}), ttl_s=60, max_entries=2
     )
     one = cache.get(1.0, "m")
     cache.get(2.0, "m")
@@ -52,12 +57,12 @@ class _Gate:
         self.started = threading.Event()
         self.calls: list[float] = []
 
-    def __call__(self, slo: float, model: str) -> bytes:
+    def __call__(self, slo: float, model: str) -> Recommendation:
         self.calls.append(slo)
         if slo != 1.0:  # the warm-up key plans at once
             self.started.set()
             assert self.release.wait(30)
-        return encode_document({"slo_tokens_per_second": slo, "model": model})
+        return make_recommendation({"slo_tokens_per_second": slo, "model": model})
 
 
 def test_excess_uncached_plans_get_503_busy_while_cached_reads_are_served(
@@ -162,13 +167,13 @@ def test_a_dead_planning_worker_is_replaced_and_its_request_answered_busy(
     before = set(multiprocessing.active_children())
     recommender = ProcessRecommender(sqlite_engine, settings, workers=1, max_age_s=60)
     try:
-        assert json.loads(recommender(500.0, MODEL))["allocations"]
+        assert json.loads(recommender(500.0, MODEL).body)["allocations"]
         (worker,) = set(multiprocessing.active_children()) - before  # the planning worker
         os.kill(worker.pid or 0, signal.SIGKILL)
         worker.join(10)
         with pytest.raises(BusyError):
             recommender(600.0, MODEL)
-        assert json.loads(recommender(600.0, MODEL))["slo_tokens_per_second"] == 600.0
+        assert json.loads(recommender(600.0, MODEL).body)["slo_tokens_per_second"] == 600.0
     finally:
         recommender.close()
 
@@ -208,3 +213,26 @@ def test_the_fingerprint_changes_with_every_table_a_plan_reads(sqlite_engine: En
             session.add(row)
         seen.add(fingerprint(sqlite_engine))
     assert len(seen) == 3
+
+
+@pytest.mark.parametrize("slo_tokens_per_second", [100.0, 500.0, 1234.5])
+def test_a_plan_is_encoded_once_to_the_bytes_the_stored_plans_hold(
+    sqlite_engine: Engine, slo_tokens_per_second: float
+) -> None:
+    """One encoding per uncached plan gives the bytes that the planner's plain-JSON document
+    (as POST /plans stores it) encodes to."""
+    from scheduler.config import PlannerConfig
+    from scheduler.services.planning import json_safe
+    from scheduler.services.recommendations import SnapshotRecommender
+    from tests.scheduler.api.conftest import ZONES
+    from tests.scheduler.market import MODEL, seed_market
+
+    seed_market(sqlite_engine, ZONES, {("use1-az6", "g5.xlarge"): 0.3})
+    settings = Settings(planner=PlannerConfig(model=MODEL))
+    recommender = SnapshotRecommender(sqlite_engine, settings, max_age_s=60, ensure=False)
+    recommended, _ = recommender.recommended(slo_tokens_per_second, MODEL)
+    document = recommended.document()
+    plain = json.dumps(json_safe(document), sort_keys=True, allow_nan=False).encode()
+    assert encode_document(document) == plain
+    made = recommender(slo_tokens_per_second, MODEL)  # planned again (its timings differ)
+    assert json.loads(made.body).keys() == json.loads(plain).keys() and made.fingerprint

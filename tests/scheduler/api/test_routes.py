@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,9 +15,14 @@ from oracle.db import transaction
 from scheduler.actuator.executor import Actuator
 from scheduler.api.app import create_app
 from scheduler.api.context import ApiContext
+from scheduler.api.routers.recommendations import accepts_gzip
 from scheduler.config import ServiceConfig, Settings
 from scheduler.models import ActionModel, EventModel, PlanModel, ReplicaModel
-from scheduler.services.recommendations import RecommendationCache, encode_document
+from scheduler.services.recommendations import (
+    Recommendation,
+    RecommendationCache,
+    make_recommendation,
+)
 from tests.scheduler.fleet_helpers import allocation, interruption, running_by_pool
 from tests.scheduler.hold_apply_lock import apply_lock_held_elsewhere
 
@@ -36,9 +42,11 @@ def client(
 ) -> Iterator[TestClient]:
     calls: list[tuple[float, str]] = []
 
-    def recommend(slo: float, model: str) -> bytes:
+    def recommend(slo: float, model: str) -> Recommendation:
         calls.append((slo, model))
-        return encode_document({"slo_tokens_per_second": slo, "model": model, "allocations": []})
+        return make_recommendation(
+            {"slo_tokens_per_second": slo, "model": model, "allocations": []}
+        )
 
     context = ApiContext(
         engine=engine,
@@ -59,7 +67,7 @@ def light_client(engine: Engine) -> Iterator[TestClient]:
     def no_actuator() -> Actuator:
         raise AssertionError("a refused request reached the actuator")
 
-    def no_plan(slo: float, model: str) -> bytes:
+    def no_plan(slo: float, model: str) -> Recommendation:
         raise AssertionError("a refused request reached the planner")
 
     context = ApiContext(
@@ -222,6 +230,60 @@ def test_recommendations_are_cached_with_an_etag(client: TestClient) -> None:
     assert again.status_code == 304
     calls = client.app.state.context.extras["calls"]  # type: ignore[attr-defined]
     assert len(calls) == 1
+
+
+def test_recommendations_are_sent_gzipped_to_clients_that_accept_it(client: TestClient) -> None:
+    identity = client.get(
+        "/recommendations", params={"slo": "700tok/s"}, headers={"Accept-Encoding": "identity"}
+    )
+    assert "Content-Encoding" not in identity.headers
+    assert identity.headers["Vary"] == "Accept-Encoding"
+    with client.stream(
+        "GET", "/recommendations", params={"slo": "700tok/s"}, headers={"Accept-Encoding": "gzip"}
+    ) as compressed:
+        raw = b"".join(compressed.iter_raw())
+    assert compressed.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(raw) == identity.content  # the same document, compressed
+    assert compressed.headers["ETag"] != identity.headers["ETag"]  # a representation each
+    refused = client.get(
+        "/recommendations",
+        params={"slo": "700tok/s"},
+        headers={"Accept-Encoding": "gzip;q=0, identity"},
+    )
+    assert "Content-Encoding" not in refused.headers
+    for etag in (identity.headers["ETag"], compressed.headers["ETag"]):
+        unchanged = client.get(
+            "/recommendations",
+            params={"slo": "700tok/s"},
+            headers={"If-None-Match": f'"other", {etag}', "Accept-Encoding": "gzip"},
+        )
+        assert (
+            unchanged.status_code == 304 and unchanged.headers["ETag"] == compressed.headers["ETag"]
+        )
+    calls = client.app.state.context.extras["calls"]  # type: ignore[attr-defined]
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("header", "accepted"),
+    [
+        (None, False),
+        ("", False),
+        ("identity", False),
+        ("gzip", True),
+        ("GZIP", True),
+        ("deflate, gzip;q=0.5", True),
+        ("gzip;q=0", False),
+        ("gzip; q=0.0, *", False),  # named beats the wildcard
+        ("*", True),
+        ("*;q=0", False),
+        ("*;q=0, gzip", True),
+        ("br, x-gzip", True),
+        ("gzip;q=nope", False),
+    ],
+)
+def test_accept_encoding_is_read_as_rfc_9110_says(header: str | None, accepted: bool) -> None:
+    assert accepts_gzip(header) is accepted
 
 
 def test_health_readiness_and_openapi(client: TestClient) -> None:

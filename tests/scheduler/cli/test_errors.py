@@ -98,6 +98,22 @@ INPUT_CASES: dict[str, tuple[Callable[[Path], list[str]], tuple[str, ...]]] = {
         lambda d: ["oracle", "import", csv(d, HEADER + ROW.replace(ROW[:25], FAR_FUTURE))],
         ("a.csv:2: timestamp '9999-12-31T23:59:59-05:00' is out of range",),
     ),
+    "--observed-at far in the past with an offset": (
+        lambda d: ["oracle", "import", "--observed-at", FAR_PAST, csv(d, HEADER + ROW)],
+        (f"--observed-at '{FAR_PAST}' is out of range; use a time from 1970-01-01",),
+    ),
+    "--as-of of oracle stats far in the past": (
+        lambda d: ["oracle", "stats", "--as-of", FAR_PAST],
+        (f"--as-of '{FAR_PAST}' is out of range",),
+    ),
+    "--as-of of plan far in the future": (
+        lambda d: ["plan", "--slo", "500tok/s", "--as-of", FAR_FUTURE],
+        (f"--as-of '{FAR_FUTURE}' is out of range",),
+    ),
+    "a timestamp far in the past in a file": (
+        lambda d: ["oracle", "import", csv(d, HEADER + ROW + ROW.replace(ROW[:25], FAR_PAST))],
+        (f"a.csv:3: timestamp '{FAR_PAST}' is out of range",),
+    ),
     "a CSV field over the csv module's limit": (
         lambda d: ["oracle", "import", csv(d, HEADER + ROW + ROW.replace("Linux", "L" * 200_000))],
         ("a.csv:3: not a well-formed CSV row (field larger than field limit (131072))",),
@@ -376,6 +392,38 @@ def test_the_entry_point_prints_one_line_without_a_traceback(
         f"error: --as-of '{FAR_FUTURE}' is out of range; use a time from 1970-01-01 to "
         "2199-12-31 UTC"
     ]
+
+
+#: Input classes whose handling rests on process-wide state (the csv module's field limit, the
+#: recursion limit, a FIFO's open): run by the real entry point in a fresh interpreter too.
+FRESH_PROCESS_CASES = [
+    "JSON nested 100k levels deep",
+    "a CSV field over the csv module's limit",
+    "a CSV header field over the csv module's limit",
+    "a FIFO given as an import file",
+    "a timestamp far in the past in a file",
+    "--headroom inf",
+]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("case", FRESH_PROCESS_CASES)
+def test_the_entry_point_refuses_each_class_in_one_line_writing_nothing(
+    cli_env: dict[str, str], tmp_path: Path, case: str
+) -> None:
+    arguments, fragments = INPUT_CASES[case]
+    url = cli_env["SCHEDULER_DATABASE_URL"]
+    before = counts(url)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "scheduler"), *arguments(tmp_path)],
+        env={**os.environ, **cli_env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert_one_line_error((done.returncode, done.stdout, done.stderr), *fragments)
+    assert counts(url) == before
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])

@@ -13,7 +13,11 @@ from sqlalchemy.engine import Engine
 from oracle.db import transaction
 from oracle.models import SpotPriceModel
 from scheduler.services import recommendations
-from scheduler.services.recommendations import RecommendationCache, encode_document
+from scheduler.services.recommendations import (
+    Recommendation,
+    RecommendationCache,
+    make_recommendation,
+)
 
 
 def test_concurrent_misses_plan_once_and_new_data_replans(
@@ -22,10 +26,10 @@ def test_concurrent_misses_plan_once_and_new_data_replans(
     calls: list[float] = []
     gate = threading.Event()
 
-    def recommend(slo: float, model: str) -> bytes:
+    def recommend(slo: float, model: str) -> Recommendation:
         calls.append(slo)
         gate.wait(10)
-        return encode_document({"slo": slo, "plan": len(calls)})
+        return make_recommendation({"slo": slo, "plan": len(calls)})
 
     cache = RecommendationCache(engine, recommend, ttl_s=3600)
     results: list[Any] = []
@@ -63,7 +67,7 @@ def test_concurrent_misses_plan_once_and_new_data_replans(
 
 def test_once_a_second_one_caller_looks_and_the_others_are_served(engine: Engine) -> None:
     cache = RecommendationCache(
-        engine, lambda slo, model: encode_document({"slo": slo}), ttl_s=3600
+        engine, lambda slo, model: make_recommendation({"slo": slo}), ttl_s=3600
     )
     made = cache.get(1.0, "m")
     assert cache.peek(1.0, "m") == (made, False)
@@ -72,3 +76,59 @@ def test_once_a_second_one_caller_looks_and_the_others_are_served(engine: Engine
     assert cache.peek(1.0, "m") == (made, False)  # the others are served meanwhile
     assert cache.get(1.0, "m", check=True) is made  # nothing changed
     assert cache.peek(2.0, "m") == (None, False)  # unknown key: plan it
+
+
+def test_uncached_plans_look_at_the_oracle_at_most_once_a_recheck(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    looks: list[str] = []
+
+    def counted(engine: Engine) -> str:
+        looks.append("look")
+        return "state-1"
+
+    monkeypatch.setattr(recommendations, "fingerprint", counted)
+    monkeypatch.setattr(recommendations, "RECHECK_S", 3600.0)
+    cache = RecommendationCache(
+        engine, lambda slo, model: make_recommendation({"slo": slo}), ttl_s=3600
+    )
+    for slo in range(1, 21):
+        cache.get(float(slo), "m")
+    assert len(cache) == 20 and looks == ["look"]
+
+
+def test_a_plan_is_labelled_with_the_state_its_data_had(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A planning worker's answer carries the fingerprint of its copy of the data: a plan made
+    on an older copy is replanned at the next look, however recent the cache's own look."""
+    state = ["state-2"]
+    monkeypatch.setattr(recommendations, "fingerprint", lambda engine: state[0])
+    made: list[float] = []
+
+    def recommend(slo: float, model: str) -> recommendations.Recommendation:
+        made.append(slo)
+        label = "state-1" if len(made) == 1 else state[0]  # the first copy predates state-2
+        return recommendations.make_recommendation({"slo": slo}, fingerprint=label)
+
+    cache = RecommendationCache(engine, recommend, ttl_s=3600)
+    first = cache.get(5.0, "m")
+    assert first.fingerprint == "state-1"
+    again = cache.get(5.0, "m", check=True)
+    assert again is not first and again.fingerprint == "state-2" and made == [5.0, 5.0]
+    assert cache.get(5.0, "m", check=True) is again
+
+
+def test_a_recommendation_is_its_document_encoded_compressed_and_tagged() -> None:
+    import gzip
+    import json
+
+    document = {"b": 1.5, "a": [datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)], "c": None}
+    made = recommendations.make_recommendation(document)
+    assert json.loads(made.body) == {"a": ["2026-01-02T03:04:05+00:00"], "b": 1.5, "c": None}
+    assert made.body.index(b'"a"') < made.body.index(b'"b"')  # canonical: sorted keys
+    assert gzip.decompress(made.gzip_body) == made.body
+    assert made.etag != made.gzip_etag and made.gzip_etag.startswith(made.etag[:-1])
+    assert recommendations.make_recommendation(dict(document)).etag == made.etag
+    with pytest.raises(ValueError):
+        recommendations.make_recommendation({"cost": float("nan")})
