@@ -90,6 +90,33 @@ def test_joint_risk_deepens_the_hedge_only_under_auto() -> None:
     assert lax.hedge == "az"
 
 
+@pytest.mark.parametrize(("correlation", "first_deeper"), [(0.95, "region"), (0.0, "two-az")])
+def test_auto_tries_first_the_depth_the_misses_call_for(
+    correlation: float, first_deeper: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When region shocks carry the AZ plan's misses, ``region`` is solved first (and, when it
+    meets the target, ``two-az`` is not solved at all); when independent AZ outages do,
+    ``two-az`` first."""
+    import scheduler.planner as planner
+
+    depths: list[str] = []
+    build = planner.build_problem
+
+    def recording(*args: object, **kwargs: object) -> object:
+        depths.append(str(kwargs.get("depth")))
+        return build(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(planner, "build_problem", recording)
+    seen = [o for zone in ZONES for o in _trace_like(zone)]
+    config = PlannerConfig(availability_target=0.999, region_correlation=correlation)
+    plan = _plan(_market(observations=seen), config)
+    assert depths[0] == "az" and depths[1] == first_deeper
+    if plan.hedge == first_deeper and "meets it" in plan.hedge_reason:
+        assert len(depths) == 2
+    else:
+        assert set(depths) == {"az", "region", "two-az"}
+
+
 @pytest.mark.parametrize("depth", ["az", "region", "two-az", "none"])
 def test_every_depth_meets_its_constraints(depth: str) -> None:
     market = _market()
