@@ -2,6 +2,12 @@
 
 The actuator calls :func:`mark_unavailable` when a launch fails for lack of capacity; the
 planner leaves the pool out while :func:`unavailable_pools` lists it.
+
+Backoff: a pool that fails again soon after a mark is out of capacity for a long spell (spot
+capacity losses run for hours: the 2023 traces' unavailable runs have a median of about an hour
+and a heavy tail, ../shared/WORLD.md). Each earlier mark of the same pool within
+:data:`BACKOFF_WINDOW_S` doubles the new mark's TTL, up to :data:`MAX_BACKOFF_MULTIPLE` times the
+base (:func:`backoff_ttl_s`); the backtest marks its pools by the same rule.
 """
 
 from __future__ import annotations
@@ -31,6 +37,18 @@ class UnavailablePool:
     expires_at: datetime
 
 
+#: Earlier marks of a pool within this window lengthen a new mark (seconds).
+BACKOFF_WINDOW_S = 24 * 3600.0
+#: The longest mark, as a multiple of the base TTL.
+MAX_BACKOFF_MULTIPLE = 16.0
+
+
+def backoff_ttl_s(base_ttl_s: float, earlier_marks: int) -> float:
+    """The TTL of a mark after ``earlier_marks`` marks of the same pool within
+    :data:`BACKOFF_WINDOW_S`: ``base x min(2^earlier, MAX_BACKOFF_MULTIPLE)``."""
+    return base_ttl_s * min(2.0 ** min(earlier_marks, 64), MAX_BACKOFF_MULTIPLE)
+
+
 def mark_unavailable(
     session: Session,
     *,
@@ -44,7 +62,8 @@ def mark_unavailable(
     source: str = "aws",
     source_detail: str = "",
 ) -> UnavailablePool:
-    """Record that the pool cannot be launched in for ``ttl_s`` seconds from ``now``."""
+    """Record that the pool cannot be launched in for ``ttl_s`` seconds from ``now``, longer
+    when it was marked before within :data:`BACKOFF_WINDOW_S` (:func:`backoff_ttl_s`)."""
     from oracle.models import CapacityErrorModel  # the ORM, for writers only (oracle.tables)
 
     if market not in MARKETS:
@@ -52,7 +71,20 @@ def mark_unavailable(
     if ttl_s <= 0:
         raise ValueError(f"ttl_s must be positive, got {ttl_s}")
     now = now or datetime.now(UTC)
-    expires_at = now + timedelta(seconds=ttl_s)
+    table = capacity_errors
+    earlier = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(table)
+        .where(
+            table.c.region == region,
+            table.c.zone == zone,
+            table.c.instance_type == instance_type,
+            table.c.market == market,
+            table.c.observed_at > now - timedelta(seconds=BACKOFF_WINDOW_S),
+            table.c.observed_at <= now,
+        )
+    )
+    expires_at = now + timedelta(seconds=backoff_ttl_s(ttl_s, int(earlier or 0)))
     session.add(
         CapacityErrorModel(
             region=region,

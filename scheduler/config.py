@@ -215,7 +215,7 @@ class JobsConfig(Section):
     rebalance_interval_s: PositiveFloat = 900.0
     sqs_poll_interval_s: PositiveFloat = 20.0
     rebalance_min_saving_pct: NonNegativeFloat = 10.0
-    rebalance_min_saving_usd_per_hour: NonNegativeFloat = 0.5
+    rebalance_min_saving_usd_per_hour: NonNegativeFloat = 0.1
     rebalance_min_dwell_s: NonNegativeFloat = 3600.0
     rebalance_max_actions: PositiveInt = 4
     slo_mode: Literal["fixed", "load"] = "fixed"

@@ -147,6 +147,10 @@ class PlannerPolicy(Policy):
         self._history_days = planning_history_days(config)
         self.last_plan_s: float | None = None
         self.last_target: Target = {}
+        #: The hedge depth of the last plan, kept by the replans after a failed launch (see
+        #: :meth:`_plan_config`).
+        self.last_depth: str | None = None
+        self._fixed: dict[str, PlannerConfig] = {}
         #: The policy's observations as risk evidence, converted once each.
         self._evidence: list[RiskObservation] = []
 
@@ -185,7 +189,7 @@ class PlannerPolicy(Policy):
         try:
             plan = plan_from_data(
                 data,
-                config=self.config,
+                config=self._plan_config(reason),
                 slo_tokens_per_second=self.context.slo_tokens_per_second,
                 running=running,
                 exclude_pools=fleet.avoid,
@@ -195,6 +199,7 @@ class PlannerPolicy(Policy):
         except InfeasiblePlanError:
             return None
         self.last_plan_s = view.as_of_s
+        self.last_depth = plan.hedge
         target = {a.pool: a.count for a in plan.allocations if a.count > 0}
         if reason == "tick" and not short and target != dict(fleet.counts):
             current = self._current_cost_usd_per_hour(candidates, fleet)
@@ -205,6 +210,19 @@ class PlannerPolicy(Policy):
                 target = moved
         self.last_target = target
         return dict(target)
+
+    def _plan_config(self, reason: Reason) -> PlannerConfig:
+        """The planner's settings for this replan. With ``hedge = "auto"``, a replan after a
+        failed launch keeps the depth the last plan chose (moments earlier, on the same risk
+        estimates; a failed launch changes the pools, not the risk of the depths), so it
+        solves one MILP instead of up to three; the next tick or interruption chooses the
+        depth afresh."""
+        if reason != "launch-failure" or self.config.hedge != "auto" or self.last_depth is None:
+            return self.config
+        depth = self.last_depth
+        if depth not in self._fixed:
+            self._fixed[depth] = self.config.model_copy(update={"hedge": depth})
+        return self._fixed[depth]
 
     def _rebalance(
         self,

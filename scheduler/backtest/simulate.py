@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from numpy.typing import NDArray
 
+from oracle.capacity import BACKOFF_WINDOW_S, backoff_ttl_s
 from oracle.goodput import GoodputFact
 from scheduler.backtest.bounds import clairvoyant_cost, hedged_cost
 from scheduler.backtest.draw import draw_world
@@ -60,7 +61,7 @@ class BacktestOptions:
     avoid_after_interruption_s: float = 3600.0
     #: The cron rebalancer's thresholds the planner policies honour (jobs.rebalance_min_*).
     rebalance_min_saving_pct: float = 10.0
-    rebalance_min_saving_usd_per_hour: float = 0.5
+    rebalance_min_saving_usd_per_hour: float = 0.1
     rebalance_min_dwell_s: float = 0.0
     rebalance_max_actions: int = 1_000_000
     interruptions: InterruptionModel = field(default_factory=InterruptionModel)
@@ -162,7 +163,12 @@ def run_backtest(
     policies = make_policies(options.policies, context)
     rates = {name: fact.goodput_tokens_per_second for name, fact in goodput.items()}
     runs = [
-        _Run(policy.name, Fleet(options.startup_s, options.drain_s), excluded=excluded)
+        _Run(
+            policy.name,
+            Fleet(options.startup_s, options.drain_s),
+            excluded=excluded,
+            avoid_s=options.avoid_after_interruption_s,
+        )
         for policy in policies
     ]
     events = _events(ticks, world.notices)
@@ -198,7 +204,7 @@ def run_backtest(
             else:
                 reason = "tick"
             for _attempt in range(_RETRIES):
-                state = run.state(moment, options.avoid_after_interruption_s)
+                state = run.state(moment)
                 target = policy.decide(view, state, reason)  # type: ignore[arg-type]
                 if target is None:
                     break
@@ -272,7 +278,12 @@ class _Run:
     fleet: Fleet
     #: Pools the world leaves out: always avoided.
     excluded: frozenset[PoolKey] = frozenset()
-    avoid: dict[PoolKey, float] = field(default_factory=dict)
+    #: The base time a pool is avoided after an interruption or a failed launch (seconds).
+    avoid_s: float = 3600.0
+    #: Until when each marked pool is avoided (epoch seconds).
+    avoid_until: dict[PoolKey, float] = field(default_factory=dict)
+    #: When each pool's launches failed (for the backoff), oldest first.
+    failed_at: dict[PoolKey, list[float]] = field(default_factory=dict)
     decisions: list[tuple[float, tuple[tuple[PoolKey, int], ...]]] = field(default_factory=list)
     observations: list[Observation] = field(default_factory=list)
 
@@ -280,8 +291,15 @@ class _Run:
         self, moment: float, pool: PoolKey, kind: str, *, count: int = 1, at_risk_s: float = 0.0
     ) -> None:
         """An interruption or a failed launch: the pool is marked (avoided), as the actuator
-        marks it, and the policy remembers it."""
-        self.avoid[pool] = moment
+        marks it (a failed launch with :func:`oracle.capacity.backoff_ttl_s`: longer when the
+        pool failed before within a day), and the policy remembers it."""
+        ttl_s = self.avoid_s
+        if kind == "launch-failure":
+            failures = self.failed_at.setdefault(pool, [])
+            earlier = sum(1 for at in failures if moment - at < BACKOFF_WINDOW_S)
+            ttl_s = backoff_ttl_s(self.avoid_s, earlier)
+            failures.append(moment)
+        self.avoid_until[pool] = max(self.avoid_until.get(pool, moment), moment + ttl_s)
         self.observations.append(Observation(moment, pool, kind, count, at_risk_s))  # type: ignore[arg-type]
 
     def record_changes(self, moment: float) -> None:
@@ -298,8 +316,8 @@ class _Run:
         for pool, held in sorted(ended.items()):
             self.observations.append(Observation(moment, pool, "held", len(held), sum(held)))
 
-    def state(self, moment: float, avoid_s: float) -> FleetState:
-        avoid = frozenset(key for key, at in self.avoid.items() if moment - at < avoid_s)
+    def state(self, moment: float) -> FleetState:
+        avoid = frozenset(key for key, until in self.avoid_until.items() if moment < until)
         return FleetState(
             counts=self.fleet.counts(),
             ready_counts=self.fleet.ready_counts(moment),

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.engine import Engine
 
-from oracle.capacity import mark_unavailable, unavailable_pools
+from oracle.capacity import backoff_ttl_s, mark_unavailable, unavailable_pools
 from oracle.db import transaction
 from oracle.models import ServiceQuotaModel
 from oracle.quotas import QUOTA_CODES, instance_class, latest_quotas
@@ -82,7 +82,7 @@ def test_marks_expire(engine: Engine) -> None:
             ttl_s=300,
             now=T0,
         )
-        # A second, later mark of the same pool extends it.
+        # A second, later mark of the same pool extends it, for twice the TTL (backoff).
         mark_unavailable(
             session,
             region="us-east-1",
@@ -95,13 +95,40 @@ def test_marks_expire(engine: Engine) -> None:
     with transaction(engine) as session:
         before = unavailable_pools(session, as_of=T0 - timedelta(seconds=1))
         during = unavailable_pools(session, as_of=T0 + timedelta(seconds=400))
-        after = unavailable_pools(session, as_of=T0 + timedelta(seconds=501))
+        still = unavailable_pools(session, as_of=T0 + timedelta(seconds=700))
+        after = unavailable_pools(session, as_of=T0 + timedelta(seconds=801))
     assert before == []
     assert [(p.zone, p.instance_type, p.market) for p in during] == [
         ("use1-az4", "g5.xlarge", "spot")
     ]
-    assert during[0].expires_at == T0 + timedelta(seconds=500)
+    assert during[0].expires_at == T0 + timedelta(seconds=200 + 600)
+    assert len(still) == 1
     assert after == []
+
+
+def test_marks_back_off_up_to_a_cap(engine: Engine) -> None:
+    """Each earlier mark of the pool within a day doubles the TTL, up to 16x; another pool's
+    marks and marks older than a day do not count."""
+    expiries = []
+    with transaction(engine) as session:
+        mark_unavailable(
+            session, region="us-east-1", zone="use1-az1", instance_type="g5.xlarge",
+            market="spot", ttl_s=100, now=T0 - timedelta(days=2),
+        )  # fmt: skip
+        for step in range(7):
+            now = T0 + timedelta(hours=step)
+            pool = mark_unavailable(
+                session, region="us-east-1", zone="use1-az4", instance_type="g5.xlarge",
+                market="spot", ttl_s=100, now=now,
+            )  # fmt: skip
+            expiries.append((pool.expires_at - now).total_seconds())
+        other = mark_unavailable(
+            session, region="us-east-1", zone="use1-az2", instance_type="g5.xlarge",
+            market="spot", ttl_s=100, now=T0,
+        )  # fmt: skip
+    assert expiries == [100, 200, 400, 800, 1600, 1600, 1600]
+    assert other.expires_at == T0 + timedelta(seconds=100)
+    assert backoff_ttl_s(60.0, 0) == 60.0 and backoff_ttl_s(60.0, 10_000) == 60.0 * 16
 
 
 def test_mark_refuses_an_unknown_market(engine: Engine) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -88,6 +89,55 @@ def test_joint_risk_deepens_the_hedge_only_under_auto() -> None:
     # A lax target keeps the AZ hedge on the same facts.
     lax = _plan(market, PlannerConfig(availability_target=0.5))
     assert lax.hedge == "az"
+
+
+@pytest.mark.parametrize("correlation", [0.95, 0.5, 0.0])
+@pytest.mark.parametrize("target", [0.999, 0.99])
+def test_auto_chooses_as_if_every_depth_were_solved(
+    correlation: float, target: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``auto`` picks what solving az, region and two-az and taking the cheapest priced plan
+    that meets the target (else the cheapest priced) would pick, while it skips the two-az MILP
+    when the region plan meets the target and the two-az LP bound already costs as much."""
+    import scheduler.planner as planner
+
+    seen = [o for zone in ZONES for o in _trace_like(zone)]
+    market = _market(observations=seen)
+    config = PlannerConfig(availability_target=target, region_correlation=correlation)
+    fixed = {
+        depth: _plan(market, config.model_copy(update={"hedge": depth}))
+        for depth in ("az", "region", "two-az")
+    }
+    solved: list[int] = []
+    solve = planner.solve
+
+    def recording(problem: Any) -> Any:
+        solved.append(problem.hedge_losses if problem.hedge else 0)
+        return solve(problem)
+
+    monkeypatch.setattr(planner, "solve", recording)
+    auto = _plan(market, config)
+
+    def priced(plan: Plan) -> float:
+        return plan.cost_usd_per_hour + (plan.deficit_usd_per_hour or 0.0)
+
+    def meets(plan: Plan) -> bool:
+        return plan.estimated_attainment is not None and plan.estimated_attainment >= target
+
+    if meets(fixed["az"]):
+        expected = "az"
+    else:
+        meeting = [d for d, plan in fixed.items() if meets(plan)]
+        expected = min(meeting or list(fixed), key=lambda d: (priced(fixed[d]), d))
+    assert auto.hedge == expected
+    assert auto.cost_usd_per_hour == pytest.approx(fixed[expected].cost_usd_per_hour)
+    two_loss_solves = solved.count(2)
+    assert two_loss_solves <= 1
+    if not meets(fixed["az"]) and not meets(fixed["region"]):
+        assert two_loss_solves == 1
+    # On this market the region plan meets the target ($1.92/h) and the two-az LP bound
+    # already exceeds it (the two-az optimum is $2.01/h): the two-loss MILP is never solved.
+    assert meets(fixed["region"]) and two_loss_solves == 0
 
 
 @pytest.mark.parametrize("depth", ["az", "region", "two-az", "none"])
