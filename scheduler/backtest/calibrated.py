@@ -114,7 +114,8 @@ class Runs:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Fitted processes: the global shock, region shocks, own processes per AZ name."""
+    """Fitted processes: the global shock (and how much it raises the own loss rates), region
+    shocks, own processes per AZ name."""
 
     global_shock: Runs
     regions: Mapping[str, Runs]
@@ -178,6 +179,8 @@ def generate(
     seeded by (seed, its name), so a pool's world does not depend on which others are loaded."""
     begin = start_s - _WARMUP_S
     shocks: dict[str, tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]] = {}
+    # The global shock's down intervals, in which every own process loses capacity
+    # global_multiplier times as fast.
     stress_starts, stress_ends = _alternate(
         calibration.global_shock, _rng(seed, "global"), begin, end_s
     )
