@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from oracle.errors import InputError
 from oracle.goodput import GoodputFact
@@ -103,6 +105,31 @@ def test_intensity_scales_losses_down_for_better_supplied_pools() -> None:
     v100, newer = down[0], down[1]
     assert newer.starts.size < v100.starts.size / 3
     assert newer.up_share(0.0, span) > v100.up_share(0.0, span) + 0.2
+
+
+@given(
+    gaps=st.lists(st.floats(0.0, 50.0), min_size=0, max_size=8),
+    lengths=st.lists(st.floats(0.1, 50.0), min_size=8, max_size=8),
+    start=st.floats(-10.0, 300.0),
+    need=st.floats(0.0, 500.0),
+    multiplier=st.floats(1.0, 200.0),
+)
+def test_an_up_run_under_the_global_shock_runs_faster_by_the_multiplier(
+    gaps: list[float], lengths: list[float], start: float, need: float, multiplier: float
+) -> None:
+    """An up run that lasts ``need`` at the normal rate ends where the operational time it has
+    used (1 per second outside the shock's down intervals, ``multiplier`` inside) is ``need``."""
+    starts, ends, t = [], [], 0.0
+    for gap, length in zip(gaps, lengths, strict=False):
+        starts.append(t + gap)
+        ends.append(t + gap + length)
+        t = ends[-1]
+    end = calibrated._advance(start, need, (starts, ends, multiplier))
+    inside = sum(max(0.0, min(e, end) - max(s, start)) for s, e in zip(starts, ends, strict=True))
+    assert end >= start
+    assert inside * multiplier + (end - start - inside) == pytest.approx(need, abs=1e-6)
+    # Never later than at the normal rate, never sooner than at the raised one.
+    assert start + need / multiplier - 1e-9 <= end <= start + need + 1e-9
 
 
 def test_the_world_of_a_seed_does_not_depend_on_the_pools_loaded(sample_market: Market) -> None:
