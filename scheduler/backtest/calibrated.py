@@ -309,12 +309,12 @@ def fit(series: Mapping[str, NDArray[np.bool_]], *, gap_s: float = PROBE_S) -> C
 
     The closed form assumes shocks long against the own runs, which heavy-tailed runs are not:
     a down run that starts under the shock outlasts it, so the simulation's cross-region
-    correlation comes out about a third short and the scarce AZs' available shares up to 0.08
-    low. So :data:`_ROUNDS` rounds simulate :data:`_DRAW_LENGTHS` trace lengths of the fit,
-    scale ``kappa`` in both covariances by the simulated over the traces' cross-region
-    correlation (the share of the shock's covariance the simulation keeps), and each ``a_z``
-    the closed form aims at by the square root of the traces' over the simulated share
-    (damped: the full ratio overshoots).
+    correlation comes out about a third short and the available shares up to 0.05 low. So
+    :data:`_ROUNDS` rounds simulate :data:`_DRAW_LENGTHS` trace lengths of the fit, scale
+    ``kappa`` in both covariances by the simulated over the traces' cross-region correlation
+    (the share of the shock's covariance the simulation keeps), and each ``a_z`` the closed
+    form aims at by the square root of the traces' over the simulated share (damped: the full
+    ratio overshoots).
     """
     names = sorted(series)
     matrix = np.array([series[name] for name in names], dtype=bool)
@@ -333,6 +333,7 @@ def fit(series: Mapping[str, NDArray[np.bool_]], *, gap_s: float = PROBE_S) -> C
             for name, value in shape.available.items()
             for want in [target["zones"][name]["available"]]
         }
+        # The odds o_z stay the traces': they turn the traces' correlations into covariances.
         shape = replace(shape, coupling=shape.coupling * coupling, available=available)
         calibration = shape.assemble(shape.best(all_down, cross))
     return calibration
