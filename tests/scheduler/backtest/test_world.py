@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from oracle.errors import InputError
 from oracle.goodput import GoodputFact
@@ -41,7 +43,10 @@ def test_the_fitted_parameters_are_the_fit_of_the_traces(
 ) -> None:
     fitted = calibrated.fit(trace_series)
     stored = calibrated.FITTED
-    assert fitted.global_reach == pytest.approx(stored.global_reach, rel=1e-3)
+    assert fitted.global_multiplier == pytest.approx(stored.global_multiplier, rel=1e-3)
+    assert fitted.global_shock.median_up_h == pytest.approx(
+        stored.global_shock.median_up_h, rel=1e-3
+    )
     for name, runs in [("global", fitted.global_shock), *fitted.regions.items()]:
         expected = stored.global_shock if name == "global" else stored.regions[name]
         assert runs.median_down_h == pytest.approx(expected.median_down_h, rel=1e-3), name
@@ -53,36 +58,37 @@ def test_the_fitted_parameters_are_the_fit_of_the_traces(
 def test_the_calibrated_world_reproduces_the_traces_statistics(
     trace_series: dict[str, np.ndarray],
 ) -> None:
-    """WORLD.md's figures, from ten trace-lengths of the generator (one draw of 45 days swings
-    too much to judge a model by). Tolerances, as measured and stated in the report:
+    """WORLD.md's figures, from thirty trace-lengths of the generator (one draw of 45 days
+    swings too much to judge a model by). Tolerances, as stated in the report, are the worst
+    of seeds 1 to 10 with a margin (the worst in brackets):
 
-    - available share: within 0.10 (absolute); losses per day: within 30%;
-    - median up run: within a factor 3.5 (the model's up runs are less skewed than the
-      traces': its AZ-level runs are cut by lighter-tailed shocks); median down: a factor 2;
-    - mean within-region correlation: within 0.15; every AZ of a region down: within 0.08;
-    - all nine down: within 0.004 (0.8%, matched by the fit);
-    - cross-region correlation: only below 0.15 (the model gives about 0.02 against the
-      traces' 0.14: its one cross-region link is a shared outage, and a shared outage strong
-      enough for 0.14 empties all nine AZs 3.6% of the time; the fit keeps the all-down share,
-      which decides whether a cross-region hedge holds).
+    - available share: within 0.08 (0.062, absolute); losses per day: within 25% (17%);
+    - median up run: within a factor 2.5 (2.0; the model's AZ-level runs are cut by shocks
+      whose runs are less skewed than the traces'); median down: a factor 1.75 (1.5);
+    - mean within-region correlation: within 0.10 (0.077); every AZ of a region down: within
+      0.08 (0.071);
+    - all nine down: within 0.003 (0.0018 of the traces' 0.0079);
+    - mean cross-region correlation: within 0.03 (0.0075 of the traces' 0.136).
     """
     target = calibrated.trace_statistics(trace_series)
     names = sorted(trace_series)
-    count = 10 * len(trace_series[names[0]])
+    count = 30 * len(trace_series[names[0]])
     model = calibrated.simulate_statistics(calibrated.FITTED, names, count, seed=7)
     for name in names:
         want, got = target["zones"][name], model["zones"][name]
-        assert got["available"] == pytest.approx(want["available"], abs=0.10), name
-        assert got["losses_per_day"] == pytest.approx(want["losses_per_day"], rel=0.30), name
-        assert want["median_up_h"] / 3.5 <= got["median_up_h"] <= want["median_up_h"] * 3.5
-        assert want["median_down_h"] / 2 <= got["median_down_h"] <= want["median_down_h"] * 2
+        assert got["available"] == pytest.approx(want["available"], abs=0.08), name
+        assert got["losses_per_day"] == pytest.approx(want["losses_per_day"], rel=0.25), name
+        assert want["median_up_h"] / 2.5 <= got["median_up_h"] <= want["median_up_h"] * 2.5
+        assert want["median_down_h"] / 1.75 <= got["median_down_h"] <= want["median_down_h"] * 1.75
     for region, value in target["within_region_correlation"].items():
-        assert model["within_region_correlation"][region] == pytest.approx(value, abs=0.15)
+        assert model["within_region_correlation"][region] == pytest.approx(value, abs=0.10)
         assert model["region_all_down"][region] == pytest.approx(
             target["region_all_down"][region], abs=0.08
         )
-    assert 0.0 <= model["cross_region_correlation"] < 0.15
-    assert model["all_down"] == pytest.approx(target["all_down"], abs=0.004)
+    assert model["cross_region_correlation"] == pytest.approx(
+        target["cross_region_correlation"], abs=0.03
+    )
+    assert model["all_down"] == pytest.approx(target["all_down"], abs=0.003)
 
 
 def test_intensity_scales_losses_down_for_better_supplied_pools() -> None:
@@ -99,6 +105,31 @@ def test_intensity_scales_losses_down_for_better_supplied_pools() -> None:
     v100, newer = down[0], down[1]
     assert newer.starts.size < v100.starts.size / 3
     assert newer.up_share(0.0, span) > v100.up_share(0.0, span) + 0.2
+
+
+@given(
+    gaps=st.lists(st.floats(0.0, 50.0), min_size=0, max_size=8),
+    lengths=st.lists(st.floats(0.1, 50.0), min_size=8, max_size=8),
+    start=st.floats(-10.0, 300.0),
+    need=st.floats(0.0, 500.0),
+    multiplier=st.floats(1.0, 200.0),
+)
+def test_an_up_run_under_the_global_shock_runs_faster_by_the_multiplier(
+    gaps: list[float], lengths: list[float], start: float, need: float, multiplier: float
+) -> None:
+    """An up run that lasts ``need`` at the normal rate ends where the operational time it has
+    used (1 per second outside the shock's down intervals, ``multiplier`` inside) is ``need``."""
+    starts, ends, t = [], [], 0.0
+    for gap, length in zip(gaps, lengths, strict=False):
+        starts.append(t + gap)
+        ends.append(t + gap + length)
+        t = ends[-1]
+    end = calibrated._advance(start, need, (starts, ends, multiplier))
+    inside = sum(max(0.0, min(e, end) - max(s, start)) for s, e in zip(starts, ends, strict=True))
+    assert end >= start
+    assert inside * multiplier + (end - start - inside) == pytest.approx(need, abs=1e-6)
+    # Never later than at the normal rate, never sooner than at the raised one.
+    assert start + need / multiplier - 1e-9 <= end <= start + need + 1e-9
 
 
 def test_the_world_of_a_seed_does_not_depend_on_the_pools_loaded(sample_market: Market) -> None:
