@@ -9,7 +9,10 @@ the file and says why in its commit:
     PYTHONPATH=. python -m tests.scheduler.test_golden_sample --write
 
 ``tests/scheduler/golden/sample_market.json`` was generated so from commit 327f141 (before the
-typed service returns and the command line's start-up work).
+typed service returns and the command line's start-up work), then regenerated when the
+calibrated world's cross-region link, the capacity-mark backoff and the rebalance floor changed
+the calibrated backtest's figures on purpose (the plans and the advisor world's figures stayed
+as they were).
 """
 
 from __future__ import annotations
