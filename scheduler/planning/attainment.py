@@ -63,9 +63,6 @@ class PlanRisk:
     #: The most likely event that misses the SLO, in words ("" when none does).
     worst_event: str
     worst_event_probability: float
-    #: The miss probability of the event sets that include a region shock (the rest of
-    #: ``1 - attainment`` comes from AZ outages alone): which deeper hedge the risk calls for.
-    regional_miss: float = 0.0
 
 
 def plan_risk(
@@ -92,50 +89,30 @@ def plan_risk(
     shock: dict[str, float] = {}
     for (region, _zone), down in zone_down.items():
         shock[region] = max(shock.get(region, 0.0), region_correlation * down)
-    events: list[_Event] = []
+    # (probability, name, the zones it takes) of each independent event.
+    events: list[tuple[float, str, frozenset[tuple[str, str]]]] = []
     for key, down in zone_down.items():
-        events.append(
-            _Event((1.0 - region_correlation) * down, f"{key[1]} alone", frozenset([key]), False)
-        )
+        events.append(((1.0 - region_correlation) * down, f"{key[1]} alone", frozenset([key])))
     for region, probability in shock.items():
         zones = frozenset(key for key in zone_down if key[0] == region)
-        events.append(_Event(probability, f"all of {region}", zones, True))
-    events = [
-        _Event(min(e.probability, 1.0 - 1e-12), e.name, e.zones, e.regional)
-        for e in events
-        if e.probability > 0
-    ]
+        events.append((probability, f"all of {region}", zones))
+    events = [(min(p, 1.0 - 1e-12), name, zones) for p, name, zones in events if p > 0]
 
     def short_of(zones: frozenset[tuple[str, str]]) -> float:
         return slo_tokens_per_second - (total - sum(zone_loss[key] for key in zones))
 
-    miss = deficit = worst_p = regional = 0.0
+    miss = deficit = worst_p = 0.0
     worst = ""
-    for probability, name, zones, regional_set in _event_sets(
-        events, exact=len(events) <= EXACT_EVENTS
-    ):
+    for probability, name, zones in _event_sets(events, exact=len(events) <= EXACT_EVENTS):
         short = short_of(zones)
         if short > 1e-9:
             miss += probability
             deficit += probability * short
-            if regional_set:
-                regional += probability
             if probability > worst_p:
                 worst, worst_p = name, probability
     if total < slo_tokens_per_second:
-        return PlanRisk(0.0, slo_tokens_per_second - total, "the plan itself", 1.0, 1.0)
-    return PlanRisk(min(1.0, max(0.0, 1.0 - miss)), deficit, worst, worst_p, regional)
-
-
-@dataclass(frozen=True)
-class _Event:
-    """An independent event: an AZ's own outage or a region's shock, and the zones it takes."""
-
-    probability: float
-    name: str
-    zones: frozenset[tuple[str, str]]
-    #: Whether it is a region shock.
-    regional: bool
+        return PlanRisk(0.0, slo_tokens_per_second - total, "the plan itself", 1.0)
+    return PlanRisk(min(1.0, max(0.0, 1.0 - miss)), deficit, worst, worst_p)
 
 
 #: Up to this many independent events, every combination is enumerated (2^12 = 4,096 sets).
@@ -143,24 +120,23 @@ EXACT_EVENTS = 12
 
 
 def _event_sets(
-    events: list[_Event], *, exact: bool
-) -> list[tuple[float, str, frozenset[tuple[str, str]], bool]]:
-    """(probability, name, zones taken, whether a region shock is among them) of each
-    combination of events that happen together, the rest not: all of them when ``exact``, else
-    those of at most two events and one more entry, "three or more outages", taking every zone
-    any event takes (conservative; counted as regional)."""
-    no_event = math.prod(1.0 - e.probability for e in events)
-    odds = [e.probability / (1.0 - e.probability) for e in events]
-    out: list[tuple[float, str, frozenset[tuple[str, str]], bool]] = []
+    events: list[tuple[float, str, frozenset[tuple[str, str]]]], *, exact: bool
+) -> list[tuple[float, str, frozenset[tuple[str, str]]]]:
+    """(probability, name, zones taken) of each combination of events that happen together,
+    the rest not: all of them when ``exact``, else those of at most two events and one more
+    entry, "three or more outages", taking every zone any event takes (conservative)."""
+    no_event = math.prod(1.0 - p for p, _, _ in events)
+    odds = [p / (1.0 - p) for p, _, _ in events]
+    out: list[tuple[float, str, frozenset[tuple[str, str]]]] = []
     largest = len(events) if exact else 2
     for size in range(1, largest + 1):
         for chosen in combinations(range(len(events)), size):
             probability = no_event * math.prod(odds[i] for i in chosen)
-            name = " and ".join(events[i].name for i in chosen)
-            zones = frozenset().union(*(events[i].zones for i in chosen))
-            out.append((probability, name, zones, any(events[i].regional for i in chosen)))
+            name = " and ".join(events[i][1] for i in chosen)
+            zones = frozenset().union(*(events[i][2] for i in chosen))
+            out.append((probability, name, zones))
     if not exact:
-        beyond = max(0.0, 1.0 - no_event - sum(entry[0] for entry in out))
-        everything = frozenset().union(*(e.zones for e in events))
-        out.append((beyond, "three or more outages", everything, True))
+        beyond = max(0.0, 1.0 - no_event - sum(p for p, _, _ in out))
+        everything = frozenset().union(*(zones for _, _, zones in events))
+        out.append((beyond, "three or more outages", everything))
     return out
