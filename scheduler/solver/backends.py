@@ -110,6 +110,8 @@ def run_highspy(
     # on the SkyPilot snapshot universe (839 pools, 50k tok/s) fell from 0.90 s to 0.75 s.
     highs.setOptionValue("mip_heuristic_run_rins", False)
     highs.setOptionValue("mip_heuristic_run_rens", False)
+    if not model.restart:
+        highs.setOptionValue("mip_allow_restart", False)
     if time_limit_s is not None:
         highs.setOptionValue("time_limit", float(time_limit_s))
     lp = highspy.HighsLp()
