@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -258,17 +258,25 @@ def _hedged_plan(
     deficit_price = _deficit_price(candidate_set, config)
     solve_s = 0.0
 
+    built: dict[str, PlanningProblem] = {}
+
+    def problem(depth: str) -> PlanningProblem:
+        """The problem at ``depth``, built once (the two-az bound and its MILP share it)."""
+        if depth not in built:
+            built[depth] = build_problem(
+                candidate_set.candidates,
+                config=config,
+                quotas=data.quotas,
+                slo_tokens_per_second=slo_tokens_per_second,
+                running=running,
+                depth=depth,
+                mix=mix,
+            )
+        return built[depth]
+
     def attempt(depth: str) -> _Option | Infeasibility:
         nonlocal solve_s
-        planning = build_problem(
-            candidate_set.candidates,
-            config=config,
-            quotas=data.quotas,
-            slo_tokens_per_second=slo_tokens_per_second,
-            running=running,
-            depth=depth,
-            mix=mix,
-        )
+        planning = problem(depth)
         solution = solve(planning.problem)
         solve_s += solution.solve_s
         if solution.infeasibility is not None:
@@ -280,16 +288,8 @@ def _hedged_plan(
     first_depth = "az" if config.hedge == "auto" else config.hedge
     first = attempt(first_depth)
     if isinstance(first, Infeasibility):
-        planning = build_problem(
-            candidate_set.candidates,
-            config=config,
-            quotas=data.quotas,
-            slo_tokens_per_second=slo_tokens_per_second,
-            running=running,
-            depth=first_depth,
-            mix=mix,
-        )
-        raise InfeasiblePlanError(explain.infeasibility_message(planning, first, config))
+        message = explain.infeasibility_message(problem(first_depth), first, config)
+        raise InfeasiblePlanError(message)
     if config.hedge != "auto":
         return replace(first, solve_s=solve_s, reason=f"planner.hedge = {config.hedge!r}")
     if first.risk.attainment >= target:
@@ -302,7 +302,7 @@ def _hedged_plan(
     region = attempt("region")
     if isinstance(region, _Option):
         options.append(region)
-    if not _two_az_cannot_win(options, target, candidate_set, data, config, slo_tokens_per_second):
+    if not _two_az_cannot_win(options, target, lambda: problem("two-az")):
         two_az = attempt("two-az")
         if isinstance(two_az, _Option):
             options.append(two_az)
@@ -323,29 +323,16 @@ def _hedged_plan(
 
 
 def _two_az_cannot_win(
-    options: Sequence[_Option],
-    target: float,
-    candidate_set: CandidateSet,
-    data: PlanningData,
-    config: PlannerConfig,
-    slo_tokens_per_second: float,
+    options: Sequence[_Option], target: float, two_az: Callable[[], PlanningProblem]
 ) -> bool:
     """Whether no ``two-az`` plan can be chosen over ``options``: some option meets the target
     and the ``two-az`` LP bound (switching and deficit left out: both only add) reaches the
-    cheapest priced of those that do."""
+    cheapest priced of those that do. ``two_az`` builds the problem, only when it is needed."""
     meeting = [o.priced_usd_per_hour for o in options if o.risk.attainment >= target]
     if not meeting:
         return False
     best = min(meeting)
-    planning = build_problem(
-        candidate_set.candidates,
-        config=config,
-        quotas=data.quotas,
-        slo_tokens_per_second=slo_tokens_per_second,
-        depth="two-az",
-        mix=data.mix,
-    )
-    bound = cost_lower_bound(planning.problem, enough=best)
+    bound = cost_lower_bound(two_az().problem, enough=best)
     return bound is None or bound >= best
 
 
