@@ -170,8 +170,7 @@ def summarise(
     half_life_hours: float | None = None,
 ) -> dict[PoolKeyTuple, Evidence]:
     """Sum the observations seen at or before ``as_of`` per pool (no look-ahead)."""
-    sums: dict[PoolKeyTuple, dict[str, float]] = {}
-    meta: dict[PoolKeyTuple, tuple[int, datetime, datetime, set[str]]] = {}
+    tally = Tally()
     for obs in observations:
         if obs.observed_at > as_of:
             continue
@@ -179,7 +178,21 @@ def summarise(
         if half_life_hours is not None:
             age_h = (as_of - obs.observed_at).total_seconds() / 3600.0
             weight = 0.5 ** (age_h / half_life_hours)
-        acc = sums.setdefault(obs.pool, dict.fromkeys(_FIELDS, 0.0))
+        tally.add(obs, weight)
+    return tally.evidence()
+
+
+class Tally:
+    """Running sums of observations per pool: :func:`summarise`'s kernel, kept open so that a
+    reader that sees observations one at a time (the backtest's policies) adds each once
+    instead of summing the whole history again at every decision."""
+
+    def __init__(self) -> None:
+        self._sums: dict[PoolKeyTuple, dict[str, float]] = {}
+        self._meta: dict[PoolKeyTuple, tuple[int, datetime, datetime, frozenset[str]]] = {}
+
+    def add(self, obs: Observation, weight: float = 1.0) -> None:
+        acc = self._sums.setdefault(obs.pool, dict.fromkeys(_FIELDS, 0.0))
         acc["exposure_hours"] += weight * obs.at_risk_s / 3600.0
         if obs.kind in LOSS_KINDS:
             acc["losses"] += weight * obs.count
@@ -189,27 +202,34 @@ def summarise(
             acc["launch_failures"] += weight * obs.count
         elif obs.kind == "launch":
             acc["launches_ok"] += weight * obs.count
-        count, first, last, sources = meta.get(
-            obs.pool, (0, obs.observed_at, obs.observed_at, set())
+        count, first, last, sources = self._meta.get(
+            obs.pool, (0, obs.observed_at, obs.observed_at, frozenset())
         )
-        sources.add(obs.source)
-        meta[obs.pool] = (
+        self._meta[obs.pool] = (
             count + obs.count,
             min(first, obs.observed_at),
             max(last, obs.observed_at),
-            sources,
+            sources if obs.source in sources else sources | {obs.source},
         )
-    out: dict[PoolKeyTuple, Evidence] = {}
-    for pool, acc in sums.items():
-        count, first, last, sources = meta[pool]
-        out[pool] = Evidence(
-            **acc,
-            observations=count,
-            first_observed_at=first,
-            last_observed_at=last,
-            sources=tuple(sorted(sources)),
-        )
-    return out
+
+    def copy(self) -> Tally:
+        other = Tally()
+        other._sums = {pool: dict(acc) for pool, acc in self._sums.items()}
+        other._meta = dict(self._meta)
+        return other
+
+    def evidence(self) -> dict[PoolKeyTuple, Evidence]:
+        out: dict[PoolKeyTuple, Evidence] = {}
+        for pool, acc in self._sums.items():
+            count, first, last, sources = self._meta[pool]
+            out[pool] = Evidence(
+                **acc,
+                observations=count,
+                first_observed_at=first,
+                last_observed_at=last,
+                sources=tuple(sorted(sources)),
+            )
+        return out
 
 
 def estimate_risk(

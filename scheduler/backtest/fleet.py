@@ -54,15 +54,19 @@ class Fleet:
     last_ended: list[Instance] = field(default_factory=list)
     _next_id: int = 0
     _settled_s: float = -math.inf
+    #: The instances still billed at the last :meth:`advance`, in launch order (those that
+    #: ended before it drop out for good: times only go forward). The lookups below scan
+    #: these, not every instance of the run (thousands over 90 days of a failing world).
+    _open: list[Instance] = field(default_factory=list)
 
     def active(self) -> list[Instance]:
         """Instances that count towards the fleet: running or starting, neither retiring nor
         under an interruption notice."""
-        return [i for i in self.instances if i.end_s == math.inf and not i.retiring]
+        return [i for i in self._open if i.end_s == math.inf and not i.retiring]
 
     def runs_in(self, pool: PoolKey) -> bool:
         """Whether an instance of ``pool`` is still billed (it could get a notice)."""
-        return any(i.pool == pool and i.end_s == math.inf for i in self.instances)
+        return any(i.pool == pool and i.end_s == math.inf for i in self._open)
 
     def counts(self) -> dict[PoolKey, int]:
         counts: dict[PoolKey, int] = {}
@@ -141,7 +145,8 @@ class Fleet:
         before and after changing the fleet, with non-decreasing times."""
         floor = self._settled_s
         self._settled_s = t_s
-        retiring = [i for i in self.instances if i.retiring and i.end_s == math.inf]
+        self._open = [i for i in self._open if i.end_s > t_s]
+        retiring = [i for i in self._open if i.retiring and i.end_s == math.inf]
         if not retiring:
             return
         active = self.active()
@@ -157,9 +162,10 @@ class Fleet:
                 instance.end_s = min(instance.end_s, moment + self.drain_s)
 
     def interrupt(self, pool: PoolKey, notice_s: float) -> int:
-        """An interruption notice in ``pool``; returns the instances it reclaims."""
+        """An interruption notice in ``pool`` (at or after the last :meth:`advance`); returns
+        the instances it reclaims."""
         hit = 0
-        for instance in self.instances:
+        for instance in self._open:
             if instance.pool == pool and instance.alive_at(notice_s):
                 end = notice_s + NOTICE_S
                 instance.end_s = min(instance.end_s, end)
@@ -181,14 +187,14 @@ class Fleet:
         return sum(i.tokens_per_second for i in self.instances if i.serving_at(t_s))
 
     def _launch(self, pool: PoolKey, tokens_per_second: float, t_s: float) -> None:
-        self.instances.append(
-            Instance(
-                id=self._next_id,
-                pool=pool,
-                tokens_per_second=tokens_per_second,
-                launched_s=t_s,
-                ready_s=t_s + self.startup_s,
-            )
+        instance = Instance(
+            id=self._next_id,
+            pool=pool,
+            tokens_per_second=tokens_per_second,
+            launched_s=t_s,
+            ready_s=t_s + self.startup_s,
         )
+        self.instances.append(instance)
+        self._open.append(instance)
         self._next_id += 1
         self.launches += 1

@@ -38,6 +38,7 @@ from typing import Literal
 import numpy as np
 
 from oracle.goodput import GoodputFact
+from oracle.risk import Evidence, Tally
 from oracle.risk import Observation as RiskObservation
 from oracle.stats import OnDemandOffer
 from scheduler.backtest.market import MarketHistory, MarketView
@@ -49,7 +50,12 @@ from scheduler.planner import (
     cost_bound_usd_per_hour,
     plan_from_data,
 )
-from scheduler.planning.candidates import CandidateSet, PlanningData, build_candidates
+from scheduler.planning.candidates import (
+    Candidate,
+    CandidateSet,
+    PlanningData,
+    build_candidates,
+)
 from scheduler.planning.load import planning_history_days
 from scheduler.planning.model import PoolKey
 from scheduler.planning.rebalance_rule import RebalanceRule, decide_rebalance
@@ -151,8 +157,9 @@ class PlannerPolicy(Policy):
         #: :meth:`_plan_config`).
         self.last_depth: str | None = None
         self._fixed: dict[str, PlannerConfig] = {}
-        #: The policy's observations as risk evidence, converted once each.
-        self._evidence: list[RiskObservation] = []
+        #: The policy's observations as risk evidence, each added once to running sums.
+        self._tally = Tally()
+        self._tallied = 0
 
     def _decide(self, view: MarketView, fleet: FleetState, reason: Reason) -> Target | None:
         due = self.last_plan_s is None or (
@@ -169,14 +176,20 @@ class PlannerPolicy(Policy):
             on_demand=[o for o in view.on_demand_offers if o.instance_type in types],
             goodput=self.context.goodput,
             instance_specs=self.context.history.instance_specs,
-            observations=self._risk_evidence(view.as_of_s, fleet),
+            evidence=self._risk_evidence(view.as_of_s, fleet),
         )
         running = [RunningInstance(pool, count) for pool, count in sorted(fleet.counts.items())]
         # Priced once per view and per evidence (each variant learns from what it saw), then
         # narrowed to each avoid set: in a world that fails, that set changes most decisions.
         seen = (self.name, len(fleet.observations))
+        # Pools priced at this moment, shared by every build from this view (most pools have
+        # the same evidence, often none, in each).
+        priced: dict[tuple[int, Evidence | None], Candidate | str] = view.memo(
+            (*self._candidates_key, "priced"), dict
+        )
         every = view.memo(
-            (*self._candidates_key, *seen), lambda: build_candidates(data, self.config)
+            (*self._candidates_key, *seen),
+            lambda: build_candidates(data, self.config, priced=priced),
         )
         candidates = view.memo(
             (*self._candidates_key, *seen, fleet.avoid), lambda: _without(every, fleet.avoid)
@@ -268,22 +281,30 @@ class PlannerPolicy(Policy):
             moved[pool] -= 1
         return {pool: count for pool, count in moved.items() if count > 0}
 
-    def _risk_evidence(self, now_s: float, fleet: FleetState) -> list[RiskObservation]:
-        """What this policy has seen, as :mod:`oracle.risk` evidence (no look-ahead): its
-        observations so far, converted once each, and the time its running instances have
-        been held (stamped now: the exposure that a quiet pool earns)."""
-        for seen in fleet.observations[len(self._evidence) :]:
-            self._evidence.append(_risk_row(seen))
+    def _risk_evidence(
+        self, now_s: float, fleet: FleetState
+    ) -> dict[tuple[str, str, str, str], Evidence]:
+        """What this policy has seen, summed per pool as :mod:`oracle.risk` sums evidence (no
+        look-ahead): its observations so far, each added once to running sums, and the time
+        its running instances have been held (stamped now: the exposure that a quiet pool
+        earns)."""
+        for seen in fleet.observations[self._tallied :]:
+            self._tally.add(_risk_row(seen))
+        self._tallied = len(fleet.observations)
+        if not fleet.launch_times:
+            return self._tally.evidence()
+        tally = self._tally.copy()
         now = _datetime(now_s)
-        held = [
-            RiskObservation(
-                pool.region, pool.zone, pool.instance_type, pool.market, "held", now,
-                count=len(times), at_risk_s=sum(now_s - t for t in times), source="backtest",
-            )
-            for pool, times in sorted(fleet.launch_times.items())
-            if pool.market == "spot"
-        ]  # fmt: skip
-        return [*self._evidence, *held]
+        for pool, times in sorted(fleet.launch_times.items()):
+            if pool.market == "spot":
+                tally.add(
+                    RiskObservation(
+                        pool.region, pool.zone, pool.instance_type, pool.market, "held", now,
+                        count=len(times), at_risk_s=sum(now_s - t for t in times),
+                        source="backtest",
+                    )
+                )  # fmt: skip
+        return tally.evidence()
 
     def _cannot_pay(
         self, data: PlanningData, candidates: CandidateSet, current_usd_per_hour: float

@@ -60,6 +60,9 @@ class PlanningData:
     #: What has been seen of the pools' risk up to ``as_of`` (interruptions, capacity errors,
     #: launches): the evidence :mod:`oracle.risk` updates each pool's Advisor prior with.
     observations: Sequence[Observation] = ()
+    #: The same evidence already summed per pool (:class:`oracle.risk.Tally`), by a caller that
+    #: keeps running sums; when given, ``observations`` is not read.
+    evidence: Mapping[tuple[str, str, str, str], Evidence] | None = None
     #: The request mix to plan for (``goodput`` then holds each type's best bucket's fact).
     mix: WorkloadMix | None = None
 
@@ -117,13 +120,22 @@ def build_candidates(
     config: PlannerConfig,
     *,
     exclude_pools: Collection[PoolKey] = (),
+    priced: dict[tuple[int, Evidence | None], Candidate | str] | None = None,
 ) -> CandidateSet:
-    """Every pool the planner may use, priced and capped, after the filters."""
+    """Every pool the planner may use, priced and capped, after the filters.
+
+    ``priced``: spot pools already priced from these same ``data.pool_stats`` objects and
+    ``config`` (keyed by the stats object's identity and the pool's evidence), filled as they
+    are priced: a caller that builds many sets from one snapshot of the market, with evidence
+    that changes in a few pools at a time (the backtest's policies), prices each pool once.
+    """
     result = CandidateSet([])
     excluded = set(exclude_pools)
     unavailable = {(u.region, u.zone, u.instance_type, u.market) for u in data.unavailable}
     on_demand_price = {(o.region, o.instance_type): o for o in data.on_demand}
-    evidence = summarise(data.observations, as_of=data.as_of) if data.observations else {}
+    evidence = data.evidence
+    if evidence is None:
+        evidence = summarise(data.observations, as_of=data.as_of) if data.observations else {}
     if config.markets != "on-demand":
         for stats in data.pool_stats:
             key = PoolKey(stats.region, stats.zone, stats.instance_type, "spot")
@@ -134,7 +146,14 @@ def build_candidates(
                 result.exclude(reason)
                 continue
             seen = _evidence_of(key, stats, evidence)
-            candidate = _spot_candidate(key, stats, data, config, on_demand_price, seen)
+            if priced is None:
+                candidate = _spot_candidate(key, stats, data, config, on_demand_price, seen)
+            else:
+                found = priced.get((id(stats), seen))
+                if found is None:
+                    found = _spot_candidate(key, stats, data, config, on_demand_price, seen)
+                    priced[(id(stats), seen)] = found
+                candidate = found
             if isinstance(candidate, str):
                 result.exclude(candidate)
             else:
