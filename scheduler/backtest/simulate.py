@@ -60,8 +60,8 @@ class BacktestOptions:
     planner_interval_s: float = 3600.0
     avoid_after_interruption_s: float = 3600.0
     #: The cron rebalancer's thresholds the planner policies honour (jobs.rebalance_min_*).
-    rebalance_min_saving_pct: float = 10.0
-    rebalance_min_saving_usd_per_hour: float = 0.1
+    rebalance_min_saving_pct: float = 5.0
+    rebalance_min_saving_usd_per_hour: float = 0.02
     rebalance_min_dwell_s: float = 0.0
     rebalance_max_actions: int = 1_000_000
     interruptions: InterruptionModel = field(default_factory=InterruptionModel)

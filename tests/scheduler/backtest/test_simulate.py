@@ -272,6 +272,9 @@ def test_ruling_a_move_out_by_the_bound_changes_no_decision(
         policies=("planner", "planner-nohedge"),
         interruptions=InterruptionModel(rate_scale=10.0),
         planner_interval_s=3600.0,
+        # Thresholds high enough for the bound to rule moves out in these two days.
+        rebalance_min_saving_pct=10.0,
+        rebalance_min_saving_usd_per_hour=0.1,
     )
     ruled_out: list[bool] = []
     original = policies.PlannerPolicy._cannot_pay
