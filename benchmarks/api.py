@@ -257,9 +257,12 @@ def _busters_process(
     url: str, count: int, duration_s: float, seed: int, out: multiprocessing.connection.Connection
 ) -> None:
     """The busters' process, at the lowest priority (their own client work stands for other
-    machines' and should take from this machine's cores only what is left): says it is ready,
-    then runs them and sends their figures."""
-    os.nice(19)
+    machines' and should take from this machine's cores only what is left: ``SCHED_IDLE``
+    where the OS has it, as the planning workers): says it is ready, then runs them and sends
+    their figures."""
+    from scheduler.services.recommendations import lower_priority
+
+    lower_priority("idle")
     out.send("ready")
     out.send(asyncio.run(_busters(url, count, duration_s, seed)))
     out.close()

@@ -196,6 +196,7 @@ class ServiceConfig(Section):
     recommendation_cache_entries: PositiveInt = 256
     max_concurrent_plans: PositiveInt = 2
     plan_in_processes: bool = True
+    plan_priority: Literal["idle", "low"] = "idle"
     plan_queue_wait_s: NonNegativeFloat = 2.0
     max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20
     reports_dir: str = "reports"
@@ -214,8 +215,8 @@ class JobsConfig(Section):
     reconcile_interval_s: PositiveFloat = 120.0
     rebalance_interval_s: PositiveFloat = 900.0
     sqs_poll_interval_s: PositiveFloat = 20.0
-    rebalance_min_saving_pct: NonNegativeFloat = 10.0
-    rebalance_min_saving_usd_per_hour: NonNegativeFloat = 0.1
+    rebalance_min_saving_pct: NonNegativeFloat = 5.0
+    rebalance_min_saving_usd_per_hour: NonNegativeFloat = 0.02
     rebalance_min_dwell_s: NonNegativeFloat = 3600.0
     rebalance_max_actions: PositiveInt = 4
     slo_mode: Literal["fixed", "load"] = "fixed"

@@ -82,7 +82,9 @@ RECHECK_S = 1.0
 #: How much lower the planning workers' scheduling priority is than the serving process's: the
 #: lowest, so that cached reads keep their latency while plans are made (``benchmarks.api`` on 2
 #: idle cores, 16 cache-busting clients: cached p99 beside them / alone 2.54 at niceness 10,
-#: 2.31 at 19; uncached plans 12.8/s and 14.3/s).
+#: 2.31 at 19; uncached plans 12.8/s and 14.3/s). Where the OS has ``SCHED_IDLE`` (Linux) and
+#: ``service.plan_priority`` is ``idle``, the workers also take that policy (see
+#: :func:`lower_priority`).
 WORKER_NICENESS = 19
 
 
@@ -544,11 +546,29 @@ def served_model(settings: Settings) -> str:
 _worker: list[SnapshotRecommender] = []
 
 
+def lower_priority(priority: str) -> str:
+    """Put this process below the serving process: ``low``, the lowest niceness (the scheduler
+    still gives it a small share of a busy core, and a slice it has begun); ``idle``, also
+    Linux's ``SCHED_IDLE`` policy, under which it runs only on cycles no other process wants
+    and a waking serving thread preempts it at once (on a saturated machine its plans wait,
+    and the callers get 503 ``busy`` once the queue fills). Returns the priority in force
+    (``low`` where ``SCHED_IDLE`` is missing or refused)."""
+    os.nice(WORKER_NICENESS)
+    idle = getattr(os, "SCHED_IDLE", None)
+    if priority != "idle" or idle is None:
+        return "low"
+    try:
+        os.sched_setscheduler(0, idle, os.sched_param(0))
+    except OSError:
+        return "low"
+    return "idle"
+
+
 def _start_worker(database_url: str, settings: Settings, max_age_s: float) -> None:
     from oracle.db import make_engine
 
     # Below the serving process: when the cores are busy, cached reads go first.
-    os.nice(WORKER_NICENESS)
+    lower_priority(settings.service.plan_priority)
     engine = make_engine(database_url)
     _worker[:] = [SnapshotRecommender(engine, settings, max_age_s=max_age_s, ensure=False)]
 

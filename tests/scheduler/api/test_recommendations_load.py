@@ -236,3 +236,54 @@ def test_a_plan_is_encoded_once_to_the_bytes_the_stored_plans_hold(
     assert encode_document(document) == plain
     made = recommender(slo_tokens_per_second, MODEL)  # planned again (its timings differ)
     assert json.loads(made.body).keys() == json.loads(plain).keys() and made.fingerprint
+
+
+def test_planning_workers_run_below_the_serving_process(sqlite_engine: Engine) -> None:
+    """The workers that compute uncached plans run at the default priority, ``idle``: Linux's
+    SCHED_IDLE (a waking serving thread preempts them at once) at the lowest niceness, while
+    the serving process keeps its own."""
+    import multiprocessing
+    import os
+
+    from scheduler.config import PlannerConfig
+    from scheduler.services.recommendations import ProcessRecommender
+    from tests.scheduler.api.conftest import ZONES
+    from tests.scheduler.market import MODEL, seed_market
+
+    if not hasattr(os, "SCHED_IDLE"):
+        pytest.skip("this OS has no SCHED_IDLE")
+    seed_market(sqlite_engine, ZONES, {("use1-az6", "g5.xlarge"): 0.3})
+    settings = Settings(planner=PlannerConfig(model=MODEL, hedge="none"))
+    assert settings.service.plan_priority == "idle"
+    before = set(multiprocessing.active_children())
+    recommender = ProcessRecommender(sqlite_engine, settings, workers=1, max_age_s=60)
+    try:
+        assert json.loads(recommender(500.0, MODEL).body)["allocations"]
+        (worker,) = set(multiprocessing.active_children()) - before
+        pid = worker.pid or 0
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+        assert os.getpriority(os.PRIO_PROCESS, pid) == 19
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    finally:
+        recommender.close()
+
+
+@pytest.mark.parametrize(("priority", "policy"), [("idle", "SCHED_IDLE"), ("low", "SCHED_OTHER")])
+def test_each_plan_priority_sets_its_scheduling_policy(priority: str, policy: str) -> None:
+    import multiprocessing
+    import os
+
+    if not hasattr(os, "SCHED_IDLE"):
+        pytest.skip("this OS has no SCHED_IDLE")
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        in_force, scheduler_policy, niceness = pool.apply(_lowered, (priority,))
+    assert (in_force, scheduler_policy, niceness) == (priority, getattr(os, policy), 19)
+
+
+def _lowered(priority: str) -> tuple[str, int, int]:
+    import os
+
+    from scheduler.services.recommendations import lower_priority
+
+    in_force = lower_priority(priority)
+    return in_force, os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)
