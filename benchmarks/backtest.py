@@ -1,14 +1,17 @@
 """Benchmark of the backtest (not a test): does the planner win in a world that fails?
 
     python -m benchmarks.backtest [--world calibrated|traces|advisor] [--seeds 10]
-        [--slos 500,2000,10000] [--days 90] [--tick-s 900] [--regions R1,R2]
+        [--slos 500,2000,10000] [--days 90] [--tick-s 900] [--regions R1,R2] [--processes 2]
 
 The embedded sample market is ingested into a fresh SQLite oracle (the replay's days plus 10
 days of lead-in, so the first tick has a week of history) with the reference and estimated
 goodput of the model. Then, per SLO, ``--seeds`` worlds are replayed for every policy and the
 bounds, and the figures the goals name are printed: each policy's mean cost and SLO attainment
 with their 95% confidence intervals, the planner's cost against spot-hedge and against the
-hindsight-hedged bound, and the time of one seed's replay.
+hindsight-hedged bound, and the time of one seed's replay. ``--processes`` (default: 2, or 1
+on a one-core machine) replays the policies side by side, the planner in one process and the
+others in another (:func:`scheduler.backtest.simulate.run_backtest`; same figures);
+``--processes 1`` times one process.
 
 - ``--world calibrated`` (default): every GPU type of the catalog in ``--regions`` (default:
   the three regions of the 2023 traces, whose shocks were fitted), the default model.
@@ -70,6 +73,13 @@ def main() -> None:
     parser.add_argument("--regions", default=",".join(TRACE_REGIONS))
     parser.add_argument("--model", default=None)
     parser.add_argument("--policies", default=",".join(POLICY_NAMES))
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="replay the policies side by side in this many processes (default: 2 where "
+        "there are 2 cores; 1 to time one process)",
+    )
     args = parser.parse_args()
     settings = Settings()
     traces = args.world == "traces"
@@ -123,6 +133,7 @@ def main() -> None:
             seed=args.seed,
             world=world,
         )
+        options = replace(options, processes=args.processes)
         results: list[BacktestResult] = []
         seconds = []
         # The traces replay the same recorded availability whatever the seed: one run says it.
@@ -145,7 +156,8 @@ def _print(result: BacktestResult, slo: float, seconds: list[float]) -> None:
     seeds = len(result.all_seeds)
     print(
         f"\n== {result.world.name} world, {slo:,.0f} tok/s, {seeds} seeds, "
-        f"{result.options.model}; mean {sum(seconds) / len(seconds):.1f} s per seed "
+        f"{result.options.model}; {result.options.processes} process(es); "
+        f"mean {sum(seconds) / len(seconds):.1f} s per seed "
         f"(goal {GOAL_S:.0f} s: ratio {max(seconds) / GOAL_S:.2f} for the slowest) =="
     )
     print(

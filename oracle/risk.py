@@ -47,6 +47,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 #: What an observation says about a pool.
@@ -141,8 +142,10 @@ class PoolRisk:
         return "observed (" + ", ".join(self.evidence.sources) + ")"
 
 
+@cache
 def advisor_prior(band_index: int | None, *, market: str = "spot") -> RiskPrior:
-    """The prior of a pool from its Advisor band (``None``: no band, priced as the worst)."""
+    """The prior of a pool from its Advisor band (``None``: no band, priced as the worst);
+    one immutable answer per band, remembered (a backtest asks for it a million times)."""
     if market != "spot":
         return RiskPrior(0.0, ON_DEMAND_AVAILABILITY, source="on-demand")
     index = UNKNOWN_BAND_INDEX if band_index is None else min(max(band_index, 0), 4)

@@ -265,6 +265,7 @@ class BacktestConfig(Section):
     trace_dir: str = "../shared/data/skypilot-spot-traces/availability/1-node"
     trace_set: str = "aws-02-15-2023"
     untraced: Literal["leave-out", "calibrated"] = "leave-out"
+    processes: Annotated[int, Field(ge=1, le=64)] = 1
 
 
 class Settings(Section):

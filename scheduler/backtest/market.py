@@ -146,6 +146,18 @@ class MarketHistory(LoadedHistory):
 
     # --- the world's truth, for billing -----------------------------------------------------
 
+    def observed_at(self, row: int) -> datetime:
+        """When the price row ``row`` was observed (remembered: every view of the pool's
+        current price asks for it)."""
+        found = self._observed_at.get(row)
+        if found is None:
+            found = self._observed_at[row] = _datetime(float(self.times_s[row]))
+        return found
+
+    @cached_property
+    def _observed_at(self) -> dict[int, datetime]:
+        return {}
+
     def spot_price_at(self, pool: int, t_s: float) -> float | None:
         """The price in force in ``pool`` at ``t_s`` (``None`` before its first record)."""
         row = self._row_at(pool, t_s)
@@ -431,7 +443,7 @@ class MarketView:
             share_above_80pct_on_demand_90d=columns["share_near_on_demand"][number],
             changes_90d=changes[number],
             price_source=self.history.price_sources[row],
-            price_observed_at=_datetime(float(self.history.times_s[row])),
+            price_observed_at=self.history.observed_at(row),
             on_demand_price_usd_per_hour=offer.price_usd_per_hour if offer else None,
             on_demand_source=offer.source if offer else None,
             on_demand_observed_at=offer.observed_at if offer else None,

@@ -207,4 +207,5 @@ def configured_options(
         ),
         planner=settings.planner,
         world=world,
+        processes=config.processes,
     )

@@ -19,9 +19,12 @@ keeps the SLO carried can cost less.
 from __future__ import annotations
 
 import heapq
+import math
+import multiprocessing as mp
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -67,6 +70,8 @@ class BacktestOptions:
     interruptions: InterruptionModel = field(default_factory=InterruptionModel)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     world: WorldOptions = field(default_factory=lambda: WorldOptions(name="advisor"))
+    #: Processes that replay the policies side by side (see :func:`run_backtest`).
+    processes: int = 1
 
 
 @dataclass
@@ -133,7 +138,86 @@ def run_backtest(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> BacktestResult:
     """Replay ``options.start`` to ``options.end`` for every policy; ``on_progress(done,
-    total)`` is called every few hundred ticks."""
+    total)`` is called every few hundred ticks.
+
+    With ``options.processes`` above 1 (and where the OS can fork), the policies are split
+    into that many groups, the planner's variants first, each group replayed in a process of
+    its own (forked: the market is shared, not copied) and the results joined. A policy's
+    replay depends only on the world, which every process draws alike from the seed, so the
+    figures are those of one process; only the shared per-moment work (the market statistics
+    both planner variants read) is done once per process."""
+    groups = _groups(options.policies, options.processes)
+    if len(groups) > 1:
+        return _run_split(history, goodput, options, groups, on_progress)
+    return _run(history, goodput, options, on_progress, with_bounds=True)
+
+
+def _groups(policies: Sequence[str], processes: int) -> list[tuple[str, ...]]:
+    """The policies in at most ``processes`` groups: each planner variant (the slow ones)
+    leads a group of its own, and the others join the last group."""
+    if processes <= 1 or len(policies) <= 1 or "fork" not in mp.get_all_start_methods():
+        return [tuple(policies)]
+    heavy = [name for name in policies if name.startswith("planner")]
+    light = [name for name in policies if not name.startswith("planner")]
+    groups = [[name] for name in heavy[: processes - 1]]
+    rest = heavy[processes - 1 :] + light
+    if rest:
+        groups.append(rest)
+    return [tuple(group) for group in groups if group]
+
+
+#: What the forked replays read (set by the parent just before it forks).
+_FORKED: list[tuple[MarketHistory, Mapping[str, GoodputFact]]] = []
+
+
+def _run_split(
+    history: MarketHistory,
+    goodput: Mapping[str, GoodputFact],
+    options: BacktestOptions,
+    groups: list[tuple[str, ...]],
+    on_progress: Callable[[int, int], None] | None,
+) -> BacktestResult:
+    started = time.perf_counter()
+    _FORKED[:] = [(history, goodput)]
+    try:
+        with ProcessPoolExecutor(len(groups) - 1, mp_context=mp.get_context("fork")) as pool:
+            others = [
+                pool.submit(_run_forked, replace(options, policies=group, processes=1))
+                for group in groups[1:]
+            ]
+            first = _run(
+                history,
+                goodput,
+                replace(options, policies=groups[0], processes=1),
+                on_progress,
+                with_bounds=True,
+            )
+            parts = [first, *(future.result() for future in others)]
+    finally:
+        _FORKED.clear()
+    results = {name: part.policies[name] for part in parts for name in part.options.policies}
+    first.policies = {name: results[name] for name in options.policies}
+    first.options = options
+    first.timing_s = {
+        **{key: sum(part.timing_s.get(key, 0.0) for part in parts) for key in first.timing_s},
+        "total": time.perf_counter() - started,
+    }
+    return first
+
+
+def _run_forked(options: BacktestOptions) -> BacktestResult:
+    ((history, goodput),) = _FORKED
+    return _run(history, goodput, options, None, with_bounds=False)
+
+
+def _run(
+    history: MarketHistory,
+    goodput: Mapping[str, GoodputFact],
+    options: BacktestOptions,
+    on_progress: Callable[[int, int], None] | None,
+    *,
+    with_bounds: bool,
+) -> BacktestResult:
     started = time.perf_counter()
     start_s, end_s = options.start.timestamp(), options.end.timestamp()
     ticks = np.arange(start_s, end_s, options.tick_s, dtype=np.float64)
@@ -223,6 +307,17 @@ def run_backtest(
     for policy, run in zip(policies, runs, strict=True):
         run.fleet.close(end_s)
         results[policy.name] = _measure(history, run, options, ticks, decide_s=policy.decide_s)
+    if not with_bounds:  # a forked part of a split replay: the parent computes them
+        return BacktestResult(
+            options=options,
+            policies=results,
+            hindsight_cost_usd=math.nan,
+            tick_times_s=ticks,
+            world=world,
+            hindsight_cumulative_usd=np.zeros(0),
+            interruption_events=world.notice_count,
+            timing_s={"planning": sum(policy.decide_s for policy in policies)},
+        )
     hindsight, hindsight_curve = hindsight_cost(
         history,
         goodput=rates,

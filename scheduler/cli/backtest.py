@@ -109,6 +109,16 @@ def backtest(
             help="--world traces: pools without a trace are leave-out or calibrated.",
         ),
     ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            min=1,
+            max=64,
+            help="Replay the policies side by side in this many processes (each planner "
+            "variant in one, the rest together; same figures; default: backtest.processes).",
+        ),
+    ] = None,
     availability_target: Annotated[
         str | None,
         typer.Option(
@@ -140,6 +150,10 @@ def backtest(
 
     runtime: Runtime = ctx.obj
     settings = _with_planner(runtime.settings, availability_target=availability_target, hedge=hedge)
+    if processes is not None:
+        settings = settings.model_copy(
+            update={"backtest": settings.backtest.model_copy(update={"processes": processes})}
+        )
     slo_tokens_per_second = parse_slo(slo)
     names = [name.strip() for name in policies.split(",") if name.strip()] if policies else None
     tick_s = parse_duration_s(tick) if tick is not None else None

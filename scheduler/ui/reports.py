@@ -74,8 +74,9 @@ def run_report(
 
     path = directory / name
     started = json.loads((path / "status.json").read_text())
-    # The window: the last ``days`` of the history the oracle holds (the service's default).
-    window = settings.backtest.model_copy(update={"days": days})
+    # The window: the last ``days`` of the history the oracle holds (the service's default);
+    # one process (the server runs threads: it does not fork).
+    window = settings.backtest.model_copy(update={"days": days, "processes": 1})
     try:
         result = backtest(
             engine,

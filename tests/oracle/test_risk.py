@@ -11,10 +11,12 @@ from hypothesis import strategies as st
 from oracle.risk import (
     Observation,
     RiskPrior,
+    Tally,
     advisor_prior,
     estimate_risk,
     posterior_availability,
     posterior_hazard_per_hour,
+    summarise,
 )
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -147,3 +149,48 @@ def test_rebalance_signals_are_counted_but_are_not_losses() -> None:
 def test_missing_prior_falls_back_to_the_worst_band() -> None:
     risk = estimate_risk([_obs("launch")], priors={}, as_of=T0)[POOL]
     assert risk.prior == advisor_prior(None)
+
+
+observations = st.lists(
+    st.builds(
+        Observation,
+        region=st.just("us-east-1"),
+        zone=st.sampled_from(["use1-az1", "use1-az2"]),
+        instance_type=st.sampled_from(["p3.2xlarge", "g5.xlarge"]),
+        market=st.just("spot"),
+        kind=st.sampled_from(["interruption", "rebalance", "capacity-error", "launch", "held"]),
+        observed_at=st.integers(0, 500).map(lambda h: T0 + timedelta(hours=h)),
+        count=st.integers(1, 5),
+        at_risk_s=st.floats(0.0, 1e6),
+        source=st.sampled_from(["aws", "backtest", "trace"]),
+    ),
+    max_size=40,
+)
+
+
+@given(observations, st.integers(0, 40))
+def test_a_tally_fed_one_at_a_time_sums_as_summarise_does(
+    seen: list[Observation], split: int
+) -> None:
+    """The backtest's running sums (added in two batches, the second on a copy, as a policy
+    adds the exposure of what it runs now) equal one summarise of everything."""
+    ordered = sorted(seen, key=lambda o: o.observed_at)
+    tally = Tally()
+    for obs in ordered[:split]:
+        tally.add(obs)
+    before = tally.evidence()
+    later = tally.copy()
+    for obs in ordered[split:]:
+        later.add(obs)
+    assert before == summarise(ordered[:split], as_of=T0 + timedelta(hours=500))
+    assert tally.evidence() == before  # the copy left the original as it was
+    expected = summarise(ordered, as_of=T0 + timedelta(hours=500))
+    assert later.evidence().keys() == expected.keys()
+    for pool, evidence in expected.items():
+        got = later.evidence()[pool]
+        assert got.observations == evidence.observations
+        assert got.sources == evidence.sources
+        assert got.first_observed_at == evidence.first_observed_at
+        assert got.last_observed_at == evidence.last_observed_at
+        for name in ("losses", "exposure_hours", "launches_ok", "launch_failures", "rebalances"):
+            assert getattr(got, name) == pytest.approx(getattr(evidence, name))

@@ -76,6 +76,24 @@ def test_json_holds_every_policy_and_the_report_is_written(sample_env: str, tmp_
     assert 'src="cost_vs_attainment.png"' in page
 
 
+def test_processes_replay_side_by_side_with_the_same_figures(sample_env: str) -> None:
+    arguments = ["backtest", "--slo", "2500tok/s", *WINDOW, "--format", "json", "--seeds", "2",
+                 "--policies", "planner,planner-nohedge,cheapest-zone"]  # fmt: skip
+    alone = CliRunner().invoke(app, arguments)
+    side = CliRunner().invoke(app, [*arguments, "--processes", "3"])
+    assert alone.exit_code == side.exit_code == 0, side.output
+    figures = [
+        {name: {k: v for k, v in policy.items() if k != "planning_s"}  # time, not a figure
+         for name, policy in json.loads(run.stdout)["policies"].items()}
+        for run in (alone, side)
+    ]  # fmt: skip
+    assert figures[0] == figures[1]
+    assert set(figures[0]) >= {"planner", "planner-nohedge", "cheapest-zone", "clairvoyant"}
+    refused = CliRunner().invoke(app, [*arguments, "--processes", "0"])
+    assert refused.exit_code == 2
+    assert "--processes" in refused.output and "Traceback" not in refused.output
+
+
 def test_several_seeds_give_means_and_confidence_intervals(sample_env: str) -> None:
     arguments = ["backtest", "--slo", "2500tok/s", *WINDOW, "--format", "json", "--seeds", "3",
                  "--policies", "cheapest-zone,spot-hedge"]  # fmt: skip

@@ -304,3 +304,43 @@ def _changes(decisions: list[tuple[float, Any]]) -> list[tuple[float, Any]]:
         if not changed or changed[-1][1] != target:
             changed.append((moment, target))
     return changed
+
+
+def test_policies_replayed_side_by_side_in_processes_give_the_same_figures(
+    sample_market: Market, stormy: BacktestResult
+) -> None:
+    """``processes=3``: the planner and planner-nohedge each in a forked process of its own
+    (one of them this one), the other policies together; every figure is that of the replay
+    in one process, the policies in their order, and the bounds computed once."""
+    history, goodput, _ = sample_market
+    split = run_backtest(history, goodput=goodput, options=replace(stormy.options, processes=3))
+    assert list(split.policies) == list(stormy.policies) == list(POLICY_NAMES)
+    for name, alone in stormy.policies.items():
+        side = split.policies[name]
+        assert (side.cost_usd, side.slo_attainment, side.launches, side.interruptions) == (
+            alone.cost_usd,
+            alone.slo_attainment,
+            alone.launches,
+            alone.interruptions,
+        )
+        assert side.launch_failures == alone.launch_failures
+        assert side.decisions == alone.decisions
+        assert np.array_equal(side.capacity_tokens_per_second, alone.capacity_tokens_per_second)
+    assert split.hindsight_cost_usd == stormy.hindsight_cost_usd
+    assert split.bounds_usd == stormy.bounds_usd
+    assert split.interruption_events == stormy.interruption_events
+
+
+def test_the_split_gives_each_planner_variant_a_process() -> None:
+    from scheduler.backtest.simulate import _groups
+
+    names = POLICY_NAMES
+    assert _groups(names, 1) == [tuple(names)]
+    assert _groups(names, 2) == [("planner",), tuple(n for n in names if n != "planner")]
+    assert _groups(names, 8) == [
+        ("planner",),
+        ("planner-nohedge",),
+        tuple(n for n in names if not n.startswith("planner")),
+    ]
+    assert _groups(("on-demand", "spot-hedge"), 4) == [("on-demand", "spot-hedge")]
+    assert _groups(("planner",), 4) == [("planner",)]
