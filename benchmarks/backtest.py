@@ -190,6 +190,12 @@ def _print(result: BacktestResult, slo: float, seconds: list[float]) -> None:
         f"  planner / hindsight-hedged: {planner['cost_usd'] / bound:.3f} (goal <= 1.15); "
         f"planner attainment {planner['slo_attainment'] * 100:.3f}% (goal >= 99.9%)"
     )
+    region = rows.get("hindsight-region")
+    if region is not None and 0 < region["cost_usd"] < float("inf"):
+        print(
+            f"  planner / hindsight-region: {planner['cost_usd'] / region['cost_usd']:.3f}"
+            " (the yardstick of plans that hedge across regions; no goal)"
+        )
 
 
 def _types(history: MarketHistory) -> set[str]:

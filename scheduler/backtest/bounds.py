@@ -8,12 +8,15 @@ bound is the sum over intervals of (the interval's bound in USD/h x its length).
 losing any one AZ's spot instances (the hedge's loss; a region hedge loses more, so this bounds
 it too). Per interval the larger of:
 
-- integer: ``min(f_od(S), f(S) + p_min)``. Proof: take a hedged fleet F. If it runs no spot,
-  it is an on-demand cover of ``S``: cost >= ``f_od(S)``, the cheapest such cover (an unbounded
-  covering knapsack over types at their lowest on-demand price). Otherwise let G be its AZ
-  with the most spot goodput; F without G still carries ``S`` (the hedge), so it costs at least
-  ``f(S)`` (the cheapest cover from any pool), and G holds at least one spot instance, which
-  costs at least ``p_min``, the lowest spot price of any type. The two parts are disjoint.
+- integer: ``min(f_od(S), min over AZs g of f_g(S) + p_g)``. Proof: take a hedged fleet F. If
+  it runs no spot, it is an on-demand cover of ``S``: cost >= ``f_od(S)``, the cheapest such
+  cover (an unbounded covering knapsack over types at their lowest on-demand price). Otherwise
+  let g be an AZ where it runs spot; F without g's instances still carries ``S`` (the hedge)
+  from pools outside g, so it costs at least ``f_g(S)``, the cheapest cover of ``S`` by every
+  pool but g's, and g holds at least one spot instance, which costs at least ``p_g``, g's
+  lowest spot price. The two parts are disjoint. (``f_g(S) >= f(S)``, the cover from any
+  pool, so only the AZs with ``f(S) + p_g`` below the best found need ``f_g``: at 500 tok/s
+  this is two instances in two AZs, where ``f(S) + p_min`` allowed one pool twice.)
 - fractional: ``S x min(r_od, min over k >= 2 of (r_1 + ... + r_k) / (k - 1))``, with ``r_i``
   the AZs' lowest price per tok/s in increasing order and ``r_od`` on-demand's. Proof: the
   LP ``min sum r_i c_i + r_od o`` s.t. ``sum_{j != i} c_j + o >= S`` for every AZ ``i`` is a
@@ -21,6 +24,14 @@ it too). Per interval the larger of:
   c_i``, each ``c_i <= T - S``, so the cheapest spend fills the cheapest AZs to ``T - S``; its
   cost is piecewise linear in ``T`` with breakpoints at ``T = k S / (k - 1)``, giving the
   formula; the total is linear in ``o``, so ``o = 0`` or ``o = S`` is optimal.
+
+``hindsight-region`` (knows prices): the same with a region as the hedge group, the
+cheapest fleet that still carries ``S`` after losing any one region's spot instances. Both
+proofs above hold for any partition of the spot pools into groups (they use only that the
+fleet survives the loss of its largest group), so the formulas are the same with regions in
+place of AZs. It bounds the plans that hedge across regions, the fair yardstick for them (a
+fleet that survives any region's loss survives any AZ's, so it is never below
+``hindsight-hedged``).
 
 ``clairvoyant`` (knows prices, capacity and every interruption): the cheapest fleet carrying
 the SLO at every instant using only pools that can serve then. An instance serves at ``t`` only
@@ -36,6 +47,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Iterator, Mapping
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -54,13 +66,16 @@ def hedged_cost(
     end_s: float,
     ticks: NDArray[np.float64],
     excluded: Collection[int] = (),
+    group: Literal["zone", "region"] = "zone",
 ) -> float:
-    """The ``hindsight-hedged`` bound in USD (see the module docstring)."""
+    """The ``hindsight-hedged`` bound in USD (see the module docstring); with ``group =
+    "region"``, the ``hindsight-region`` one."""
     columns = _Columns(history, goodput, excluded)
+    groups = columns.zone if group == "zone" else columns.region
     total = 0.0
     for left, right, lowest in columns.intervals(start_s, end_s, ticks):
         total += hedged_usd_per_hour(
-            lowest, columns.kind, columns.goodput, columns.zone, columns.spot,
+            lowest, columns.kind, columns.goodput, groups, columns.spot,
             slo_tokens_per_second, len(columns.types),
         ) * (right - left) / 3600.0  # fmt: skip
     return total
@@ -144,8 +159,7 @@ def hedged_usd_per_hour(
     finite = np.isfinite(spot_prices)
     if not finite.any():
         return od_cover
-    p_min = float(spot_prices[finite].min())
-    integer = min(od_cover, _integer_cover(prices, kind, goodput, need, types) + p_min)
+    integer = min(od_cover, _hedged_integer(prices, kind, goodput, zone, spot, need, types))
     per_tps = prices / goodput
     zone_rate = np.full(int(zone.max()) + 1 if zone.size else 0, np.inf)
     np.minimum.at(zone_rate, zone[spot], per_tps[spot])
@@ -159,6 +173,31 @@ def hedged_usd_per_hour(
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+def _hedged_integer(
+    prices: NDArray[np.float64],
+    kind: NDArray[np.int64],
+    goodput: NDArray[np.float64],
+    zone: NDArray[np.int64],
+    spot: NDArray[np.bool_],
+    need: float,
+    types: int,
+) -> float:
+    """``min over groups g of f_g(S) + p_g`` (see the module docstring), trying the groups
+    from the lowest ``p_g`` and stopping once ``f(S) + p_g`` (a bound on the rest) reaches the
+    best found."""
+    cover_all = _integer_cover(prices, kind, goodput, need, types)
+    lowest = np.full(int(zone[spot].max()) + 1, np.inf)
+    np.minimum.at(lowest, zone[spot], prices[spot])
+    best = math.inf
+    for group in np.argsort(lowest, kind="stable").tolist():
+        p_g = float(lowest[group])
+        if not p_g < math.inf or cover_all + p_g >= best:
+            break
+        outside = np.where(spot & (zone == group), np.inf, prices)
+        best = min(best, _integer_cover(outside, kind, goodput, need, types) + p_g)
+    return best
 
 
 def _integer_cover(
@@ -205,9 +244,11 @@ class _Columns:
         )
         position = {name: index for index, name in enumerate(self.types)}
         zones: dict[str, int] = {}
+        regions: dict[str, int] = {}
         kind: list[int] = []
         rate: list[float] = []
         zone: list[int] = []
+        region: list[int] = []
         pool: list[int] = []
         changes: list[tuple[float, int, float]] = []
         skip = set(excluded)
@@ -218,6 +259,7 @@ class _Columns:
             kind.append(position[spot.instance_type])
             rate.append(goodput[spot.instance_type])
             zone.append(zones.setdefault(f"{spot.region}/{spot.zone}", len(zones)))
+            region.append(regions.setdefault(spot.region, len(regions)))
             pool.append(spot.index)
             times, prices = history.pool_rows(spot.index)
             changes += [
@@ -230,6 +272,7 @@ class _Columns:
             kind.append(position[instance_type])
             rate.append(goodput[instance_type])
             zone.append(-1)
+            region.append(-1)
             pool.append(-1)
             changes += [
                 (t, column, value.price_usd_per_hour)
@@ -240,6 +283,7 @@ class _Columns:
         self.kind = np.asarray(kind, dtype=np.int64)
         self.goodput = np.asarray(rate, dtype=np.float64)
         self.zone = np.asarray(zone, dtype=np.int64)
+        self.region = np.asarray(region, dtype=np.int64)
         self.pool = np.asarray(pool, dtype=np.int64)
         self.spot = self.pool >= 0
 

@@ -9,8 +9,9 @@ the SLO rate) and ``deficit_token_hours`` (the same in tok/s x hours), ``interru
 With several seeds (``--seeds N``) every figure is the mean over the seeds' worlds, and
 ``cost_usd_ci95`` and ``slo_attainment_ci95`` give the 95% confidence interval of the mean
 (Student's t with N - 1 degrees of freedom; one seed: the value twice). ``launch_failures``
-counts launches refused for want of capacity. The bounds ``hindsight``, ``hindsight-hedged``
-and ``clairvoyant`` sit beside the policies; ``world`` holds the world's name and parameters.
+counts launches refused for want of capacity. The bounds ``hindsight``, ``hindsight-hedged``,
+``hindsight-region`` and ``clairvoyant`` sit beside the policies; ``world`` holds the
+world's name and parameters.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from scheduler.backtest.simulate import BacktestResult
 from scheduler.config import HINDSIGHT
 
-BOUNDS = ("hindsight-hedged", "clairvoyant")
+BOUNDS = ("hindsight-hedged", "hindsight-region", "clairvoyant")
 
 CHARTS = (
     ("capacity.png", "Serving capacity against the SLO"),
@@ -283,10 +284,10 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}img{{max-width:10
 <p>World {html.escape(result.world.name)}, tick {options.tick_s:g} s, seeds {options.seed} to
 {options.seed + len(result.all_seeds) - 1} (figures are means over the seeds; the chart of
 cost against attainment shows their 95% confidence intervals); {result.interruption_events}
-capacity losses or notices in the first seed's world. Three lower bounds, none paying for
+capacity losses or notices in the first seed's world. Four lower bounds, none paying for
 start-up: hindsight (the cheapest fleet carrying the SLO knowing every price),
-hindsight-hedged (the same, surviving the loss of any AZ) and clairvoyant (knowing capacity
-and interruptions too).</p>
+hindsight-hedged (the same, surviving the loss of any AZ), hindsight-region (surviving
+the loss of any region) and clairvoyant (knowing capacity and interruptions too).</p>
 <table><tr>{head}</tr>{"".join(body)}</table>{charts}</body></html>
 """
 

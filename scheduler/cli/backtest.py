@@ -37,7 +37,8 @@ HELP = (
     # (tests/scheduler/cli/test_startup.py checks that they agree).
     "Policies: planner, planner-nohedge, on-demand, cheapest-zone, spot-hedge, price-capacity. "
     "Bounds: hindsight (knows prices), hindsight-hedged "
-    "(the cheapest fleet surviving the loss of any AZ), clairvoyant (knows capacity too). "
+    "(the cheapest fleet surviving the loss of any AZ), hindsight-region (of any "
+    "region), clairvoyant (knows capacity too). "
     "Exit codes: 0 done, 1 no instance type of the selection can serve the model, 2 bad "
     "input. Settings: the backtest section of config.toml."
 )
@@ -262,8 +263,8 @@ def print_result(result: BacktestResult) -> None:
         f"world {described['name']}: {result.interruption_events} capacity losses or notices "
         f"(seed {options.seed}{f' and {len(result.all_seeds) - 1} more' if several else ''}); "
         f"tick {options.tick_s:g} s. Lower bounds, none paying for start-up: knowing every "
-        "price (hindsight), also surviving the loss of any AZ (hindsight-hedged), also knowing "
-        "capacity (clairvoyant).",
+        "price (hindsight), also surviving the loss of any AZ (hindsight-hedged) or region "
+        "(hindsight-region), also knowing capacity (clairvoyant).",
         highlight=False,
     )
     fitted = described.get("calibrated")

@@ -62,3 +62,41 @@ def test_no_fleet_of_usable_pools_costs_less_than_the_clairvoyant_bound(
     prices = np.where(usable, market["price"], np.inf)
     bound = cover_usd_per_hour(prices, market["kind"], market["goodput"], slo, TYPES)
     assert bound <= float(fleet @ market["price"]) * (1 + 1e-9)
+
+
+@settings(max_examples=150, deadline=None)
+@given(markets())
+def test_no_region_hedged_fleet_costs_less_than_the_region_hedged_bound(
+    market: dict[str, np.ndarray],
+) -> None:
+    """Zones 0 and 1 form one region, 2 and 3 another: a fleet that survives the loss of
+    either region's spot instances for ``S`` = the least it keeps costs at least the bound
+    computed with regions as the groups (``hindsight-region``)."""
+    spot = market["zone"] >= 0
+    region = np.where(spot, market["zone"] // 2, -1)
+    served = market["fleet"] * market["goodput"]
+    kept = [served.sum() - served[spot & (region == r)].sum() for r in range(ZONES // 2)]
+    slo = float(min(kept))
+    if slo <= 0:
+        return
+    cost = float(market["fleet"] @ market["price"])
+    bound = hedged_usd_per_hour(
+        market["price"], market["kind"], market["goodput"], np.where(spot, region, 0), spot,
+        slo, TYPES,
+    )  # fmt: skip
+    assert bound <= cost * (1 + 1e-9)
+
+
+def test_the_hedged_bound_needs_two_groups_and_is_tight_for_one_instance_each() -> None:
+    """One type carrying the SLO alone, spot at $1/h in AZ 0 and $2/h in AZ 1, on-demand at
+    $5/h: the cheapest hedged fleet is one instance in each AZ ($3/h), and the bound is that
+    (not twice the cheapest pool); with regions as groups and both AZs in one region, it is
+    one spot instance and one on-demand."""
+    prices = np.array([1.0, 2.0, 5.0])
+    kind = np.zeros(3, dtype=np.int64)
+    goodput = np.full(3, 100.0)
+    spot = np.array([True, True, False])
+    by_zone = hedged_usd_per_hour(prices, kind, goodput, np.array([0, 1, -1]), spot, 100.0, 1)
+    assert by_zone == 3.0
+    by_region = hedged_usd_per_hour(prices, kind, goodput, np.array([0, 0, -1]), spot, 100.0, 1)
+    assert by_region == 5.0  # all on demand beats $1 + $5

@@ -46,7 +46,7 @@ def test_json_holds_every_policy_and_the_report_is_written(sample_env: str, tmp_
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    bounds = {"hindsight", "hindsight-hedged", "clairvoyant"}
+    bounds = {"hindsight", "hindsight-hedged", "hindsight-region", "clairvoyant"}
     assert set(payload["policies"]) == {"planner", "on-demand", "cheapest-zone", *bounds}
     assert payload["world"]["name"] == "calibrated"
     assert payload["world"]["calibrated"]["global_shock"]["median_up_h"] > 0
