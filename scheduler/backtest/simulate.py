@@ -147,7 +147,9 @@ def run_backtest(
     its own (forked: the market is shared, not copied) and the results joined. A policy's
     replay depends only on the world, which every process draws alike from the seed, so the
     figures are those of one process; only the shared per-moment work (the market statistics
-    both planner variants read) is done once per process."""
+    both planner variants read) is done once per process. The bounds are computed in the last
+    group's process, beside the quick policies, so that the planner's replay, the longest,
+    is all its process does."""
     groups = _groups(options.policies, options.processes)
     if len(groups) > 1:
         return _run_split(history, goodput, options, groups, on_progress)
@@ -183,33 +185,42 @@ def _run_split(
     _FORKED[:] = [(history, goodput)]
     try:
         with ProcessPoolExecutor(len(groups) - 1, mp_context=mp.get_context("fork")) as pool:
+            last = len(groups) - 1
             others = [
-                pool.submit(_run_forked, replace(options, policies=group, processes=1))
-                for group in groups[1:]
+                pool.submit(
+                    _run_forked,
+                    replace(options, policies=group, processes=1),
+                    with_bounds=number == last,
+                )
+                for number, group in enumerate(groups[1:], start=1)
             ]
             first = _run(
                 history,
                 goodput,
                 replace(options, policies=groups[0], processes=1),
                 on_progress,
-                with_bounds=True,
+                with_bounds=False,
             )
             parts = [first, *(future.result() for future in others)]
     finally:
         _FORKED.clear()
     results = {name: part.policies[name] for part in parts for name in part.options.policies}
+    bounded = parts[-1]
+    first.hindsight_cost_usd = bounded.hindsight_cost_usd
+    first.hindsight_cumulative_usd = bounded.hindsight_cumulative_usd
+    first.bounds_usd = bounded.bounds_usd
     first.policies = {name: results[name] for name in options.policies}
     first.options = options
     first.timing_s = {
-        **{key: sum(part.timing_s.get(key, 0.0) for part in parts) for key in first.timing_s},
+        **{key: sum(part.timing_s.get(key, 0.0) for part in parts) for key in bounded.timing_s},
         "total": time.perf_counter() - started,
     }
     return first
 
 
-def _run_forked(options: BacktestOptions) -> BacktestResult:
+def _run_forked(options: BacktestOptions, *, with_bounds: bool) -> BacktestResult:
     ((history, goodput),) = _FORKED
-    return _run(history, goodput, options, None, with_bounds=False)
+    return _run(history, goodput, options, None, with_bounds=with_bounds)
 
 
 def _run(
@@ -309,7 +320,7 @@ def _run(
     for policy, run in zip(policies, runs, strict=True):
         run.fleet.close(end_s)
         results[policy.name] = _measure(history, run, options, ticks, decide_s=policy.decide_s)
-    if not with_bounds:  # a forked part of a split replay: the parent computes them
+    if not with_bounds:  # a part of a split replay: the last part computes them
         return BacktestResult(
             options=options,
             policies=results,

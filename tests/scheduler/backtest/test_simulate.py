@@ -311,7 +311,8 @@ def test_policies_replayed_side_by_side_in_processes_give_the_same_figures(
 ) -> None:
     """``processes=3``: the planner and planner-nohedge each in a forked process of its own
     (one of them this one), the other policies together; every figure is that of the replay
-    in one process, the policies in their order, and the bounds computed once."""
+    in one process, the policies in their order, and the bounds computed once (in the process
+    of the quick policies, not the planner's)."""
     history, goodput, _ = sample_market
     split = run_backtest(history, goodput=goodput, options=replace(stormy.options, processes=3))
     assert list(split.policies) == list(stormy.policies) == list(POLICY_NAMES)
@@ -328,6 +329,7 @@ def test_policies_replayed_side_by_side_in_processes_give_the_same_figures(
         assert np.array_equal(side.capacity_tokens_per_second, alone.capacity_tokens_per_second)
     assert split.hindsight_cost_usd == stormy.hindsight_cost_usd
     assert split.bounds_usd == stormy.bounds_usd
+    assert np.array_equal(split.hindsight_cumulative_usd, stormy.hindsight_cumulative_usd)
     assert split.interruption_events == stormy.interruption_events
 
 
