@@ -10,8 +10,8 @@ bounds, and the figures the goals name are printed: each policy's mean cost and 
 with their 95% confidence intervals, the planner's cost against spot-hedge and against the
 hindsight-hedged bound, and the time of one seed's replay. ``--processes`` (default: 2, or 1
 on a one-core machine) replays the policies side by side, the planner in one process and the
-others in another (:func:`scheduler.backtest.simulate.run_backtest`; same figures);
-``--processes 1`` times one process.
+others, with the bounds, in another (:func:`scheduler.backtest.simulate.run_backtest`; same
+figures); ``--processes 1`` times one process. Each seed's time is printed as it ends.
 
 - ``--world calibrated`` (default): every GPU type of the catalog in ``--regions`` (default:
   the three regions of the 2023 traces, whose shocks were fitted), the default model.
@@ -146,6 +146,7 @@ def main() -> None:
                 )
             )
             seconds.append(time.perf_counter() - started)
+            print(f"  seed {options.seed + number}: {seconds[-1]:.1f} s", flush=True)
         first = results[0]
         first.other_seeds = results[1:]
         _print(first, slo, seconds)
