@@ -44,12 +44,16 @@ WINDOW_DAYS = (7, 30, 90)
 NEAR_ON_DEMAND_FRACTION = 0.8
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PoolStats:
     """One spot pool (region, zone, instance type) as known at ``as_of``.
 
     Prices in USD per instance-hour; ``None`` where the oracle holds no such fact.
     ``zone`` is the AZ ID when known, else the AZ name.
+
+    Treated as immutable, but not frozen: a backtest builds one per pool at every replan
+    (about 600,000 in 90 days), and a frozen dataclass's ``__init__`` costs 3.5 times as
+    much (28 fields: 3.5 us against 0.9 us).
     """
 
     region: str

@@ -67,8 +67,11 @@ class PlanningData:
     mix: WorkloadMix | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Candidate:
+    """One pool the planner may use, priced and capped. Treated as immutable, but not frozen,
+    for the speed of its ``__init__`` (as :class:`oracle.stats.PoolStats`)."""
+
     pool: PoolKey
     availability_zone: str | None
     availability_zone_id: str | None
