@@ -20,11 +20,6 @@ from scheduler.solver.problem import Backend, SolverError
 
 MIP_REL_GAP = 1e-9
 MIP_ABS_GAP = 1e-9
-#: Models with fewer columns are solved without HiGHS's presolve, which costs them more than it
-#: saves: the narrowed replans of :func:`scheduler.solver.narrowing.solve_reduced` (about 50
-#: pools) at 2,000 tok/s on the sample market, 20 region-hedged replans: 2.5 s to 1.9-2.1 s of
-#: CPU, the same optima. Larger models (the full universe) keep it.
-PRESOLVE_FROM_COLUMNS = 200
 
 #: Guards the one-time load of highspy, which points the process's stdout elsewhere for a moment.
 _LOAD_LOCK = threading.Lock()
@@ -61,14 +56,16 @@ def run(
     time_limit_s: float | None = None,
     backend: Backend = "auto",
     start: NDArray[np.float64] | None = None,
+    presolve: bool = True,
 ) -> Run | None:
-    """The optimum of ``model`` with its gap, or None when the model is infeasible."""
+    """The optimum of ``model`` with its gap, or None when the model is infeasible;
+    ``presolve=False`` skips HiGHS's presolve (highspy only; see :func:`run_highspy`)."""
     highspy = highspy_module() if backend != "scipy" else None
     if backend == "highspy" and highspy is None:
         raise SolverError("highspy is not installed: pip install highspy, or use backend scipy")
     if highspy is None:
         return _run_scipy(model, time_limit_s=time_limit_s)
-    return run_highspy(highspy, model, time_limit_s=time_limit_s, start=start)
+    return run_highspy(highspy, model, time_limit_s=time_limit_s, start=start, presolve=presolve)
 
 
 def _run_scipy(model: Model, *, time_limit_s: float | None = None) -> Run | None:
@@ -101,10 +98,12 @@ def run_highspy(
     time_limit_s: float | None = None,
     start: NDArray[np.float64] | None = None,
     relax: bool = False,
+    presolve: bool = True,
 ) -> Run | None:
     """The same model through highspy, the HiGHS release newer than scipy's copy (which also
     prints debugging lines on stdout during some MIP solves); ``relax``: its LP relaxation,
-    with the reduced costs."""
+    with the reduced costs; ``presolve=False``: without HiGHS's presolve, which costs a small
+    model more than it saves."""
     inf = highspy.kHighsInf
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
@@ -117,7 +116,7 @@ def run_highspy(
     highs.setOptionValue("mip_heuristic_run_rens", False)
     if not model.restart:
         highs.setOptionValue("mip_allow_restart", False)
-    if len(model.c) < PRESOLVE_FROM_COLUMNS:
+    if not presolve:
         highs.setOptionValue("presolve", "off")
     if time_limit_s is not None:
         highs.setOptionValue("time_limit", float(time_limit_s))

@@ -21,7 +21,7 @@ def test_every_default_key_is_documented_in_config_toml() -> None:
     def keys(model: object, prefix: str = "") -> list[str]:
         out = []
         for name, value in model:  # type: ignore[attr-defined]
-            if hasattr(value, "model_fields"):
+            if hasattr(type(value), "model_fields"):
                 out += keys(value, f"{prefix}{name}.")
             elif isinstance(value, dict):
                 assert f"[{prefix}{name}" in text or f"\n{name} =" in text, name
