@@ -6,7 +6,9 @@ replicas pass the readiness probe, and only then drains and terminates (guarded 
 command keeps). A launch refused for capacity or quota marks the pool unavailable (in
 :meth:`Actuator.launch`, the one place a capacity error is handled) and asks ``replan`` for a
 new target without it (by default the same instance type and zone on-demand), up to
-:data:`MAX_REPLANS` times. ``apply`` builds the command that makes the fleet match a plan.
+:data:`MAX_REPLANS` times; when the last replan's launches fail too, what they were to add is
+bought on demand (:func:`~scheduler.planning.fallback.cover_on_demand`, with
+``service.on_demand_fallback``). ``apply`` builds the command that makes the fleet match a plan.
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ from scheduler.actuator.types import Action, TargetAllocation
 from scheduler.config import Settings
 from scheduler.models import FINAL_STATES, ReplicaModel, ReplicaState
 from scheduler.plan_store import mark_applied, plan_allocations
+from scheduler.planning.fallback import MAX_REPLANS
 
-MAX_REPLANS = 3
 #: States in which a launched replica is probed until it is READY (or gone).
 _PROBED_STATES = (
     ReplicaState.PROVISIONING,
@@ -360,7 +362,8 @@ class Actuator:
         current = command.plan_id
         excluded = set(command.exclude_pools)
         launches = command.launches
-        for _ in range(MAX_REPLANS + 1):
+        # MAX_REPLANS replans, then the on-demand cover of what the last one failed to launch.
+        for _ in range(MAX_REPLANS + 2):
             failures: list[CapacityError] = []
             for action in launches:
                 if action.kind != "launch" or action.allocation is None:
@@ -376,7 +379,7 @@ class Actuator:
                     continue
                 if result.first_launch_perf_s is None:
                     result.first_launch_perf_s = time.perf_counter()
-            if not failures or len(result.replans) == MAX_REPLANS:
+            if not failures or len(result.replans) > MAX_REPLANS:
                 return current
             excluded |= {error.pool for error in failures}
             fleet = [
@@ -384,17 +387,22 @@ class Actuator:
                 for replica in journal.live_fleet(self.engine, self.service)
                 if replica.replica_id not in command.leaving
             ]
-            new_plan = self.replan(
-                ReplanRequest(
-                    current,
-                    frozenset(excluded),
-                    tuple(fleet),
-                    reason="; ".join(str(error) for error in failures),
-                )
+            request = ReplanRequest(
+                current,
+                frozenset(excluded),
+                tuple(fleet),
+                reason="; ".join(str(error) for error in failures),
             )
-            if new_plan is None:
-                result.replan_failed = True
-                return current
+            if len(result.replans) < MAX_REPLANS:
+                new_plan = self.replan(request)
+                if new_plan is None:
+                    result.replan_failed = True
+                    return current
+            else:
+                # The replans are spent and spot still fails: cover the rest on demand.
+                new_plan = self._on_demand_fallback(request)
+                if new_plan is None:
+                    return current
             result.replans.append(new_plan)
             mark_applied(self.engine, new_plan, now=self.clock())
             current = new_plan

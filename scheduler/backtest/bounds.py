@@ -35,8 +35,8 @@ fleet that survives any region's loss survives any AZ's, so it is never below
 
 ``clairvoyant`` (knows prices, capacity and every interruption): the cheapest fleet carrying
 the SLO at every instant using only pools that can serve then. An instance serves at ``t`` only
-if its pool had capacity at some moment of ``[t - 120 s, t]`` (launches fail without capacity;
-a notice ends an instance two minutes later), so per interval only pools usable at some moment
+if its pool has capacity at ``t`` (launches fail without capacity; a notice takes a running
+instance out of the load balancer at once), so per interval only pools usable at some moment
 of it (:meth:`World.usable_during`) and on-demand count. The bound is the larger of the integer
 cover and the fractional ``S x`` lowest price per tok/s among them. No policy that carries the
 SLO at every instant can cost less: at each instant its serving fleet is such a cover, at
@@ -54,7 +54,7 @@ from numpy.typing import NDArray
 
 from scheduler.backtest.hindsight import cheapest_cover
 from scheduler.backtest.market import MarketHistory
-from scheduler.backtest.world import NOTICE_S, World
+from scheduler.backtest.world import World
 
 
 def hedged_cost(
@@ -99,15 +99,11 @@ def clairvoyant_cost(
         intervals = world.down.get(pool) if pool >= 0 else None
         if intervals is None or intervals.starts.size == 0:
             continue
-        # Unusable: inside [start + NOTICE_S, end) of one down interval for the whole tick.
+        # Unusable: one down interval covers the whole tick.
         lefts, rights = edges[:-1], edges[1:]
-        at = np.searchsorted(intervals.starts, lefts - NOTICE_S, side="right") - 1
+        at = np.searchsorted(intervals.starts, lefts, side="right") - 1
         safe = np.maximum(at, 0)
-        unusable[:, column] = (
-            (at >= 0)
-            & (intervals.starts[safe] + NOTICE_S <= lefts)
-            & (intervals.ends[safe] >= rights)
-        )
+        unusable[:, column] = (at >= 0) & (intervals.ends[safe] >= rights)
     total = 0.0
     for k, (left, right, lowest) in enumerate(columns.intervals(start_s, end_s, ticks)):
         usable = np.where(unusable[k], np.inf, lowest)

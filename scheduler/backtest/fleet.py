@@ -5,8 +5,10 @@ A policy sets a target count per pool; :meth:`Fleet.set_target` launches what is
 once and retires what is extra make-before-break: instances still starting are cancelled at
 once, serving ones are drained only when every instance launched so far is ready. A drained
 instance leaves the load balancer at the drain's start and is billed ``drain_s`` more. An
-interruption notice ends every instance of its pool :data:`NOTICE_S` later; it serves until
-then (the actuator deregisters it at the end of the warning).
+interruption notice ends every instance of its pool :data:`NOTICE_S` later and is billed until
+then, but it stops serving at the notice: the service takes an interrupted replica out of the
+load balancer when the warning arrives (:mod:`scheduler.events`), so the replacement's
+start-up is a deficit in full unless the rest of the fleet covers it.
 """
 
 from __future__ import annotations
@@ -167,9 +169,8 @@ class Fleet:
         hit = 0
         for instance in self._open:
             if instance.pool == pool and instance.alive_at(notice_s):
-                end = notice_s + NOTICE_S
-                instance.end_s = min(instance.end_s, end)
-                instance.stop_serving_s = min(instance.stop_serving_s, end)
+                instance.end_s = min(instance.end_s, notice_s + NOTICE_S)
+                instance.stop_serving_s = min(instance.stop_serving_s, notice_s)
                 instance.interrupted_s = notice_s
                 hit += 1
         self.interruptions += hit

@@ -124,6 +124,9 @@ class FleetState:
 
 class Policy:
     name: str = ""
+    #: Whether the policy runs through the service's executor, whose last resort after failed
+    #: launches is the on-demand cover (:func:`scheduler.planning.fallback.cover_on_demand`).
+    falls_back_on_demand: bool = False
 
     def __init__(self, context: PolicyContext) -> None:
         self.context = context
@@ -140,8 +143,14 @@ class Policy:
     def _decide(self, view: MarketView, fleet: FleetState, reason: Reason) -> Target | None:
         raise NotImplementedError
 
+    def fell_back(self, target: Target) -> None:
+        """The fleet moved to ``target``, the on-demand cover of a decision whose launches
+        failed."""
+
 
 class PlannerPolicy(Policy):
+    falls_back_on_demand = True
+
     def __init__(self, context: PolicyContext, *, hedge: bool) -> None:
         super().__init__(context)
         self.name = "planner" if hedge else "planner-nohedge"
@@ -223,6 +232,11 @@ class PlannerPolicy(Policy):
                 target = moved
         self.last_target = target
         return dict(target)
+
+    def fell_back(self, target: Target) -> None:
+        # The plan the fleet follows now: the next tick does not count it short, and the
+        # rebalancer moves it back to spot when that saves enough.
+        self.last_target = dict(target)
 
     def _plan_config(self, reason: Reason) -> PlannerConfig:
         """The planner's settings for this replan. With ``hedge = "auto"``, a replan after a

@@ -180,7 +180,8 @@ def configured_options(
     world: WorldOptions,
 ) -> BacktestOptions:
     """The replay's options: this run's choices, the rest from ``[backtest]``, the rebalancer's
-    thresholds (``[jobs]``) and the planner's settings."""
+    thresholds (``[jobs]``), the executor's on-demand fallback (``[service]``) and the
+    planner's settings."""
     config = settings.backtest
     return BacktestOptions(
         slo_tokens_per_second=slo_tokens_per_second,
@@ -208,4 +209,5 @@ def configured_options(
         planner=settings.planner,
         world=world,
         processes=config.processes,
+        on_demand_fallback=settings.service.on_demand_fallback,
     )

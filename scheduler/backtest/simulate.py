@@ -39,15 +39,22 @@ from scheduler.backtest.fleet import Fleet, Instance
 from scheduler.backtest.hindsight import hindsight_cost
 from scheduler.backtest.interruptions import InterruptionModel
 from scheduler.backtest.market import MarketHistory
-from scheduler.backtest.policies import FleetState, Observation, PolicyContext, make_policies
+from scheduler.backtest.policies import (
+    FleetState,
+    Observation,
+    Policy,
+    PolicyContext,
+    make_policies,
+)
 from scheduler.backtest.world import World, WorldOptions
 from scheduler.config import PlannerConfig
+from scheduler.planning.fallback import MAX_REPLANS, cover_on_demand
 from scheduler.planning.model import PoolKey
 
 _NOTICE, _TICK = 0, 1
-#: Decisions at one moment after launches failed (each failure marks the pool, so the policy
-#: moves on; a bound keeps a policy that insists from looping).
-_RETRIES = 4
+#: Decisions at one moment: the first and a replan after each failed launch, as the service's
+#: executor makes them (each failure marks the pool, so the policy moves on).
+_RETRIES = MAX_REPLANS + 1
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,9 @@ class BacktestOptions:
     world: WorldOptions = field(default_factory=lambda: WorldOptions(name="advisor"))
     #: Processes that replay the policies side by side (see :func:`run_backtest`).
     processes: int = 1
+    #: ``service.on_demand_fallback``: when the replans after failed launches are spent, the
+    #: planner policies cover what is missing on demand, as the service's executor does.
+    on_demand_fallback: bool = True
 
 
 @dataclass
@@ -300,6 +310,8 @@ def _run(
                 reason = "interruption"
             else:
                 reason = "tick"
+            failed: list[PoolKey] = []
+            target = None
             for _attempt in range(_RETRIES):
                 state = run.state(moment)
                 target = policy.decide(view, state, reason)  # type: ignore[arg-type]
@@ -313,6 +325,8 @@ def _run(
                 for key in failed:
                     run.observe(moment, key, "launch-failure")
                 reason = "launch-failure"
+            if failed and target is not None and options.on_demand_fallback:
+                _cover_on_demand(policy, run, target, failed, moment, rates)
         if on_progress is not None and (done % 256 == 0 or done == len(events) - 1):
             on_progress(done + 1, len(events))
     simulated_s = time.perf_counter()
@@ -437,6 +451,31 @@ class _Run:
             observations=self.observations,
             launch_times=self.fleet.launch_times(),
         )
+
+
+def _cover_on_demand(
+    policy: Policy,
+    run: _Run,
+    target: Mapping[PoolKey, int],
+    failed: Sequence[PoolKey],
+    moment: float,
+    rates: Mapping[str, float],
+) -> None:
+    """The service executor's last resort for a policy that runs through it: the replans are
+    spent and spot launches still fail, so what they were to add starts on demand."""
+    if not policy.falls_back_on_demand:
+        return
+    covered = cover_on_demand(target, run.fleet.counts(), failed, _on_demand_key)
+    if covered is None:
+        return
+    run.decisions.append((moment, tuple(sorted(covered.items()))))
+    run.fleet.set_target(covered, rates, moment)
+    run.record_changes(moment)
+    policy.fell_back(covered)
+
+
+def _on_demand_key(pool: PoolKey) -> PoolKey:
+    return pool._replace(zone="", market="on-demand")
 
 
 def _events(

@@ -8,7 +8,7 @@ that). Hence:
 
 - a launch into a pool inside a down interval fails, as ``InsufficientInstanceCapacity`` does;
 - when a pool's capacity falls to nothing (a down interval starts), every instance running
-  there gets the notice, and stops two minutes later;
+  there gets the notice, leaves the load balancer at once and is billed two minutes more;
 - on-demand capacity never fails.
 
 Three worlds, chosen by ``--world``:
@@ -76,20 +76,14 @@ class World:
 
     def usable_during(self, pool: int, start_s: float, end_s: float) -> bool:
         """Whether an instance of ``pool`` can serve at some moment of ``[start_s, end_s)``:
-        the pool has capacity then, or had it less than :data:`NOTICE_S` before (an instance
-        under notice serves to the end of its warning)."""
+        the pool has capacity then. An instance serves nowhere inside a down interval: a launch
+        there fails, and one running when it starts gets the notice and leaves the load
+        balancer at once."""
         intervals = self.down.get(pool)
         if intervals is None:
             return True
-        # Down (for serving) from start + NOTICE_S to end: usable unless one such interval
-        # covers the whole of [start_s, end_s).
-        index = int(np.searchsorted(intervals.starts, start_s - NOTICE_S, side="right")) - 1
-        if index < 0:
-            return True
-        return not (
-            float(intervals.starts[index]) + NOTICE_S <= start_s
-            and float(intervals.ends[index]) >= end_s
-        )
+        index = int(np.searchsorted(intervals.starts, start_s, side="right")) - 1
+        return index < 0 or float(intervals.ends[index]) < end_s
 
     @property
     def notice_count(self) -> int:

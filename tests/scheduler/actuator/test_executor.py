@@ -12,9 +12,11 @@ from sqlalchemy.engine import Engine
 from oracle.db import transaction
 from oracle.models import CapacityErrorModel, PoolObservationModel
 from scheduler.actuator.ec2 import Ec2Adapter
-from scheduler.actuator.executor import Actuator
+from scheduler.actuator.executor import MAX_REPLANS, Actuator
+from scheduler.actuator.fallback import ReplanRequest
 from scheduler.config import Settings
-from scheduler.models import ActionModel, ReplicaModel
+from scheduler.models import ActionModel, PlanModel, ReplicaModel
+from scheduler.plan_store import latest_applied_plan
 from tests.scheduler.fleet_helpers import (
     SpotRefused,
     allocation,
@@ -158,6 +160,51 @@ def test_capacity_and_quota_errors_fall_back_to_on_demand(
         assert sorted(seen) == sorted(
             [(zones[0][1], "spot", "capacity-error")] * 2 + [("", "on-demand", "launch")] * 2
         )
+
+
+@pytest.mark.parametrize("fallback", [True, False])
+def test_when_the_replans_are_spent_the_rest_is_covered_on_demand(
+    engine: Engine,
+    aws: Callable[..., Any],
+    network: dict[str, Any],
+    settings: Settings,
+    make_actuator: Callable[..., Actuator],
+    fallback: bool,
+) -> None:
+    """A replanner that keeps choosing spot pools (as the planner does while others remain)
+    meets a refusal each time; after MAX_REPLANS replans the executor buys the missing
+    capacity on demand, unless service.on_demand_fallback is off."""
+    zones = network["zones"]
+    client = SpotRefused(
+        aws("ec2"), "InsufficientInstanceCapacity", "We currently do not have sufficient capacity."
+    )
+    use = settings.model_copy(
+        update={"service": settings.service.model_copy(update={"on_demand_fallback": fallback})}
+    )
+    ec2 = Ec2Adapter(lambda _region: client, use.service, model="m")
+    asked: list[ReplanRequest] = []
+
+    def spot_again(request: ReplanRequest) -> int:
+        asked.append(request)
+        zone = zones[len(asked) % len(zones)]
+        return hand_plan(engine, [allocation(zone, 2, instance_type="g6.xlarge")])
+
+    actuator = make_actuator(engine, ec2=ec2, settings=use, replan=spot_again)
+    result = actuator.apply(hand_plan(engine, [allocation(zones[0], 2, instance_type="g6.xlarge")]))
+
+    assert len(asked) == MAX_REPLANS
+    assert client.refused == 2 * (MAX_REPLANS + 1)
+    if not fallback:
+        assert len(result.replans) == MAX_REPLANS
+        assert running_by_pool(aws) == {}
+        return
+    assert len(result.replans) == MAX_REPLANS + 1
+    assert running_by_pool(aws) == {"us-east-1//g6.xlarge/on-demand": 2}
+    with transaction(engine) as session:
+        cover = session.get_one(PlanModel, result.replans[-1])
+        assert cover.origin == "fallback" and cover.document["fallback_of"] == result.replans[-2]
+    applied = latest_applied_plan(engine, use.service.name)
+    assert applied is not None and applied.id == result.replans[-1]
 
 
 def test_create_fleet_instant_launches_tagged_instances(

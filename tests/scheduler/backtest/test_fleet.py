@@ -41,12 +41,13 @@ def test_a_starting_instance_that_is_not_wanted_is_cancelled_at_once() -> None:
     assert len(ended) == 1 and ended[0].stop_serving_s == 300.0
 
 
-def test_an_interrupted_pool_serves_nothing_two_minutes_after_the_notice() -> None:
+def test_an_interrupted_pool_stops_serving_at_the_notice_and_is_billed_two_minutes() -> None:
     fleet = Fleet(startup_s=600.0, drain_s=30.0)
     fleet.set_target({A: 2, B: 1}, GOODPUT, 0.0)
     assert fleet.interrupt(A, 5000.0) == 2
-    assert fleet.capacity_at(5119.0) == 3000.0
-    assert fleet.capacity_at(5120.0) == 1000.0
+    assert fleet.capacity_at(4999.0) == 3000.0
+    # Out of the load balancer at the warning, as the service's handler does.
+    assert fleet.capacity_at(5000.0) == 1000.0
     assert all(i.end_s == 5120.0 for i in fleet.instances if i.pool == A)
     assert fleet.counts() == {B: 1}
     assert fleet.interruptions == 2

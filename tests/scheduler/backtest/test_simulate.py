@@ -99,7 +99,7 @@ def test_hindsight_is_never_above_any_policy(stormy: BacktestResult) -> None:
     assert sum(result.interruptions for result in stormy.policies.values()) > 0
 
 
-def test_an_interrupted_pool_serves_nothing_after_two_minutes(stormy: BacktestResult) -> None:
+def test_an_interrupted_instance_serves_nothing_from_its_notice(stormy: BacktestResult) -> None:
     interrupted = 0
     for result in stormy.policies.values():
         for instance in result.instances:
@@ -108,6 +108,7 @@ def test_an_interrupted_pool_serves_nothing_after_two_minutes(stormy: BacktestRe
             interrupted += 1
             gone = instance.interrupted_s + NOTICE_S
             assert instance.end_s <= gone
+            assert not instance.serving_at(instance.interrupted_s)
             assert not instance.serving_at(gone)
             assert not instance.serving_at(gone + 3600.0)
     assert interrupted > 0
