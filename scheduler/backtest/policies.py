@@ -143,10 +143,6 @@ class Policy:
     def _decide(self, view: MarketView, fleet: FleetState, reason: Reason) -> Target | None:
         raise NotImplementedError
 
-    def fell_back(self, target: Target) -> None:
-        """The fleet moved to ``target``, the on-demand cover of a decision whose launches
-        failed."""
-
 
 class PlannerPolicy(Policy):
     falls_back_on_demand = True
@@ -232,11 +228,6 @@ class PlannerPolicy(Policy):
                 target = moved
         self.last_target = target
         return dict(target)
-
-    def fell_back(self, target: Target) -> None:
-        # The plan the fleet follows now: the next tick does not count it short, and the
-        # rebalancer moves it back to spot when that saves enough.
-        self.last_target = dict(target)
 
     def _plan_config(self, reason: Reason) -> PlannerConfig:
         """The planner's settings for this replan. With ``hedge = "auto"``, a replan after a

@@ -462,7 +462,10 @@ def _cover_on_demand(
     rates: Mapping[str, float],
 ) -> None:
     """The service executor's last resort for a policy that runs through it: the replans are
-    spent and spot launches still fail, so what they were to add starts on demand."""
+    spent and spot launches still fail, so what they were to add starts on demand. The policy
+    keeps the spot plan it could not launch: the fleet is short of it, so the next tick replans
+    and the cover goes once spot launches again, as the service's rebalancer moves a cover
+    back to spot at its next run (every 15 minutes; on-demand clears its saving thresholds)."""
     if not policy.falls_back_on_demand:
         return
     covered = cover_on_demand(target, run.fleet.counts(), failed, _on_demand_key)
@@ -471,7 +474,6 @@ def _cover_on_demand(
     run.decisions.append((moment, tuple(sorted(covered.items()))))
     run.fleet.set_target(covered, rates, moment)
     run.record_changes(moment)
-    policy.fell_back(covered)
 
 
 def _on_demand_key(pool: PoolKey) -> PoolKey:

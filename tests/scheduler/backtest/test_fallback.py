@@ -1,6 +1,6 @@
 """When spot runs dry everywhere, the planner's replans are spent within one moment and the
 executor's last resort, the on-demand cover, restores the fleet one start-up later; without it
-the fleet waits for a later decision."""
+the fleet waits for a later decision. Once spot is back, the fleet returns to it."""
 
 from __future__ import annotations
 
@@ -75,3 +75,9 @@ def test_the_on_demand_cover_restores_the_fleet_one_start_up_after_spot_runs_dry
     # Without the cover the fleet stays short past the next tick.
     assert _restored_s(waiting) > 1800.0
     assert planner.slo_attainment > waiting.policies["planner"].slo_attainment
+    # The cover is no resting place: the spot plan stays the one to reach, so the first tick
+    # after spot returns moves the fleet back (make-before-break: on demand until it serves).
+    back_s = DRY_TO_S + 3600.0
+    serving = [i for i in planner.instances if i.serving_at(back_s)]
+    assert serving and all(i.pool.market == "spot" for i in serving)
+    assert sum(i.tokens_per_second for i in serving) >= SLO
