@@ -13,7 +13,7 @@ to ``as_of`` (:mod:`oracle.risk`; ``PlanningData.observations``). The MILP's cos
 its price plus the restart cost of its losses, ``lambda_p x replacement time x replacement
 price``. The hedge is sized to ``planner.availability_target``: under ``hedge = "auto"`` the plan
 is solved with the AZ hedge and its attainment estimated (:mod:`scheduler.planning.attainment`:
-AZ outages ``min(1, lambda_p tau / a_p)``, region shocks, pairs); only when that misses the
+AZ outages ``min(1, lambda_p tau)``, region shocks, pairs); only when that misses the
 target is it solved again surviving any two AZs (``two-az``) and a region, and the cheapest of
 those meeting the target kept, prices plus the expected SLO deficit x its price
 (``planner.deficit_price_multiple``); when none meets it, the cheapest so priced of all.
@@ -346,7 +346,6 @@ def _risk(
             market=c.pool.market,
             tokens_per_second=c.tokens_per_second * int(count),
             hazard_per_hour=c.hazard_per_hour,
-            launch_availability=c.launch_availability,
         )
         for c, count in zip(planning.candidates, solution.counts, strict=True)
         if count > 0

@@ -1,15 +1,19 @@
 r"""How often a plan would miss its SLO, from the pools' learned risk (pure).
 
 Notation: a plan runs ``x_p`` instances of goodput ``g_p`` in pool p; a spot pool has hazard
-``lambda_p`` (losses per hour of held capacity) and launch availability ``a_p``
-(:mod:`oracle.risk`); ``tau`` is the replacement time in hours (``planner.replacement_time_s``);
+``lambda_p`` (losses per hour of held capacity, :mod:`oracle.risk`); ``tau`` is the replacement
+time in hours (``planner.replacement_time_s``);
 ``rho`` the share of an AZ's outages that take its whole region (``planner.region_correlation``);
 ``S`` the SLO. On-demand pools are never lost.
 
 1. A spot pool is **down** (lost and not yet replaced) with probability
-   ``d_p = min(1, lambda_p tau / a_p)``: each loss leaves its capacity missing for a
-   replacement's start-up, and a replacement launch succeeds with probability ``a_p`` (the lost
-   pool's own availability stands in for the pool a replan picks: conservative).
+   ``d_p = min(1, lambda_p tau)``: each loss leaves its capacity missing for one replacement's
+   start-up. The replacement is launched at the notice, and a launch refused for capacity
+   costs no time: it is retried at once in the pools a replan picks and, when three replans
+   fail, started on demand (:mod:`scheduler.planning.fallback`). So a pool's launch
+   availability (:mod:`oracle.risk`) says where a replacement lands, not how long it takes;
+   what lands elsewhere or on demand is priced in the restart cost
+   (:mod:`scheduler.planning.candidates`).
 2. An AZ z is down with ``D_z = 1 - prod_{p in z, x_p > 0} (1 - d_p)`` (its pools together).
 3. Correlation: a region r suffers a **shock** taking all its AZs with probability
    ``R_r = rho max_{z in r} D_z``, and each AZ an outage of its own with ``I_z = (1 - rho) D_z``.
@@ -53,7 +57,6 @@ class PlannedPool:
     market: str
     tokens_per_second: float
     hazard_per_hour: float
-    launch_availability: float
 
 
 @dataclass(frozen=True)
@@ -80,9 +83,7 @@ def plan_risk(
         if pool.market != "spot" or pool.tokens_per_second <= 0:
             continue
         key = (pool.region, pool.zone)
-        down = min(
-            1.0, pool.hazard_per_hour * replacement_hours / max(pool.launch_availability, 1e-9)
-        )
+        down = min(1.0, pool.hazard_per_hour * replacement_hours)
         zone_up[key] = zone_up.get(key, 1.0) * (1.0 - down)
         zone_loss[key] = zone_loss.get(key, 0.0) + pool.tokens_per_second
     zone_down = {key: 1.0 - up for key, up in zone_up.items()}

@@ -297,10 +297,14 @@ def _spot_candidate(
             prior, successes=seen.launches_ok, failures=seen.launch_failures
         )
     # The restart cost of each loss: while a replacement starts, the fleet pays for it without
-    # it serving; when spot is being reclaimed the replacement may have to be on-demand, so it
-    # is priced there (conservative). Covering the lost throughput meanwhile is the hedge's
-    # job, and the SLO deficit the hedge leaves is priced per plan (scheduler.planning.attainment).
-    replacement_price = on_demand if on_demand is not None else estimate
+    # it serving. It lands on spot as often as a launch into the pool succeeds (its launch
+    # availability standing in for the pools a replan tries) and otherwise on demand (the
+    # executor's cover after failed replans). Covering the lost throughput meanwhile is the
+    # hedge's job, and the SLO deficit the hedge leaves is priced per plan
+    # (scheduler.planning.attainment).
+    replacement_price = estimate
+    if on_demand is not None:
+        replacement_price = availability * estimate + (1.0 - availability) * on_demand
     interruption = hazard * config.replacement_time_s / 3600.0 * replacement_price
     return Candidate(
         pool=key,

@@ -14,7 +14,7 @@ TAU_H = 600 / 3600
 def _pool(
     zone: str, tps: float, hazard: float, *, region: str = "r1", market: str = "spot"
 ) -> PlannedPool:
-    return PlannedPool(region, zone, market, tps, hazard, 0.9)
+    return PlannedPool(region, zone, market, tps, hazard)
 
 
 plans = st.lists(
@@ -44,7 +44,6 @@ def test_more_hazard_never_raises_attainment(
         pools[index].market,
         pools[index].tokens_per_second,
         pools[index].hazard_per_hour + extra,
-        pools[index].launch_availability,
     )
     base = plan_risk(
         pools, slo_tokens_per_second=slo, replacement_hours=TAU_H, region_correlation=rho
@@ -72,9 +71,9 @@ def test_on_demand_never_misses_and_a_short_plan_always_does() -> None:
 
 
 def test_hedges_remove_the_events_they_cover() -> None:
-    """Two AZs of one region at 1 loss/h, replacement 10 min, availability 0.9: each AZ's d is
-    1/6/0.9; with rho = 0.5, independent outages a, b (d / 2 each) and the shock s (d / 2)."""
-    d = TAU_H / 0.9
+    """Two AZs of one region at 1 loss/h, replacement 10 min: each AZ's d is 1/6; with
+    rho = 0.5, independent outages a, b (d / 2 each) and the shock s (d / 2)."""
+    d = TAU_H
     half = d / 2
     unhedged = [_pool("a", 500, 1.0), _pool("b", 0.0, 1.0)]
     risk = plan_risk(
@@ -103,7 +102,7 @@ def test_many_zones_are_not_counted_twice() -> None:
     """Twenty zones of twenty regions, each down 10% of the time, 500 tok/s each, SLO 9,001:
     any two down at once miss. Exactly, P(two or more of 20) = 1 - 0.9^20 - 2 * 0.9^19."""
     pools = [
-        PlannedPool(f"r{i}", "z", "spot", 500.0, 0.6, 1.0) for i in range(20)
+        PlannedPool(f"r{i}", "z", "spot", 500.0, 0.6) for i in range(20)
     ]  # d = 0.6 x 1/6 = 0.1
     risk = plan_risk(
         pools, slo_tokens_per_second=9001, replacement_hours=TAU_H, region_correlation=0.0

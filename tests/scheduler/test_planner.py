@@ -14,6 +14,7 @@ from oracle.capacity import UnavailablePool
 from oracle.importers import import_files
 from oracle.quotas import VcpuQuota
 from oracle.reference import ensure_goodput_figures
+from oracle.risk import advisor_prior
 from scheduler.config import PlannerConfig, QuotaConfig, QuotasConfig
 from scheduler.planner import (
     InfeasiblePlanError,
@@ -123,9 +124,13 @@ def test_interruption_cost_grows_with_the_advisor_band() -> None:
         by_zone["use1-az1"].interruption_usd_per_hour
         < by_zone["use1-az2"].interruption_usd_per_hour
     )
-    # hazard (25%/730 h) x 600 s x on-demand price
+    # hazard (25%/730 h) x 600 s x the replacement's price: spot as often as a launch into the
+    # pool succeeds (the band's prior availability), else on demand.
+    available = advisor_prior(4).availability
+    assert 0.9 < available < 1.0
+    replacement = available * 0.40 + (1 - available) * 1.006
     assert by_zone["use1-az2"].interruption_usd_per_hour == pytest.approx(
-        0.25 / 730 * (600 / 3600) * 1.006
+        0.25 / 730 * (600 / 3600) * replacement
     )
 
 
