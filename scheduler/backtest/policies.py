@@ -6,7 +6,10 @@ it runs, into a target fleet (instances per pool), or ``None`` to keep what runs
   cron rebalancer, moves a whole fleet only when the saving clears both thresholds
   (``jobs.rebalance_min_saving_pct`` and ``..._usd_per_hour``; the dwell time and the cap on
   actions per run are not modelled); replans and acts at once on an interruption or when the
-  fleet falls short of its plan (``planner-nohedge``: the same without the hedge).
+  fleet falls short of its plan (``planner-nohedge``: the same without the hedge). After an
+  interruption it launches what the new plan lacks and retires nothing, as the service's
+  interruption handler does; a fleet left above its plan is replanned at the next tick, as the
+  service's rebalancer acts at its next run.
 - ``on-demand``: the cheapest all-on-demand fleet of one instance type, replanned each tick.
 - ``cheapest-zone``: what a catalog optimiser does: the single spot pool whose fleet carrying
   the SLO costs least now; it stays there, and fails over to the next cheapest pool when
@@ -162,6 +165,8 @@ class PlannerPolicy(Policy):
         #: :meth:`_plan_config`).
         self.last_depth: str | None = None
         self._fixed: dict[str, PlannerConfig] = {}
+        #: What started the decisions of this moment (a failed launch's replan continues it).
+        self._origin: Reason = "tick"
         #: The policy's observations as risk evidence, each added once to running sums.
         self._tally = Tally()
         self._tallied = 0
@@ -170,7 +175,13 @@ class PlannerPolicy(Policy):
         due = self.last_plan_s is None or (
             view.as_of_s - self.last_plan_s >= self.context.planner_interval_s
         )
-        short = any(fleet.counts.get(pool, 0) < count for pool, count in self.last_target.items())
+        if reason != "launch-failure":
+            self._origin = reason
+        # Short of the plan, or above it (the survivors an interruption's replacement kept):
+        # either way the next tick replans, as the service's rebalancer acts at its next run.
+        short = any(
+            fleet.counts.get(pool, 0) < count for pool, count in self.last_target.items()
+        ) or any(count > self.last_target.get(pool, 0) for pool, count in fleet.counts.items())
         if not (due or short or reason != "tick"):
             return None
         types = set(self.context.goodput)
@@ -227,6 +238,12 @@ class PlannerPolicy(Policy):
                     return None
                 target = moved
         self.last_target = target
+        if self._origin == "interruption":
+            # As the service's interruption handler: launch what the plan lacks, retire nothing.
+            return {
+                pool: max(target.get(pool, 0), fleet.counts.get(pool, 0))
+                for pool in {*target, *fleet.counts}
+            }
         return dict(target)
 
     def _plan_config(self, reason: Reason) -> PlannerConfig:

@@ -220,6 +220,18 @@ def test_the_planner_policy_keeps_its_hedge(stormy: BacktestResult) -> None:
         assert total - max(by_zone.values(), default=0.0) >= slo * (1 - 1e-9)
 
 
+def test_an_interruption_retires_no_survivor(stormy: BacktestResult) -> None:
+    """As the service's interruption handler: the replacement is launched and nothing is
+    retired at the notice (a fleet left above its plan is trimmed from the next tick on)."""
+    planner = stormy.policies["planner"]
+    ticks = set(stormy.tick_times_s.tolist())
+    notices = {o.at_s for o in planner.observations if o.kind == "interruption"} - ticks
+    assert notices
+    assert [i.id for i in planner.instances if i.retired_s in notices] == []
+    # The planner does retire instances, at ticks.
+    assert any(i.retired_s in ticks for i in planner.instances)
+
+
 def test_the_interruption_rate_rises_as_spot_nears_on_demand(sample_market: Market) -> None:
     history, _, _ = sample_market
     pool = history.pools[0]
