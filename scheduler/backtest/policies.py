@@ -179,10 +179,8 @@ class PlannerPolicy(Policy):
             self._origin = reason
         # Short of the plan, or above it (the survivors an interruption's replacement kept):
         # either way the next tick replans, as the service's rebalancer acts at its next run.
-        short = any(
-            fleet.counts.get(pool, 0) < count for pool, count in self.last_target.items()
-        ) or any(count > self.last_target.get(pool, 0) for pool, count in fleet.counts.items())
-        if not (due or short or reason != "tick"):
+        off_plan = _nonzero(fleet.counts) != _nonzero(self.last_target)
+        if not (due or off_plan or reason != "tick"):
             return None
         types = set(self.context.goodput)
         data = PlanningData(
@@ -210,7 +208,7 @@ class PlannerPolicy(Policy):
         candidates = view.memo(
             (*self._candidates_key, *seen, fleet.avoid), lambda: _without(every, fleet.avoid)
         )
-        if reason == "tick" and not short and fleet.counts:
+        if reason == "tick" and not off_plan and fleet.counts:
             current = self._current_cost_usd_per_hour(candidates, fleet)
             if current is not None and self._cannot_pay(data, candidates, current):
                 self.last_plan_s = view.as_of_s
@@ -230,7 +228,7 @@ class PlannerPolicy(Policy):
         self.last_plan_s = view.as_of_s
         self.last_depth = plan.hedge
         target = {a.pool: a.count for a in plan.allocations if a.count > 0}
-        if reason == "tick" and not short and target != dict(fleet.counts):
+        if reason == "tick" and not off_plan and target != dict(fleet.counts):
             current = self._current_cost_usd_per_hour(candidates, fleet)
             if current is not None:
                 moved = self._rebalance(view.as_of_s, fleet, target, current, plan)
@@ -542,6 +540,10 @@ _RISK_KIND = {
     "launch": "launch",
     "held": "held",
 }
+
+
+def _nonzero(counts: Mapping[PoolKey, int]) -> dict[PoolKey, int]:
+    return {pool: count for pool, count in counts.items() if count}
 
 
 def _risk_row(seen: Observation) -> RiskObservation:

@@ -1,10 +1,10 @@
 """What a fleet falls back to when spot launches keep failing (pure).
 
 After a capacity error the actuator replans without the pools that failed, at most
-:data:`MAX_REPLANS` times. When the launches of the last replan
-fail too, :func:`cover_on_demand` buys what they were to add on demand: each failed spot pool
-keeps what already runs there, and the rest of its count moves to the on-demand pool of its
-region and instance type, which spot capacity does not limit. The fleet then regains its
+:data:`MAX_REPLANS` times. When the launches of the last replan fail too,
+:func:`cover_on_demand` buys what they were to add on demand: each failed spot pool keeps what
+already runs there, and the rest of its count moves to the on-demand pool of its region and
+instance type, which spot capacity does not limit. The fleet then regains its
 plan's capacity, and its hedge, one start-up later rather than at the next rebalance, which may
 move it back to spot. The service's executor and the backtest's planner policies both use it
 (one code path), when ``service.on_demand_fallback`` is on.
@@ -31,20 +31,12 @@ def cover_on_demand(
     (``running``) and the rest of its count added to ``on_demand(pool)``; ``None`` when a
     failed pool is on-demand itself (``on_demand(pool) == pool``: nothing left to fall back
     to). Pools left at zero are dropped; the total count never changes."""
-    covered: dict[P, int] = {}
-    moved: dict[P, int] = {}
-    for pool, count in counts.items():
-        if pool not in failed:
-            covered[pool] = covered.get(pool, 0) + count
-            continue
+    covered = {pool: count for pool, count in counts.items() if pool not in failed}
+    for pool in (pool for pool in counts if pool in failed):
         target = on_demand(pool)
         if target == pool:
             return None
-        kept = min(running.get(pool, 0), count)
-        if kept:
-            covered[pool] = covered.get(pool, 0) + kept
-        if count > kept:
-            moved[target] = moved.get(target, 0) + count - kept
-    for pool, count in moved.items():
-        covered[pool] = covered.get(pool, 0) + count
+        kept = min(running.get(pool, 0), counts[pool])
+        covered[pool] = kept
+        covered[target] = covered.get(target, 0) + counts[pool] - kept
     return {pool: count for pool, count in covered.items() if count > 0}
