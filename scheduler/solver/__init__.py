@@ -36,6 +36,9 @@ Constraints
     (share)      g_p x_p - m T <= 0                       for every pool, when m < 1
     (budget)     sum_p c_p x_p <= B                       when a budget is set
     (switch)     y_p - x_p >= -r_p                        for every pool with r_p > 0
+    (limit)      the objective <= L                        only in :func:`solve_below`, for a
+                                                          caller that can use a plan only
+                                                          below L (the search stops there)
     (bounds)     0 <= x_p <= u_p,  x_p integer
 
 Strengthening (exact, the same integer plans and optimum; see :func:`.model.capped` and
@@ -101,7 +104,7 @@ from scheduler.solver.problem import (
     Solution,
     SolverError,
 )
-from scheduler.solver.solving import solve
+from scheduler.solver.solving import solve, solve_below
 
 __all__ = [
     "FEASIBILITY_TOL",
@@ -127,5 +130,6 @@ __all__ = [
     "run",
     "run_model",
     "solve",
+    "solve_below",
     "violated",
 ]

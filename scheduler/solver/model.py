@@ -102,13 +102,16 @@ class Model:
     restart: bool = True
 
 
-def build_model(problem: Problem, *, cost_bounds: bool = True) -> Model:
+def build_model(
+    problem: Problem, *, cost_bounds: bool = True, objective_limit: float | None = None
+) -> Model:
     """The sparse model: columns x_0..x_{n-1}, T, then y_p for pools that already run some, then
     H when some pool's goodput exceeds the SLO (see :func:`capped`).
 
     ``cost_bounds``: tighten each pool's upper bound to what a cheapest plan can use (see
     :func:`cost_upper_bounds`); only valid for this objective, so models that optimise something
-    else (the diagnosis) pass False.
+    else (the diagnosis) pass False. ``objective_limit``: one more row, last, that admits only
+    plans whose objective (cost, switching and tie-break) is at most this (USD/h).
     """
     n = problem.n
     g = problem.goodput_tokens_per_second
@@ -232,6 +235,10 @@ def build_model(problem: Problem, *, cost_bounds: bool = True) -> Model:
     if problem.mix is not None:
         for row_cols, row_vals, low, high in mix_rows.mix_rows(problem, mix_col):
             add(row_cols, row_vals, low, high)
+    if objective_limit is not None:
+        # (objective limit) c x <= L
+        priced = np.flatnonzero(c)
+        add(priced, c[priced], -np.inf, objective_limit)
 
     matrix = Csr.from_entries(
         np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), (r, n_cols)

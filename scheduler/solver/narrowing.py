@@ -80,6 +80,45 @@ def solve_reduced(
     return Run(columns, float(model.c @ columns), result.mip_gap)
 
 
+def solve_limited(
+    problem: Problem,
+    limit: float,
+    *,
+    time_limit_s: float | None = None,
+    reduce_from_pools: int = REDUCE_FROM_POOLS,
+) -> Run | None:
+    """The optimum of ``problem``'s model when its objective is at most ``limit`` (USD/h), else
+    None: a caller that can use a plan only below a figure need not find one above it.
+
+    The model gains the row ``c x <= limit``; HiGHS prunes every node whose bound reaches it, and
+    proves no plan exists sooner than it would find and prove the optimum above it. From
+    ``reduce_from_pools`` pools on, the limit is the upper bound U of
+    :func:`solve_reduced`'s reduced-cost fixing (no first plan is needed: one above the limit
+    is of no use), and the MILP is solved over the pools left. When the optimum lies below the
+    limit, it is the optimum of the model without the row (it meets the row).
+    """
+    model = build_model(problem, objective_limit=limit)
+    highspy = highspy_module()
+    if highspy is None or problem.n < reduce_from_pools:
+        return run(model, time_limit_s=time_limit_s)
+    relaxation = run_highspy(highspy, model, relax=True)
+    if relaxation is None:
+        return None
+    assert relaxation.duals is not None
+    n = problem.n
+    values, duals = relaxation.values[:n], relaxation.duals[:n]
+    margin = 1e-6 * max(1.0, abs(limit))
+    keep = np.flatnonzero(~((values <= 1e-9) & (duals > limit - relaxation.objective + margin)))
+    narrow = subset(problem, keep)
+    result = run(build_model(narrow, objective_limit=limit), time_limit_s=time_limit_s)
+    if result is None:
+        return None
+    counts = np.zeros(n, dtype=np.int64)
+    counts[keep] = np.rint(result.values[: len(keep)]).astype(np.int64)
+    columns = plan_columns(problem, model, counts)
+    return Run(columns, float(model.c @ columns), result.mip_gap)
+
+
 #: A plan's counts over every pool, and the MIP gap of the solve that found it.
 _Plan = tuple[NDArray[np.int64], float]
 

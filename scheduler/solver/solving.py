@@ -10,12 +10,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from scheduler.solver.backends import Run, highspy_module, run
-from scheduler.solver.check import check_solution
+from scheduler.solver.check import check_solution, objective_usd_per_hour
 from scheduler.solver.diagnosis import describe, diagnose, infeasible
 from scheduler.solver.dominance import undominated
 from scheduler.solver.mix_diagnosis import describe_mix, diagnose_mix, solve_lazily
 from scheduler.solver.model import build_model
-from scheduler.solver.narrowing import LIKELY_POOLS, REDUCE_FROM_POOLS, solve_reduced, subset
+from scheduler.solver.narrowing import (
+    LIKELY_POOLS,
+    REDUCE_FROM_POOLS,
+    solve_limited,
+    solve_reduced,
+    subset,
+)
 from scheduler.solver.problem import Backend, Problem, Solution, validate
 
 
@@ -78,6 +84,42 @@ def solve(
     solve_s = time.perf_counter() - started
     solution = dataclasses.replace(describe(problem, counts, solve_s), mip_gap=result.mip_gap)
     return solution if problem.mix is None else describe_mix(problem, solution)
+
+
+def solve_below(
+    problem: Problem,
+    limit_usd_per_hour: float,
+    *,
+    time_limit_s: float | None = None,
+    reduce_from_pools: int = REDUCE_FROM_POOLS,
+) -> Solution | None:
+    """The optimum of ``problem`` (as :func:`solve` finds it) when its objective (expected cost,
+    switching and tie-break) is at most ``limit_usd_per_hour``; None when no plan is, or none
+    exists. For a caller that can use a plan only below a figure (the planner's deeper hedge,
+    which can win only by costing less than a shallower one): the search stops at the limit and
+    nothing is diagnosed (:func:`scheduler.solver.narrowing.solve_limited`, which narrows the
+    model from ``reduce_from_pools`` pools on).
+    """
+    validate(problem)
+    if problem.mix is not None:
+        solution = solve(problem, time_limit_s=time_limit_s)
+        if solution.status != "optimal":
+            return None
+        within = objective_usd_per_hour(problem, solution.counts) <= limit_usd_per_hour
+        return solution if within else None
+    started = time.perf_counter()
+    result = solve_limited(
+        problem,
+        limit_usd_per_hour,
+        time_limit_s=time_limit_s,
+        reduce_from_pools=reduce_from_pools,
+    )
+    if result is None:
+        return None
+    counts = np.rint(result.values[: problem.n]).astype(np.int64)
+    check_solution(problem, counts)
+    solution = describe(problem, counts, time.perf_counter() - started)
+    return dataclasses.replace(solution, mip_gap=result.mip_gap)
 
 
 def _solve_undominated(

@@ -13,7 +13,7 @@ from oracle.risk import Observation, advisor_prior
 from scheduler.config import PlannerConfig
 from scheduler.planner import plan_from_data
 from scheduler.planning.candidates import PlanningData, build_candidates
-from scheduler.planning.model import Plan
+from scheduler.planning.model import Plan, RunningInstance
 from scheduler.planning.problem import build_problem
 from scheduler.solver import violated
 from tests.scheduler.planning_data import AS_OF, data, offer, spot
@@ -21,10 +21,12 @@ from tests.scheduler.planning_data import AS_OF, data, offer, spot
 ZONES = ("use1-az1", "use1-az2", "use1-az4")
 
 
-def _market(observations: list[Observation] | None = None) -> PlanningData:
+def _market(
+    observations: list[Observation] | None = None, *, west_usd_per_hour: float = 0.45
+) -> PlanningData:
     """g5.xlarge spot in three AZs of us-east-1 and in one of us-west-2, and on-demand."""
     pools = [spot(zone, "g5.xlarge", 0.40 + 0.01 * i) for i, zone in enumerate(ZONES)]
-    pools.append(spot("usw2-az1", "g5.xlarge", 0.45, region="us-west-2"))
+    pools.append(spot("usw2-az1", "g5.xlarge", west_usd_per_hour, region="us-west-2"))
     offers = [offer("g5.xlarge"), offer("g5.xlarge", region="us-west-2")]
     return data(pools, offers, observations=observations or [])
 
@@ -43,8 +45,19 @@ def _trace_like(zone: str, *, region: str = "us-east-1", hours: int = 48) -> lis
     return seen
 
 
-def _plan(market: PlanningData, config: PlannerConfig, slo: float = 800.0) -> Plan:
-    return plan_from_data(market, config=config, slo_tokens_per_second=slo, with_baselines=False)
+def _plan(
+    market: PlanningData,
+    config: PlannerConfig,
+    slo: float = 800.0,
+    running: list[RunningInstance] | None = None,
+) -> Plan:
+    return plan_from_data(
+        market,
+        config=config,
+        slo_tokens_per_second=slo,
+        with_baselines=False,
+        running=running or [],
+    )
 
 
 def test_no_observations_keeps_the_az_hedge_and_the_band_prices() -> None:
@@ -91,35 +104,60 @@ def test_joint_risk_deepens_the_hedge_only_under_auto() -> None:
     assert lax.hedge == "az"
 
 
+@pytest.mark.parametrize("dear_switch", [False, True])
+@pytest.mark.parametrize("running_depth", [None, "region", "two-az"])
 @pytest.mark.parametrize("correlation", [0.95, 0.5, 0.0])
 @pytest.mark.parametrize("target", [0.999, 0.99])
 def test_auto_chooses_as_if_every_depth_were_solved(
-    correlation: float, target: float, monkeypatch: pytest.MonkeyPatch
+    correlation: float,
+    target: float,
+    running_depth: str | None,
+    dear_switch: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``auto`` picks what solving az, region and two-az and taking the cheapest priced plan
-    that meets the target (else the cheapest priced) would pick, while it skips the two-az MILP
-    when the region plan meets the target and the two-az LP bound already costs as much."""
+    """``auto`` picks what solving az, region and two-az and taking the cheapest plan priced
+    with its switching and deficit that meets the target (else the cheapest so priced) would
+    pick, while it skips the two-az MILP when the region plan meets the target and the two-az
+    LP bound already costs as much, and solves it only below the region plan's price when it
+    does not. ``running_depth``: a fleet already runs the plan of that depth, so the other
+    depths pay to switch; ``dear_switch``: us-west-2 at $0.50/h, where the region plan costs
+    about what the two-az plan does, and the switching cost spread over one hour."""
     import scheduler.planner as planner
 
     seen = [o for zone in ZONES for o in _trace_like(zone)]
-    market = _market(observations=seen)
-    config = PlannerConfig(availability_target=target, region_correlation=correlation)
+    market = _market(observations=seen, west_usd_per_hour=0.50 if dear_switch else 0.45)
+    config = PlannerConfig(
+        availability_target=target,
+        region_correlation=correlation,
+        horizon_hours=1.0 if dear_switch else 24.0,
+    )
+    running: list[RunningInstance] = []
+    if running_depth is not None:
+        fleet = _plan(market, config.model_copy(update={"hedge": running_depth}))
+        running = [RunningInstance(a.pool, a.count) for a in fleet.allocations if a.count]
     fixed = {
-        depth: _plan(market, config.model_copy(update={"hedge": depth}))
+        depth: _plan(market, config.model_copy(update={"hedge": depth}), running=running)
         for depth in ("az", "region", "two-az")
     }
     solved: list[int] = []
-    solve = planner.solve
+    limited: list[int] = []
+    solve, solve_below = planner.solve, planner.solve_below
 
     def recording(problem: Any) -> Any:
         solved.append(problem.hedge_losses if problem.hedge else 0)
         return solve(problem)
 
+    def recording_below(problem: Any, limit: float) -> Any:
+        limited.append(problem.hedge_losses)
+        return solve_below(problem, limit)
+
     monkeypatch.setattr(planner, "solve", recording)
-    auto = _plan(market, config)
+    monkeypatch.setattr(planner, "solve_below", recording_below)
+    auto = _plan(market, config, running=running)
 
     def priced(plan: Plan) -> float:
-        return plan.cost_usd_per_hour + (plan.deficit_usd_per_hour or 0.0)
+        deficit = plan.deficit_usd_per_hour or 0.0
+        return plan.cost_usd_per_hour + plan.switching_usd_per_hour + deficit
 
     def meets(plan: Plan) -> bool:
         return plan.estimated_attainment is not None and plan.estimated_attainment >= target
@@ -131,13 +169,23 @@ def test_auto_chooses_as_if_every_depth_were_solved(
         expected = min(meeting or list(fixed), key=lambda d: (priced(fixed[d]), d))
     assert auto.hedge == expected
     assert auto.cost_usd_per_hour == pytest.approx(fixed[expected].cost_usd_per_hour)
-    two_loss_solves = solved.count(2)
-    assert two_loss_solves <= 1
+    assert solved.count(2) + limited.count(2) <= 1
     if not meets(fixed["az"]) and not meets(fixed["region"]):
-        assert two_loss_solves == 1
-    # On this market the region plan meets the target ($1.92/h) and the two-az LP bound
-    # already exceeds it (the two-az optimum is $2.01/h): the two-loss MILP is never solved.
-    assert meets(fixed["region"]) and two_loss_solves == 0
+        assert solved.count(2) == 1
+    if running_depth is None and not dear_switch:
+        # On this market the region plan meets the target ($1.85/h) and the two-az LP bound
+        # already exceeds it (the two-az optimum is $1.91/h): the two-loss MILP is never solved.
+        assert meets(fixed["region"]) and solved.count(2) == limited.count(2) == 0
+    if dear_switch and running_depth == "two-az" and (target, correlation) == (0.99, 0.0):
+        # The running two-az fleet ($1.96/h and $0.01/h of deficit) pays no switching; the
+        # region plan ($1.96/h) pays $0.08/h to move. The two-az MILP was solved below the
+        # region plan's price, and found; prices and deficit alone would choose the region plan.
+        assert expected == "two-az" and limited.count(2) == 1
+
+        def unswitched(plan: Plan) -> float:
+            return priced(plan) - plan.switching_usd_per_hour
+
+        assert unswitched(fixed["region"]) < unswitched(fixed["two-az"])
 
 
 @pytest.mark.parametrize("depth", ["az", "region", "two-az", "none"])

@@ -349,3 +349,23 @@ def test_infeasible_without_any_hedge_group_is_diagnosed() -> None:
     solution = solve(problem)
     assert solution.infeasibility is not None
     assert solution.infeasibility.family == "pool_share"
+
+
+@pytest.mark.parametrize("narrowed", [False, True])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=problems(), share=st.sampled_from([0.5, 0.99, 1.01, 1.5]))
+def test_solve_below_finds_the_optimum_only_under_the_limit(
+    problem: Problem, share: float, narrowed: bool
+) -> None:
+    """Below a limit under the optimum no plan; above it, the optimum itself (brute force), on
+    the whole model and on the narrowed one (reduced-cost fixing at the limit)."""
+    expected = brute_force(problem)
+    limit = (expected if expected is not None else 10.0) * share
+    found = solver.solve_below(problem, limit, reduce_from_pools=0 if narrowed else 10**6)
+    if expected is None or share < 1:
+        assert found is None
+        return
+    assert found is not None and found.status == "optimal"
+    assert violated(problem, found.counts) == []
+    assert objective_usd_per_hour(problem, found.counts) == pytest.approx(expected, rel=1e-6)
+    assert found.cost_usd_per_hour == pytest.approx(float(problem.cost_usd_per_hour @ found.counts))
