@@ -296,17 +296,16 @@ def _hedged_plan(
         nonlocal solve_s
         planning = problem(depth)
         started = time.perf_counter()
-        if below is None:
-            solution = solve(planning.problem)
-        else:
-            # Up to the tie-break's share above: a plan that costs less than ``below`` may
-            # carry it in its objective.
-            limited = solve_below(planning.problem, below * (1 + TIE_BREAK))
-            if limited is None:
-                solve_s += time.perf_counter() - started
-                return None
-            solution = limited
+        # With ``below``: up to the tie-break's share above it, as a plan that costs less than
+        # ``below`` may carry it in its objective.
+        solution = (
+            solve(planning.problem)
+            if below is None
+            else solve_below(planning.problem, below * (1 + TIE_BREAK))
+        )
         solve_s += time.perf_counter() - started
+        if solution is None:
+            return None
         if solution.infeasibility is not None:
             return solution.infeasibility
         risk = _risk(planning, solution, config, slo_tokens_per_second)
@@ -331,8 +330,8 @@ def _hedged_plan(
     region = attempt("region")
     if isinstance(region, _Option):
         options.append(region)
-    best_meeting = min((o.priced_usd_per_hour for o in options if o.risk.attainment >= target),
-                       default=None)  # fmt: skip
+    meeting_prices = [o.priced_usd_per_hour for o in options if o.risk.attainment >= target]
+    best_meeting = min(meeting_prices, default=None)
     if best_meeting is None or not _two_az_cannot_win(best_meeting, lambda: problem("two-az")):
         two_az = attempt("two-az", below=best_meeting)
         if isinstance(two_az, _Option):

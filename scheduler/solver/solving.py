@@ -79,10 +79,7 @@ def solve(
     if result is None:
         infeasibility = diagnose(problem) if problem.mix is None else diagnose_mix(problem)
         return infeasible(problem, infeasibility, time.perf_counter() - started)
-    counts = np.rint(result.values[: problem.n]).astype(np.int64)
-    check_solution(problem, counts)
-    solve_s = time.perf_counter() - started
-    solution = dataclasses.replace(describe(problem, counts, solve_s), mip_gap=result.mip_gap)
+    solution = _checked(problem, result, started)
     return solution if problem.mix is None else describe_mix(problem, solution)
 
 
@@ -114,12 +111,16 @@ def solve_below(
         time_limit_s=time_limit_s,
         reduce_from_pools=reduce_from_pools,
     )
-    if result is None:
-        return None
+    return None if result is None else _checked(problem, result, started)
+
+
+def _checked(problem: Problem, result: Run, started: float) -> Solution:
+    """The plan of ``result``, checked against every constraint and described; ``started``:
+    when the solve began (``time.perf_counter``)."""
     counts = np.rint(result.values[: problem.n]).astype(np.int64)
     check_solution(problem, counts)
-    solution = describe(problem, counts, time.perf_counter() - started)
-    return dataclasses.replace(solution, mip_gap=result.mip_gap)
+    solve_s = time.perf_counter() - started
+    return dataclasses.replace(describe(problem, counts, solve_s), mip_gap=result.mip_gap)
 
 
 def _solve_undominated(
