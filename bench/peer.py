@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import subprocess
 import threading
@@ -31,8 +32,14 @@ class PeerError(OracleError):
 
 @dataclass(frozen=True)
 class PeerWorkload:
-    """Fixed lengths; ``num_prompts`` requests, at most ``max_concurrency`` at once, sent as fast
-    as that allows (closed loop) or, with ``request_rate``, at Poisson arrivals of that rate."""
+    """``num_prompts`` requests, at most ``max_concurrency`` at once, sent as fast as that allows
+    (closed loop) or, with ``request_rate``, at Poisson arrivals of that rate.
+
+    Prompts have exactly ``input_tokens``. Outputs have exactly ``output_tokens``, or with
+    ``output_range_ratio`` r > 0 a length drawn uniformly from the integers in
+    [floor(L(1 - r)), ceil(L(1 + r))] (at least 1), as `vllm bench serve`'s random dataset draws
+    them (vllm/benchmarks/datasets/utils.py, ``get_sampling_params``).
+    """
 
     input_tokens: int
     output_tokens: int
@@ -41,6 +48,13 @@ class PeerWorkload:
     api: Api = "completions"
     seed: int = 0
     request_rate: float | None = None
+    output_range_ratio: float = 0.0
+
+    def output_lengths(self) -> range:
+        """Every output length a request may get (one length when the ratio is 0)."""
+        low = math.floor(self.output_tokens * (1 - self.output_range_ratio))
+        high = math.ceil(self.output_tokens * (1 + self.output_range_ratio))
+        return range(max(low, 1), max(high, 1) + 1)
 
 
 @dataclass(frozen=True)
@@ -63,7 +77,8 @@ def bench_serve_argv(
     workload: PeerWorkload,
     result_path: Path,
 ) -> list[str]:
-    """The `vllm bench serve` command line for ``workload`` (random prompts, exact lengths)."""
+    """The `vllm bench serve` command line for ``workload`` (random prompts of exact length;
+    outputs of exact length or drawn from :meth:`PeerWorkload.output_lengths`)."""
     backend, endpoint = (
         ("openai-chat", "/v1/chat/completions")
         if workload.api == "chat"
@@ -89,9 +104,11 @@ def bench_serve_argv(
         str(workload.input_tokens),
         "--random-output-len",
         str(workload.output_tokens),
-        # Exact lengths, as the harness sends them (range ratio 0, ignore_eos, greedy).
+        # Lengths as the harness sends them (exact prompts, ignore_eos, greedy).
         "--random-range-ratio",
-        "0",
+        json.dumps({"input": 0, "output": workload.output_range_ratio})
+        if workload.output_range_ratio
+        else "0",
         "--ignore-eos",
         "--temperature",
         "0",

@@ -17,6 +17,16 @@ done this way:
   started half a request apart, the ratio was 0.90 at 32 output tokens and 1.11 at 16.
   Poisson arrivals on both sides removed the lockstep but made TPOT per run too noisy.
 Taking turns is the one way without a bias of its own; its noise is the machine's.
+
+Output lengths should vary (``PeerWorkload.output_range_ratio``). With one fixed length, the
+requests of a closed loop finish in the same engine step, the engine falls idle, and the next
+wave's time to first token depends on a race far below a millisecond: whether all of the
+client's new requests reach the engine before it starts a step for the first alone. That race,
+not the clients' timing, decides the TTFT: with fixed lengths, on this machine with the server
+at half a core, one round's TTFT ratio ranged 0.93 to 1.07 and the mean TTFT was 1,130 ms; with
+lengths 16 to 48 (mean 32) it ranged 1.00 to 1.05 at 639 ms, since each new request joins a
+running batch at the next step. One CI run with fixed lengths measured 0.87 in all three
+rounds.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ from pathlib import Path
 from bench.loadgen import Target
 from bench.peer import PeerFigures, PeerWorkload, peer_figures, run_vllm_bench_serve
 from bench.sweep import Slo, SweepOptions, run_sweep
-from bench.workloads import fixed_workload
+from bench.workloads import output_range_workload
 
 FIGURES = ("output_tokens_per_second", "ttft_ms_mean", "tpot_ms_mean")
 
@@ -157,7 +167,9 @@ def _harness_point(
     state = asyncio.run(
         run_sweep(
             Target(base_url, model, 600.0),
-            fixed_workload(workload.input_tokens, workload.output_tokens, api=workload.api),
+            output_range_workload(
+                workload.input_tokens, workload.output_lengths(), api=workload.api
+            ),
             slo,
             options,
         )

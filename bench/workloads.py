@@ -94,6 +94,20 @@ def fixed_workload(input_tokens: int, output_tokens: int, *, api: Api = "chat") 
     )
 
 
+def output_range_workload(
+    input_tokens: int, output_lengths: range, *, api: Api = "chat"
+) -> Workload:
+    """Prompts of ``input_tokens``, outputs of each length in ``output_lengths`` equally often."""
+    if len(output_lengths) == 1:
+        return fixed_workload(input_tokens, output_lengths[0], api=api)
+    return Workload(
+        f"range-{input_tokens}-{output_lengths[0]}to{output_lengths[-1]}",
+        "mix",
+        api,
+        tuple(Shape(input_tokens, length) for length in output_lengths),
+    )
+
+
 def make_requests(workload: Workload, count: int, *, seed: int = 0) -> list[RequestSpec]:
     """``count`` requests drawn from ``workload`` (the same for the same seed)."""
     rng = random.Random(seed)

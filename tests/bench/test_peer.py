@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import stat
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from bench.peer import (
     run_vllm_bench_serve,
     start_vllm_bench_serve,
 )
+from bench.workloads import fixed_workload, make_requests, output_range_workload
 
 FIXTURE_RESULT = Path(__file__).parent / "fixtures" / "vllm" / "bench_serve_result.json"
 WORKLOAD = PeerWorkload(
@@ -79,6 +81,32 @@ def test_argv_with_a_request_rate_sends_poisson_arrivals(tmp_path: Path) -> None
     assert argv[argv.index("--request-rate") + 1] == "1.5"
     assert argv[argv.index("--backend") + 1] == "openai"
     assert argv[argv.index("--endpoint") + 1] == "/v1/completions"
+
+
+def test_an_output_range_reaches_the_peer_and_the_harness_alike(tmp_path: Path) -> None:
+    workload = PeerWorkload(64, 32, 24, 4, "completions", output_range_ratio=0.5)
+    argv = bench_serve_argv(
+        "vllm",
+        base_url="http://127.0.0.1:8000",
+        model="m",
+        tokenizer="t",
+        workload=workload,
+        result_path=tmp_path / "r.json",
+    )
+    # The peer: exact prompts, outputs within +-50% of 32 (vLLM's dict form of the option).
+    assert json.loads(argv[argv.index("--random-range-ratio") + 1]) == {"input": 0, "output": 0.5}
+    assert workload.output_lengths() == range(16, 49)
+    # The harness: the same lengths, each about equally often, prompts exact.
+    requests = make_requests(
+        output_range_workload(64, workload.output_lengths(), api="completions"), 3300, seed=7
+    )
+    counts = Counter(request.output_tokens for request in requests)
+    assert sorted(counts) == list(range(16, 49))
+    assert min(counts.values()) > 50  # 100 expected each
+    assert {request.input_tokens for request in requests} == {64}
+    # Without a ratio both sides keep one exact length.
+    assert WORKLOAD.output_lengths() == range(32, 33)
+    assert output_range_workload(64, range(32, 33)).shapes == fixed_workload(64, 32).shapes
 
 
 def test_run_returns_the_result_file_it_wrote(tmp_path: Path) -> None:
