@@ -20,13 +20,17 @@ Taking turns is the one way without a bias of its own; its noise is the machine'
 
 Output lengths should vary (``PeerWorkload.output_range_ratio``). With one fixed length, the
 requests of a closed loop finish in the same engine step, the engine falls idle, and the next
-wave's time to first token depends on a race far below a millisecond: whether all of the
-client's new requests reach the engine before it starts a step for the first alone. That race,
-not the clients' timing, decides the TTFT: with fixed lengths, on this machine with the server
-at half a core, one round's TTFT ratio ranged 0.93 to 1.07 and the mean TTFT was 1,130 ms; with
-lengths 16 to 48 (mean 32) it ranged 1.00 to 1.05 at 639 ms, since each new request joins a
-running batch at the next step. One CI run with fixed lengths measured 0.87 in all three
-rounds.
+wave's time to first token turns on a race far below a millisecond: whether all of a client's
+new requests reach the engine before it starts a step for the first one alone. Measured here
+with the server sharing its core with an equal-priority process (half a core, as on a busy CI
+machine), three rounds per client:
+- one fixed length (32): TTFT ratios 1.003 and 0.956, single rounds 0.92 to 1.07, mean TTFT
+  1,130 ms; one CI run measured 0.87 in all three rounds;
+- 16 to 48 (mean 32): 1.022 and 0.990 at 640 ms, since each new request joins a running batch
+  at the next step; but the whole-run tok/s then depends on the longest draws at the drain
+  (ratios 0.998 and 1.068);
+- 24 to 40, four rounds per client: TTFT 1.017 and 1.002, tok/s 1.002 and 1.013, TPOT 0.995
+  and 0.987. Single rounds still range 0.89 to 1.20 in TTFT, hence four rounds.
 """
 
 from __future__ import annotations

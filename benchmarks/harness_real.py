@@ -39,14 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--output-range-ratio",
         type=float,
-        default=0.5,
+        default=0.25,
         help="outputs drawn from output-tokens x (1 +- this), as vllm bench serve's "
         "--random-range-ratio; 0 for one fixed length (requests then finish in lockstep, "
         "and TTFT turns on a race: see bench.side_by_side)",
     )
     parser.add_argument("--num-prompts", type=int, default=24, help="per run")
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3, help="runs per client")
+    parser.add_argument("--rounds", type=int, default=4, help="runs per client")
     parser.add_argument(
         "--nice",
         type=int,

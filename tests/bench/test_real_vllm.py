@@ -58,18 +58,18 @@ SHORT_BUCKET, LONG_BUCKET = "in0-512.out0-128", "in512-2048.out0-128"
 #: Lenient bounds for the sweep test: it checks the mechanics on a slow, shared CPU.
 LENIENT_SLO = Slo(ttft_p95_ms=60_000.0, tpot_p95_ms=5_000.0, max_error_rate=0.01)
 #: The agreement workload: ../shared/VLLM_CPU.md's 64 tokens in, concurrency 4, 32 tokens out
-#: on average (16 to 48, so that requests do not finish in lockstep; bench.side_by_side says
-#: why); 24 prompts a run, three runs per client taking turns.
+#: on average (24 to 40, so that requests do not finish in lockstep; bench.side_by_side says
+#: why); 24 prompts a run, four runs per client taking turns.
 AGREEMENT = PeerWorkload(
     input_tokens=64,
     output_tokens=32,
     num_prompts=24,
     max_concurrency=4,
     api="completions",
-    output_range_ratio=0.5,
+    output_range_ratio=0.25,
 )
 AGREEMENT_TOLERANCE = 0.10
-AGREEMENT_ROUNDS = 3
+AGREEMENT_ROUNDS = 4
 #: The server's and both clients' priority while they measure (as root; else unchanged).
 SERVER_NICE = -20
 _MAIN = "from scheduler.cli.main import main; main()"
