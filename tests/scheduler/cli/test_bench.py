@@ -193,8 +193,11 @@ def test_unknown_workload_is_refused(config_file: Path, server: FakeServer) -> N
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # recording on both: tests/bench/test_record
 def test_ctrl_c_keeps_partial_results(config_file: Path, database_url: str, tmp_path: Path) -> None:
-    # Slow requests (20 tokens, 10 ms apart) so that Ctrl-C lands mid-sweep.
-    config = FakeServerConfig(model=MODEL, ttft_s=0.02, gap_s=0.01, batch_limit=64)
+    # Slow requests (first token at 200 ms, then 8 tokens 50 ms apart, within the default SLO so
+    # that the sweep goes on) so that Ctrl-C lands mid-sweep even when this process stalls on a
+    # busy machine: measured, the sweep runs 13.9 s past the sixth request. At 20 ms and 10 ms
+    # it ran 2.8 s past it, and one CI run saw it finish (exit 0) before the signal.
+    config = FakeServerConfig(model=MODEL, ttft_s=0.2, gap_s=0.05, batch_limit=64)
     with FakeServer(config) as slow:
         process = subprocess.Popen(
             [
@@ -212,6 +215,7 @@ def test_ctrl_c_keeps_partial_results(config_file: Path, database_url: str, tmp_
         # Wait until the first point (4 requests) is done and the second has started.
         while slow.counters.requests < 6 and time.monotonic() < deadline:
             time.sleep(0.01)
+        assert process.poll() is None, "the sweep ended before Ctrl-C: slow the server further"
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
