@@ -151,6 +151,13 @@ def test_list_on_a_fresh_database_stores_no_figure_without_a_catalog(config_file
     assert json.loads(out) == {"model": "meta-llama/Llama-3.1-8B-Instruct", "figures": []}
 
 
+#: Runs argv[1:] with SIGINT's disposition reset to the default (exec keeps it).
+_WITH_DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 def scheduler_command() -> list[str]:
     found = shutil.which("scheduler", path=str(Path(sys.executable).parent))
     return (
@@ -193,14 +200,15 @@ def test_unknown_workload_is_refused(config_file: Path, server: FakeServer) -> N
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # recording on both: tests/bench/test_record
 def test_ctrl_c_keeps_partial_results(config_file: Path, database_url: str, tmp_path: Path) -> None:
-    # Slow requests (first token at 200 ms, then 8 tokens 50 ms apart, within the default SLO so
-    # that the sweep goes on) so that Ctrl-C lands mid-sweep even when this process stalls on a
-    # busy machine: measured, the sweep runs 13.9 s past the sixth request. At 20 ms and 10 ms
-    # it ran 2.8 s past it, and one CI run saw it finish (exit 0) before the signal.
-    config = FakeServerConfig(model=MODEL, ttft_s=0.2, gap_s=0.05, batch_limit=64)
+    # Slow requests (8 tokens, 10 ms apart) so that Ctrl-C lands mid-sweep.
+    config = FakeServerConfig(model=MODEL, ttft_s=0.02, gap_s=0.01, batch_limit=64)
     with FakeServer(config) as slow:
         process = subprocess.Popen(
             [
+                # As from a terminal: SIGINT at its default. A test runner started in the
+                # background by a shell without job control ignores SIGINT, and its children
+                # inherit that (two CI runs so started: exit 0, the signal ignored).
+                *(sys.executable, "-c", _WITH_DEFAULT_SIGINT),
                 *scheduler_command(),
                 *("--config", str(config_file), "bench", "run"),
                 *("--endpoint", slow.url, "--model", MODEL, "--instance-type", "g6.xlarge"),
@@ -215,7 +223,7 @@ def test_ctrl_c_keeps_partial_results(config_file: Path, database_url: str, tmp_
         # Wait until the first point (4 requests) is done and the second has started.
         while slow.counters.requests < 6 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert process.poll() is None, "the sweep ended before Ctrl-C: slow the server further"
+        assert process.poll() is None, "the sweep ended before Ctrl-C"
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
