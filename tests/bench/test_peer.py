@@ -70,14 +70,7 @@ def test_argv_fixes_lengths_and_concurrency_and_picks_the_chat_backend(tmp_path:
 
 def test_argv_with_a_request_rate_sends_poisson_arrivals(tmp_path: Path) -> None:
     workload = PeerWorkload(64, 8, 48, 64, "completions", request_rate=1.5)
-    argv = bench_serve_argv(
-        "vllm",
-        base_url="http://127.0.0.1:8000",
-        model="m",
-        tokenizer="t",
-        workload=workload,
-        result_path=tmp_path / "r.json",
-    )
+    argv = _argv(workload, tmp_path)
     assert argv[argv.index("--request-rate") + 1] == "1.5"
     assert argv[argv.index("--backend") + 1] == "openai"
     assert argv[argv.index("--endpoint") + 1] == "/v1/completions"
@@ -85,14 +78,7 @@ def test_argv_with_a_request_rate_sends_poisson_arrivals(tmp_path: Path) -> None
 
 def test_an_output_range_reaches_the_peer_and_the_harness_alike(tmp_path: Path) -> None:
     workload = PeerWorkload(64, 32, 24, 4, "completions", output_range_ratio=0.5)
-    argv = bench_serve_argv(
-        "vllm",
-        base_url="http://127.0.0.1:8000",
-        model="m",
-        tokenizer="t",
-        workload=workload,
-        result_path=tmp_path / "r.json",
-    )
+    argv = _argv(workload, tmp_path)
     # The peer: exact prompts, outputs within +-50% of 32 (vLLM's dict form of the option).
     assert json.loads(argv[argv.index("--random-range-ratio") + 1]) == {"input": 0, "output": 0.5}
     assert workload.output_lengths() == range(16, 49)
@@ -107,6 +93,17 @@ def test_an_output_range_reaches_the_peer_and_the_harness_alike(tmp_path: Path) 
     # Without a ratio both sides keep one exact length.
     assert WORKLOAD.output_lengths() == range(32, 33)
     assert output_range_workload(64, range(32, 33)).shapes == fixed_workload(64, 32).shapes
+
+
+def _argv(workload: PeerWorkload, tmp_path: Path) -> list[str]:
+    return bench_serve_argv(
+        "vllm",
+        base_url="http://127.0.0.1:8000",
+        model="m",
+        tokenizer="t",
+        workload=workload,
+        result_path=tmp_path / "r.json",
+    )
 
 
 def test_run_returns_the_result_file_it_wrote(tmp_path: Path) -> None:
