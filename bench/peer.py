@@ -50,6 +50,13 @@ class PeerWorkload:
     request_rate: float | None = None
     output_range_ratio: float = 0.0
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.output_range_ratio < 1:
+            raise ValueError(
+                f"output range ratio {self.output_range_ratio:g}: it must be at least 0 and "
+                "below 1 (vllm bench serve's bounds)"
+            )
+
     def output_lengths(self) -> range:
         """Every output length a request may get (one length when the ratio is 0)."""
         low = math.floor(self.output_tokens * (1 - self.output_range_ratio))

