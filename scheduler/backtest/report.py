@@ -4,7 +4,12 @@
 ``cost_usd``, ``cost_usd_per_million_tokens``, ``saving_vs_on_demand_pct`` (null without the
 on-demand policy), ``slo_attainment`` (0 to 1), ``deficit_tokens`` (output tokens short of
 the SLO rate) and ``deficit_token_hours`` (the same in tok/s x hours), ``interruptions``,
-``launches``, ``cost_to_hindsight`` and ``planning_s``.
+``launches``, ``cost_to_hindsight`` and ``planning_s``; and where the money went
+(:mod:`scheduler.backtest.spend`): ``spend_usd`` (the bill by market and phase: ``spot_serving``,
+``spot_starting``, ``spot_after_serving`` and the same for ``on_demand_``; they sum to
+``cost_usd``) and ``pools`` (per pool: ``instance_hours``, ``cost_usd``, ``launches``,
+``interruptions``, the costliest first). The bounds have no bill to split: ``spend_usd`` is
+null and ``pools`` empty.
 
 With several seeds (``--seeds N``) every figure is the mean over the seeds' worlds, and
 ``cost_usd_ci95`` and ``slo_attainment_ci95`` give the 95% confidence interval of the mean
@@ -23,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from scheduler.backtest.simulate import BacktestResult
+from scheduler.backtest.spend import SPEND_KEYS
 from scheduler.config import HINDSIGHT
 
 BOUNDS = ("hindsight-hedged", "hindsight-region", "clairvoyant")
@@ -76,6 +82,11 @@ def policy_rows(result: BacktestResult) -> list[dict[str, Any]]:
                 "launches": _mean_of(seeds, name, "launches"),
                 "cost_to_hindsight": cost / hindsight if hindsight > 0 else None,
                 "planning_s": sum(r.policies[name].decide_s for r in seeds),
+                "spend_usd": {
+                    key: float(np.mean([r.policies[name].spend_usd[key] for r in seeds]))
+                    for key in SPEND_KEYS
+                },
+                "pools": _pools(seeds, name),
             }
         )
     slo_tokens = result.slo_tokens
@@ -100,6 +111,8 @@ def policy_rows(result: BacktestResult) -> list[dict[str, Any]]:
                 "launches": 0,
                 "cost_to_hindsight": cost / hindsight if hindsight > 0 else None,
                 "planning_s": 0.0,
+                "spend_usd": None,
+                "pools": [],
             }
         )
     return rows
@@ -213,6 +226,22 @@ def write_report(result: BacktestResult, directory: Path) -> list[Path]:
 # --- helpers ------------------------------------------------------------------------------
 
 
+def _pools(seeds: list[BacktestResult], name: str) -> list[dict[str, Any]]:
+    """The policy's pools, each figure the mean over the seeds (a pool a seed did not use
+    counts 0 there), the costliest first."""
+    rows: dict[tuple[str, ...], dict[str, Any]] = {}
+    for seed in seeds:
+        for spent in seed.policies[name].pools:
+            row = rows.setdefault(
+                tuple(spent.pool),
+                {**spent.to_dict(), "instance_hours": 0.0, "cost_usd": 0.0, "launches": 0.0,
+                 "interruptions": 0.0},
+            )  # fmt: skip
+            for figure in ("instance_hours", "cost_usd", "launches", "interruptions"):
+                row[figure] += getattr(spent, figure) / len(seeds)
+    return sorted(rows.values(), key=lambda row: -row["cost_usd"])
+
+
 def _mean_of(seeds: list[BacktestResult], name: str, figure: str) -> float | None:
     if name not in seeds[0].policies:
         return None
@@ -268,6 +297,7 @@ def _html(result: BacktestResult) -> str:
         ]
         body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    spend = _spend_html(policy_rows(result))
     charts = "".join(
         f'<h2>{html.escape(title)}</h2><img src="{name}" alt="{html.escape(title)}">'
         for name, title in CHARTS
@@ -279,7 +309,8 @@ def _html(result: BacktestResult) -> str:
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}img{{max-width:100%}}</style>
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}img{{max-width:100%}}
+td.pools{{text-align:left}}</style>
 </head><body><h1>{html.escape(title)}</h1>
 <p>World {html.escape(result.world.name)}, tick {options.tick_s:g} s, seeds {options.seed} to
 {options.seed + len(result.all_seeds) - 1} (figures are means over the seeds; the chart of
@@ -288,8 +319,36 @@ capacity losses or notices in the first seed's world. Four lower bounds, none pa
 start-up: hindsight (the cheapest fleet carrying the SLO knowing every price),
 hindsight-hedged (the same, surviving the loss of any AZ), hindsight-region (surviving
 the loss of any region) and clairvoyant (knowing capacity and interruptions too).</p>
-<table><tr>{head}</tr>{"".join(body)}</table>{charts}</body></html>
+<table><tr>{head}</tr>{"".join(body)}</table>{spend}{charts}</body></html>
 """
+
+
+def _spend_html(rows: list[dict[str, Any]]) -> str:
+    """Where each policy's money went: the bill by market and phase, and its costliest pools."""
+    headers = ["policy", *(key.replace("_", " ") for key in SPEND_KEYS), "costliest pools"]
+    body = []
+    for row in rows:
+        if row["spend_usd"] is None:
+            continue
+        pools = "; ".join(
+            f"{p['instance_type']} {p['zone'] or p['region']} {p['market']}: "
+            f"${p['cost_usd']:,.0f}, {p['instance_hours']:,.0f} h, "
+            f"{p['interruptions']:g} interrupted"
+            for p in row["pools"][:3]
+        )
+        cells = [row["policy"], *(f"{row['spend_usd'][key]:,.2f}" for key in SPEND_KEYS)]
+        body.append(
+            "<tr>"
+            + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+            + f'<td class="pools">{html.escape(pools)}</td></tr>'
+        )
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    return (
+        "<h2>Where the money went (USD)</h2><p>Each instance's bill split into start-up "
+        "(billed, not serving), serving, and after serving (an interruption's two-minute "
+        "notice or a drain), by market; and the three pools that cost each policy most.</p>"
+        f'<table id="spend"><tr>{head}</tr>{"".join(body)}</table>'
+    )
 
 
 def _fmt(value: float | None, pattern: str) -> str:

@@ -46,6 +46,7 @@ from scheduler.backtest.policies import (
     PolicyContext,
     make_policies,
 )
+from scheduler.backtest.spend import PoolSpend, account
 from scheduler.backtest.world import World, WorldOptions
 from scheduler.config import PlannerConfig
 from scheduler.planning.fallback import MAX_REPLANS, cover_on_demand
@@ -101,6 +102,10 @@ class PolicyResult:
     #: Lengths (s) of the spells with capacity below the SLO.
     deficit_spells_s: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     instances: list[Instance] = field(default_factory=list)
+    #: The bill by market and phase (:data:`scheduler.backtest.spend.SPEND_KEYS`; sums to
+    #: ``cost_usd``) and by pool, the costliest first (:mod:`scheduler.backtest.spend`).
+    spend_usd: dict[str, float] = field(default_factory=dict)
+    pools: list[PoolSpend] = field(default_factory=list)
     #: Decisions in order: (moment in epoch seconds, target as sorted (pool, count) pairs).
     decisions: list[tuple[float, tuple[tuple[PoolKey, int], ...]]] = field(default_factory=list)
     #: Per tick: capacity (tok/s), cumulative cost (USD), spot and on-demand instances billed.
@@ -501,14 +506,14 @@ def _measure(
 ) -> PolicyResult:
     start_s, end_s = options.start.timestamp(), options.end.timestamp()
     instances = run.fleet.instances
-    cost = sum(history.cost(i.pool, i.launched_s, i.end_s) for i in instances)
+    spend = account(history, instances)
     served, attainment, deficit, moments, capacity = _service(
         instances, options.slo_tokens_per_second, start_s, end_s
     )
     at_tick = np.clip(np.searchsorted(moments, ticks, side="right") - 1, 0, None)
     return PolicyResult(
         name=run.name,
-        cost_usd=cost,
+        cost_usd=spend.total_usd,
         served_tokens=served,
         slo_attainment=attainment,
         deficit_tokens=deficit,
@@ -519,6 +524,8 @@ def _measure(
         observations=run.observations,
         deficit_spells_s=_deficit_spells(moments, capacity, options.slo_tokens_per_second, end_s),
         instances=list(instances),
+        spend_usd=spend.by_phase,
+        pools=spend.by_pool,
         decisions=run.decisions,
         capacity_tokens_per_second=capacity[at_tick] if capacity.size else np.zeros(ticks.size),
         cumulative_cost_usd=_cumulative_cost(history, instances, ticks),

@@ -258,6 +258,7 @@ def print_result(result: BacktestResult) -> None:
         )
     console.print(cost)
     console.print(service)
+    console.print(_spend_table(rows))
     described = result.world.describe()
     console.print(
         f"world {described['name']}: {result.interruption_events} capacity losses or notices "
@@ -282,6 +283,33 @@ def print_result(result: BacktestResult) -> None:
             "rate(band) / rate(band 4) x price factor.",
             highlight=False,
         )
+
+
+def _spend_table(rows: list[dict[str, Any]]) -> Table:
+    """Where each policy's money went (:mod:`scheduler.backtest.spend`): serving spot and
+    on-demand, start-ups (billed, not serving) and notices or drains, with instance-hours."""
+    table = _table(
+        "Where the money went: USD serving on spot and on demand, starting up (billed, not "
+        "serving), after serving (notice, drain); instance-hours",
+        ("spot $", "OD $", "start $", "after $", "spot h", "OD h"),
+    )
+    for row in rows:
+        spend = row["spend_usd"]
+        if spend is None:
+            continue
+        hours = {"spot": 0.0, "on-demand": 0.0}
+        for pool in row["pools"]:
+            hours[pool["market"]] += pool["instance_hours"]
+        table.add_row(
+            row["policy"],
+            f"{spend['spot_serving']:,.0f}",
+            f"{spend['on_demand_serving']:,.0f}",
+            f"{spend['spot_starting'] + spend['on_demand_starting']:,.0f}",
+            f"{spend['spot_after_serving'] + spend['on_demand_after_serving']:,.0f}",
+            f"{hours['spot']:,.0f}",
+            f"{hours['on-demand']:,.0f}",
+        )
+    return table
 
 
 def _table(title: str, figures: tuple[str, ...]) -> Table:

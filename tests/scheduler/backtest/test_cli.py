@@ -67,6 +67,19 @@ def test_json_holds_every_policy_and_the_report_is_written(sample_env: str, tmp_
     for name in bounds - {"hindsight"}:
         assert payload["policies"][name]["cost_usd"] >= hindsight * (1 - 1e-9)
     assert payload["policies"]["on-demand"]["saving_vs_on_demand_pct"] == 0.0
+    # Where the money went: the phases and the pools each add up to the bill.
+    for name in ("planner", "on-demand", "cheapest-zone"):
+        policy = payload["policies"][name]
+        assert sum(policy["spend_usd"].values()) == pytest.approx(policy["cost_usd"], rel=1e-9)
+        assert sum(p["cost_usd"] for p in policy["pools"]) == pytest.approx(policy["cost_usd"])
+        assert sum(p["launches"] for p in policy["pools"]) == policy["launches"]
+        costs = [p["cost_usd"] for p in policy["pools"]]
+        assert costs == sorted(costs, reverse=True)
+    on_demand = payload["policies"]["on-demand"]
+    assert {p["market"] for p in on_demand["pools"]} == {"on-demand"}
+    spent = on_demand["spend_usd"]
+    assert spent["spot_serving"] == 0.0 < spent["on_demand_serving"]
+    assert payload["policies"]["hindsight-hedged"]["spend_usd"] is None
     charts = ("capacity.png", "cumulative_cost.png", "fleet_mix.png", "cost_vs_attainment.png",
               "losses.png", "deficits.png")  # fmt: skip
     for name in charts:
@@ -74,6 +87,7 @@ def test_json_holds_every_policy_and_the_report_is_written(sample_env: str, tmp_
     page = (report / "index.html").read_text()
     assert "cheapest-zone" in page and 'src="capacity.png"' in page
     assert 'src="cost_vs_attainment.png"' in page
+    assert "Where the money went" in page and "on demand serving" in page
 
 
 def test_processes_replay_side_by_side_with_the_same_figures(sample_env: str) -> None:
@@ -149,9 +163,18 @@ def test_table_names_every_policy(sample_env: str) -> None:
     lines = result.stdout.splitlines()
     assert "…" not in result.stdout and all(len(line) <= 80 for line in lines)
     for policy in ("on-demand", "spot-hedge", "hindsight"):
-        # One row in the cost table and one in the service table, each with the name whole.
-        assert sum(line.split()[:1] == [policy] for line in lines) == 2, policy
+        # One row in the cost table and one in the service table, each with the name whole,
+        # and the policies (not the bounds) one more in the table of where the money went.
+        rows = 2 if policy == "hindsight" else 3
+        assert sum(line.split()[:1] == [policy] for line in lines) == rows, policy
     assert "x hindsight" in result.stdout and "interruptions" in result.stdout
+    on_demand = next(line for line in lines[lines.index(_line(lines, "spot $")) :]
+                     if line.split()[:1] == ["on-demand"]).split()  # fmt: skip
+    assert on_demand[1] == "0" and on_demand[2] != "0"  # spot $ 0, on-demand $ not
+
+
+def _line(lines: list[str], text: str) -> str:
+    return next(line for line in lines if text in line)
 
 
 @pytest.fixture

@@ -17,9 +17,11 @@ from sqlalchemy.engine import Engine
 
 from oracle.goodput import GoodputFact
 from oracle.models import OnDemandPriceModel, SpotPriceModel
+from scheduler.backtest.fleet import Instance
 from scheduler.backtest.interruptions import InterruptionModel, rate_path
 from scheduler.backtest.market import MarketHistory
 from scheduler.backtest.simulate import BacktestOptions, BacktestResult, run_backtest
+from scheduler.backtest.spend import account
 from scheduler.backtest.world import NOTICE_S
 from scheduler.config import POLICY_NAMES
 from scheduler.planning.candidates import BAND_MONTHLY_RATE
@@ -90,6 +92,67 @@ def test_every_policy_cost_reconciles_with_the_price_path(
         assert result.instances, name
         assert result.cost_usd == pytest.approx(expected, rel=1e-9), name
         assert result.cumulative_cost_usd[-1] <= result.cost_usd + 1e-9
+
+
+def test_the_bill_splits_by_phase_and_pool_into_the_cost(
+    sample_market: Market, stormy: BacktestResult
+) -> None:
+    """Start-up (launch to ready), serving, after serving (notice, drain): each phase against
+    an independent integral of the database's prices; the phases and the pools sum to the
+    bill."""
+    _, _, engine = sample_market
+    spot, on_demand = _price_paths(engine)
+    for name, result in stormy.policies.items():
+        expected = dict.fromkeys(result.spend_usd, 0.0)
+        for instance in result.instances:
+            pool = instance.pool
+            if pool.market == "spot":
+                path = spot[(pool.region, pool.zone, pool.instance_type)]
+            else:
+                path = on_demand[(pool.region, pool.instance_type)]
+            market = pool.market.replace("-", "_")
+            ready = min(instance.ready_s, instance.end_s)
+            stop = max(ready, min(instance.stop_serving_s, instance.end_s))
+            expected[f"{market}_starting"] += _integral(path, instance.launched_s, ready)
+            expected[f"{market}_serving"] += _integral(path, ready, stop)
+            expected[f"{market}_after_serving"] += _integral(path, stop, instance.end_s)
+        for key, usd in expected.items():
+            assert result.spend_usd[key] == pytest.approx(usd, rel=1e-9, abs=1e-9), (name, key)
+        assert sum(result.spend_usd.values()) == pytest.approx(result.cost_usd, rel=1e-12)
+        assert sum(p.cost_usd for p in result.pools) == pytest.approx(result.cost_usd, rel=1e-9)
+        assert sum(p.launches for p in result.pools) == len(result.instances)
+        assert sum(p.interruptions for p in result.pools) == result.interruptions
+        hours = sum(i.end_s - i.launched_s for i in result.instances) / 3600.0
+        assert sum(p.instance_hours for p in result.pools) == pytest.approx(hours)
+        assert [p.cost_usd for p in result.pools] == sorted(
+            (p.cost_usd for p in result.pools), reverse=True
+        )
+    planner = stormy.policies["planner"].spend_usd
+    assert planner["spot_starting"] > 0 and planner["spot_after_serving"] > 0
+
+
+def test_a_notice_during_start_up_bills_start_up_only(sample_market: Market) -> None:
+    """The cut points of :mod:`scheduler.backtest.spend`: a notice before the instance is
+    ready leaves no serving phase; one after it splits the bill in three."""
+    history, _, _ = sample_market
+    pool = history.pools[0].key
+    t0 = START.timestamp()
+    early = Instance(0, pool, 100.0, t0, t0 + 600, stop_serving_s=t0 + 300, end_s=t0 + 420,
+                     interrupted_s=t0 + 300)  # fmt: skip
+    late = Instance(1, pool, 100.0, t0, t0 + 600, stop_serving_s=t0 + 900, end_s=t0 + 1020,
+                    interrupted_s=t0 + 900)  # fmt: skip
+    spend = account(history, [early])
+    assert spend.by_phase["spot_starting"] == history.cost(pool, t0, t0 + 420) > 0
+    assert spend.by_phase["spot_serving"] == spend.by_phase["spot_after_serving"] == 0.0
+    spend = account(history, [early, late])
+    assert spend.by_phase["spot_serving"] == history.cost(pool, t0 + 600, t0 + 900)
+    assert spend.by_phase["spot_after_serving"] == history.cost(pool, t0 + 900, t0 + 1020)
+    assert spend.total_usd == pytest.approx(
+        history.cost(pool, t0, t0 + 420) + history.cost(pool, t0, t0 + 1020), rel=1e-12
+    )
+    (row,) = spend.by_pool
+    assert (row.pool, row.launches, row.interruptions) == (pool, 2, 2)
+    assert row.instance_hours == pytest.approx((420 + 1020) / 3600)
 
 
 def test_hindsight_is_never_above_any_policy(stormy: BacktestResult) -> None:
