@@ -9,9 +9,11 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 
 from oracle.db import transaction
+from oracle.goodput import best_goodput
+from oracle.stats import on_demand_offers
 from scheduler.actuator.types import FleetReplica, Pool, TargetAllocation
 from scheduler.models import PlanModel
-from scheduler.planning.fallback import cover_on_demand
+from scheduler.planning.fallback import cover_on_demand, cover_type
 
 
 @dataclass(frozen=True)
@@ -26,19 +28,44 @@ class ReplanRequest:
 
 def on_demand_fallback(engine: Engine, request: ReplanRequest, *, now: datetime) -> int | None:
     """The same plan, with what an excluded spot pool no longer runs moved to on-demand (region
-    level, the AZ kept as the subnet hint; :func:`~scheduler.planning.fallback.cover_on_demand`);
-    None when an excluded pool is already on-demand."""
+    level, the AZ kept as the subnet hint; :func:`~scheduler.planning.fallback.cover_on_demand`)
+    in the type that covers it cheapest (:func:`~scheduler.planning.fallback.cover_type`, on the
+    oracle's on-demand prices at ``now`` and the plan's model's goodput; the failed type itself
+    where they are unknown); None when an excluded pool is already on-demand."""
     running = Counter(replica.pool for replica in request.running)
     with transaction(engine) as session:
         plan = session.get_one(PlanModel, request.plan_id)
         rows = {TargetAllocation.from_dict(row).pool: row for row in _merge(plan.allocations)}
         counts = {pool: int(str(row["count"])) for pool, row in rows.items()}
-        covered = cover_on_demand(counts, running, request.exclude_pools, _on_demand)
+        regions = {pool.region for pool in request.exclude_pools}
+        prices = {
+            (offer.region, offer.instance_type): offer.price_usd_per_hour
+            for offer in on_demand_offers(session, as_of=now, regions=regions)
+        }
+        goodput = {
+            name: fact.goodput_tokens_per_second
+            for name, fact in best_goodput(session, model=plan.model).items()
+        }
+
+        def stand_in(pool: Pool) -> Pool:
+            kind = cover_type(
+                pool.instance_type, pool.region, goodput=goodput, on_demand_usd_per_hour=prices
+            )
+            return replace(pool, zone="", market="on-demand", instance_type=kind)
+
+        covered = cover_on_demand(counts, running, request.exclude_pools, stand_in)
         if covered is None:
             return None
         for pool in request.exclude_pools:
             if pool in rows and pool.market == "spot":
-                rows.setdefault(_on_demand(pool), {**rows[pool], "market": "on-demand", "zone": ""})
+                cover = stand_in(pool)
+                kind = cover.instance_type
+                row = {**rows[pool], "market": "on-demand", "zone": "", "instance_type": kind}
+                if (cover.region, kind) in prices:
+                    row["price_usd_per_hour_each"] = prices[(cover.region, kind)]
+                if kind in goodput:
+                    row["tokens_per_second_each"] = goodput[kind]
+                rows.setdefault(cover, row)
         new = PlanModel(
             created_at=now,
             service=plan.service,
@@ -52,11 +79,6 @@ def on_demand_fallback(engine: Engine, request: ReplanRequest, *, now: datetime)
         session.add(new)
         session.flush()
         return new.id
-
-
-def _on_demand(pool: Pool) -> Pool:
-    """The on-demand pool that stands in for ``pool`` (itself when it is on-demand)."""
-    return replace(pool, zone="", market="on-demand")
 
 
 def _merge(rows: list[dict[str, object]]) -> list[dict[str, object]]:

@@ -38,7 +38,7 @@ from scheduler.backtest.draw import draw_world
 from scheduler.backtest.fleet import Fleet, Instance
 from scheduler.backtest.hindsight import hindsight_cost
 from scheduler.backtest.interruptions import InterruptionModel
-from scheduler.backtest.market import MarketHistory
+from scheduler.backtest.market import MarketHistory, MarketView
 from scheduler.backtest.policies import (
     FleetState,
     Observation,
@@ -49,7 +49,7 @@ from scheduler.backtest.policies import (
 from scheduler.backtest.spend import PoolSpend, account
 from scheduler.backtest.world import World, WorldOptions
 from scheduler.config import PlannerConfig
-from scheduler.planning.fallback import MAX_REPLANS, cover_on_demand
+from scheduler.planning.fallback import MAX_REPLANS, cover_on_demand, cover_type
 from scheduler.planning.model import PoolKey
 
 _NOTICE, _TICK = 0, 1
@@ -331,7 +331,7 @@ def _run(
                     run.observe(moment, key, "launch-failure")
                 reason = "launch-failure"
             if failed and target is not None and options.on_demand_fallback:
-                _cover_on_demand(policy, run, target, failed, moment, rates)
+                _cover_on_demand(policy, run, target, failed, moment, rates, view)
         if on_progress is not None and (done % 256 == 0 or done == len(events) - 1):
             on_progress(done + 1, len(events))
     simulated_s = time.perf_counter()
@@ -465,6 +465,7 @@ def _cover_on_demand(
     failed: Sequence[PoolKey],
     moment: float,
     rates: Mapping[str, float],
+    view: MarketView,
 ) -> None:
     """The service executor's last resort for a policy that runs through it: the replans are
     spent and spot launches still fail, so what they were to add starts on demand. The policy
@@ -473,16 +474,20 @@ def _cover_on_demand(
     back to spot at its next run (every 15 minutes; on-demand clears its saving thresholds)."""
     if not policy.falls_back_on_demand:
         return
-    covered = cover_on_demand(target, run.fleet.counts(), failed, _on_demand_key)
+    prices = {(o.region, o.instance_type): o.price_usd_per_hour for o in view.on_demand_offers}
+
+    def stand_in(pool: PoolKey) -> PoolKey:
+        kind = cover_type(
+            pool.instance_type, pool.region, goodput=rates, on_demand_usd_per_hour=prices
+        )
+        return pool._replace(zone="", market="on-demand", instance_type=kind)
+
+    covered = cover_on_demand(target, run.fleet.counts(), failed, stand_in)
     if covered is None:
         return
     run.decisions.append((moment, tuple(sorted(covered.items()))))
     run.fleet.set_target(covered, rates, moment)
     run.record_changes(moment)
-
-
-def _on_demand_key(pool: PoolKey) -> PoolKey:
-    return pool._replace(zone="", market="on-demand")
 
 
 def _events(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -10,7 +11,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from oracle.db import transaction
-from oracle.models import CapacityErrorModel, PoolObservationModel
+from oracle.models import (
+    BenchmarkRunModel,
+    CapacityErrorModel,
+    OnDemandPriceModel,
+    PoolObservationModel,
+)
 from scheduler.actuator.ec2 import Ec2Adapter
 from scheduler.actuator.executor import MAX_REPLANS, Actuator
 from scheduler.actuator.fallback import ReplanRequest
@@ -205,6 +211,61 @@ def test_when_the_replans_are_spent_the_rest_is_covered_on_demand(
         assert cover.origin == "fallback" and cover.document["fallback_of"] == result.replans[-2]
     applied = latest_applied_plan(engine, use.service.name)
     assert applied is not None and applied.id == result.replans[-1]
+
+
+def test_the_on_demand_cover_is_the_cheapest_type_that_serves_as_much(
+    engine: Engine,
+    aws: Callable[..., Any],
+    network: dict[str, Any],
+    settings: Settings,
+    make_actuator: Callable[..., Actuator],
+) -> None:
+    """Spot g5.4xlarge keeps failing: the cover runs on-demand g5.xlarge, which the oracle says
+    serves the plan's model as fast (same GPU) at a lower list price ($1.006/h against
+    $1.624/h); the cover plan's row carries the on-demand price and that type's goodput."""
+    zones = network["zones"]
+    at = datetime.now(UTC) - timedelta(days=1)
+    with transaction(engine) as session:
+        for instance_type, price in (("g5.xlarge", 1.006), ("g5.4xlarge", 1.624)):
+            session.add(
+                OnDemandPriceModel(
+                    region="us-east-1", instance_type=instance_type, operating_system="Linux",
+                    effective_date=at, price_usd_per_hour=price, source="file", observed_at=at,
+                )
+            )  # fmt: skip
+            session.add(
+                BenchmarkRunModel(
+                    model="m", instance_type=instance_type, workload_id="chat-mix-v1",
+                    ttft_p95_ms_slo=2000.0, tpot_p95_ms_slo=100.0,
+                    goodput_tokens_per_second=250.0, source="measured", observed_at=at,
+                )
+            )  # fmt: skip
+    client = SpotRefused(
+        aws("ec2"), "InsufficientInstanceCapacity", "We currently do not have sufficient capacity."
+    )
+    use = settings.model_copy(
+        update={"service": settings.service.model_copy(update={"on_demand_fallback": True})}
+    )
+    ec2 = Ec2Adapter(lambda _region: client, use.service, model="m")
+    asked: list[ReplanRequest] = []
+
+    def spot_again(request: ReplanRequest) -> int:
+        asked.append(request)
+        zone = zones[len(asked) % len(zones)]
+        return hand_plan(engine, [allocation(zone, 2, instance_type="g5.4xlarge")])
+
+    actuator = make_actuator(engine, ec2=ec2, settings=use, replan=spot_again)
+    result = actuator.apply(
+        hand_plan(engine, [allocation(zones[0], 2, instance_type="g5.4xlarge")])
+    )
+
+    assert running_by_pool(aws) == {"us-east-1//g5.xlarge/on-demand": 2}
+    with transaction(engine) as session:
+        cover = session.get_one(PlanModel, result.replans[-1])
+        (row,) = cover.allocations
+    assert (row["instance_type"], row["market"], row["count"]) == ("g5.xlarge", "on-demand", 2)
+    assert row["price_usd_per_hour_each"] == 1.006
+    assert row["tokens_per_second_each"] == 250.0
 
 
 def test_create_fleet_instant_launches_tagged_instances(

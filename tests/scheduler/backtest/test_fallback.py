@@ -4,7 +4,7 @@ the fleet waits for a later decision. Once spot is back, the fleet returns to it
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -71,6 +71,18 @@ def test_the_on_demand_cover_restores_the_fleet_one_start_up_after_spot_runs_dry
     assert all(pool.market == "on-demand" for pool, _ in at_loss[-1])
     assert sum(count for _, count in at_loss[-1]) == sum(count for _, count in at_loss[-2])
     assert any(pool.market == "spot" for pool, _ in at_loss[-2])
+    # Each failed spot pool is covered by its region's cheapest on-demand type serving at least
+    # as much (the sample market's on-demand list prices at that moment).
+    history, goodput, _ = sample_market
+    view = history.as_of(datetime.fromtimestamp(DRY_FROM_S, UTC))
+    prices = {(o.region, o.instance_type): o.price_usd_per_hour for o in view.on_demand_offers}
+    rates = {name: fact.goodput_tokens_per_second for name, fact in goodput.items()}
+    covers = {(pool.region, pool.instance_type) for pool, _ in at_loss[-1]}
+    for pool, _ in at_loss[-2]:
+        need = rates[pool.instance_type]
+        serving = [(price, name) for (region, name), price in prices.items()
+                   if region == pool.region and rates.get(name, 0.0) >= need]  # fmt: skip
+        assert (pool.region, min(serving)[1]) in covers, pool
     assert _restored_s(covered) == pytest.approx(covered.options.startup_s, abs=15.0)
     # Without the cover the fleet stays short past the next tick.
     assert _restored_s(waiting) > 1800.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler.planning.fallback import cover_on_demand
+from scheduler.planning.fallback import cover_on_demand, cover_type
 from scheduler.planning.model import PoolKey
 
 
@@ -63,3 +63,63 @@ def test_the_cover_keeps_every_instance_and_launches_none_into_a_failed_pool(
             assert count == min(running.get(pool, 0), counts[pool])
         elif pool.market == "spot":
             assert count == counts[pool]
+
+
+# On-demand list prices in us-east-1 (SkyPilot's AWS catalog) and made-up goodput per type.
+PRICES = {
+    ("us-east-1", "g5.xlarge"): 1.006,
+    ("us-east-1", "g5.4xlarge"): 1.624,
+    ("us-east-1", "g6.xlarge"): 0.805,
+    ("us-west-2", "g5.xlarge"): 1.006,
+}
+GOODPUT = {"g5.xlarge": 1000.0, "g5.4xlarge": 1000.0, "g6.xlarge": 500.0}
+
+
+def _cover(instance_type: str, region: str) -> str:
+    return cover_type(instance_type, region, goodput=GOODPUT, on_demand_usd_per_hour=PRICES)
+
+
+def test_the_cover_is_the_cheapest_type_of_the_region_that_serves_as_much() -> None:
+    # A spot g5.4xlarge is covered by a g5.xlarge: the same tok/s for $1.006/h, not $1.624/h;
+    # never by the cheaper g6.xlarge, which serves half.
+    assert _cover("g5.4xlarge", "us-east-1") == "g5.xlarge"
+    assert _cover("g6.xlarge", "us-east-1") == "g6.xlarge"
+    # Only the region's prices count; unknown figures keep the type itself.
+    assert _cover("g5.4xlarge", "us-west-2") == "g5.xlarge"
+    assert _cover("g5.4xlarge", "eu-west-1") == "g5.4xlarge"
+    assert _cover("p5.48xlarge", "us-east-1") == "p5.48xlarge"
+    # At equal prices the type itself stays.
+    tie = {("us-east-1", "g5.xlarge"): 1.0, ("us-east-1", "g5.4xlarge"): 1.0}
+    assert cover_type("g5.4xlarge", "us-east-1", goodput=GOODPUT, on_demand_usd_per_hour=tie) == (
+        "g5.4xlarge"
+    )
+
+
+@given(
+    goodput=st.dictionaries(
+        st.sampled_from(["a", "b", "c", "d"]), st.floats(1.0, 1e4), min_size=1, max_size=4
+    ),
+    prices=st.dictionaries(
+        st.tuples(st.sampled_from(["r1", "r2"]), st.sampled_from(["a", "b", "c", "d"])),
+        st.floats(0.1, 50.0),
+        max_size=8,
+    ),
+    failed=st.sampled_from(["a", "b", "c", "d"]),
+)
+def test_the_cover_never_serves_less_nor_costs_more_than_the_type_itself(
+    goodput: dict[str, float], prices: dict[tuple[str, str], float], failed: str
+) -> None:
+    chosen = cover_type(failed, "r1", goodput=goodput, on_demand_usd_per_hour=prices)
+    if failed not in goodput:
+        assert chosen == failed
+        return
+    if chosen != failed:
+        assert goodput[chosen] >= goodput[failed]
+        assert ("r1", chosen) in prices
+        assert prices[("r1", chosen)] <= prices.get(("r1", failed), float("inf"))
+        cheaper = [
+            name for (region, name), price in prices.items()
+            if region == "r1" and goodput.get(name, 0.0) >= goodput[failed]
+            and price < prices[("r1", chosen)]
+        ]  # fmt: skip
+        assert cheaper == []
