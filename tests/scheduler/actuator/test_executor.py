@@ -181,21 +181,9 @@ def test_when_the_replans_are_spent_the_rest_is_covered_on_demand(
     meets a refusal each time; after MAX_REPLANS replans the executor buys the missing
     capacity on demand, unless service.on_demand_fallback is off."""
     zones = network["zones"]
-    client = SpotRefused(
-        aws("ec2"), "InsufficientInstanceCapacity", "We currently do not have sufficient capacity."
+    use, client, asked, actuator = _spot_refused_everywhere(
+        engine, aws, zones, settings, make_actuator, "g6.xlarge", fallback=fallback
     )
-    use = settings.model_copy(
-        update={"service": settings.service.model_copy(update={"on_demand_fallback": fallback})}
-    )
-    ec2 = Ec2Adapter(lambda _region: client, use.service, model="m")
-    asked: list[ReplanRequest] = []
-
-    def spot_again(request: ReplanRequest) -> int:
-        asked.append(request)
-        zone = zones[len(asked) % len(zones)]
-        return hand_plan(engine, [allocation(zone, 2, instance_type="g6.xlarge")])
-
-    actuator = make_actuator(engine, ec2=ec2, settings=use, replan=spot_again)
     result = actuator.apply(hand_plan(engine, [allocation(zones[0], 2, instance_type="g6.xlarge")]))
 
     assert len(asked) == MAX_REPLANS
@@ -211,6 +199,37 @@ def test_when_the_replans_are_spent_the_rest_is_covered_on_demand(
         assert cover.origin == "fallback" and cover.document["fallback_of"] == result.replans[-2]
     applied = latest_applied_plan(engine, use.service.name)
     assert applied is not None and applied.id == result.replans[-1]
+
+
+def _spot_refused_everywhere(
+    engine: Engine,
+    aws: Callable[..., Any],
+    zones: list[tuple[str, str]],
+    settings: Settings,
+    make_actuator: Callable[..., Actuator],
+    instance_type: str,
+    *,
+    fallback: bool,
+) -> tuple[Settings, SpotRefused, list[ReplanRequest], Actuator]:
+    """An actuator whose every spot launch meets InsufficientInstanceCapacity and whose
+    replanner keeps choosing two ``instance_type`` in the next AZ (as the planner does while
+    spot pools remain); the settings, the client, the replan requests and the actuator."""
+    client = SpotRefused(
+        aws("ec2"), "InsufficientInstanceCapacity", "We currently do not have sufficient capacity."
+    )
+    use = settings.model_copy(
+        update={"service": settings.service.model_copy(update={"on_demand_fallback": fallback})}
+    )
+    ec2 = Ec2Adapter(lambda _region: client, use.service, model="m")
+    asked: list[ReplanRequest] = []
+
+    def spot_again(request: ReplanRequest) -> int:
+        asked.append(request)
+        zone = zones[len(asked) % len(zones)]
+        return hand_plan(engine, [allocation(zone, 2, instance_type=instance_type)])
+
+    actuator = make_actuator(engine, ec2=ec2, settings=use, replan=spot_again)
+    return use, client, asked, actuator
 
 
 def test_the_on_demand_cover_is_the_cheapest_type_that_serves_as_much(
@@ -240,21 +259,9 @@ def test_the_on_demand_cover_is_the_cheapest_type_that_serves_as_much(
                     goodput_tokens_per_second=250.0, source="measured", observed_at=at,
                 )
             )  # fmt: skip
-    client = SpotRefused(
-        aws("ec2"), "InsufficientInstanceCapacity", "We currently do not have sufficient capacity."
+    _, _, _, actuator = _spot_refused_everywhere(
+        engine, aws, zones, settings, make_actuator, "g5.4xlarge", fallback=True
     )
-    use = settings.model_copy(
-        update={"service": settings.service.model_copy(update={"on_demand_fallback": True})}
-    )
-    ec2 = Ec2Adapter(lambda _region: client, use.service, model="m")
-    asked: list[ReplanRequest] = []
-
-    def spot_again(request: ReplanRequest) -> int:
-        asked.append(request)
-        zone = zones[len(asked) % len(zones)]
-        return hand_plan(engine, [allocation(zone, 2, instance_type="g5.4xlarge")])
-
-    actuator = make_actuator(engine, ec2=ec2, settings=use, replan=spot_again)
     result = actuator.apply(
         hand_plan(engine, [allocation(zones[0], 2, instance_type="g5.4xlarge")])
     )

@@ -83,11 +83,7 @@ def test_every_policy_cost_reconciles_with_the_price_path(
     for name, result in stormy.policies.items():
         expected = 0.0
         for instance in result.instances:
-            pool = instance.pool
-            if pool.market == "spot":
-                path = spot[(pool.region, pool.zone, pool.instance_type)]
-            else:
-                path = on_demand[(pool.region, pool.instance_type)]
+            path = _path_of(instance.pool, spot, on_demand)
             expected += _integral(path, instance.launched_s, instance.end_s)
         assert result.instances, name
         assert result.cost_usd == pytest.approx(expected, rel=1e-9), name
@@ -106,10 +102,7 @@ def test_the_bill_splits_by_phase_and_pool_into_the_cost(
         expected = dict.fromkeys(result.spend_usd, 0.0)
         for instance in result.instances:
             pool = instance.pool
-            if pool.market == "spot":
-                path = spot[(pool.region, pool.zone, pool.instance_type)]
-            else:
-                path = on_demand[(pool.region, pool.instance_type)]
+            path = _path_of(pool, spot, on_demand)
             market = pool.market.replace("-", "_")
             ready = min(instance.ready_s, instance.end_s)
             stop = max(ready, min(instance.stop_serving_s, instance.end_s))
@@ -243,6 +236,17 @@ def _price_paths(
                 (_seconds(row.effective_date), row.price_usd_per_hour)
             )
     return spot, on_demand
+
+
+def _path_of(
+    pool: Any,
+    spot: dict[tuple[str, ...], list[tuple[float, float]]],
+    on_demand: dict[tuple[str, ...], list[tuple[float, float]]],
+) -> list[tuple[float, float]]:
+    """The price path (from :func:`_price_paths`) an instance of ``pool`` is billed on."""
+    if pool.market == "spot":
+        return spot[(pool.region, pool.zone, pool.instance_type)]
+    return on_demand[(pool.region, pool.instance_type)]
 
 
 def _integral(path: list[tuple[float, float]], start: float, end: float) -> float:
