@@ -2,6 +2,8 @@
 
     python -m benchmarks.backtest [--world calibrated|traces|advisor] [--seeds 10]
         [--slos 500,2000,10000] [--days 90] [--tick-s 900] [--regions R1,R2] [--processes 2]
+        [--policies planner,spot-hedge] [--hedge auto|az|region|two-az]
+        [--availability-target 0.999]
 
 The embedded sample market is ingested into a fresh SQLite oracle (the replay's days plus 10
 days of lead-in, so the first tick has a week of history) with the reference and estimated
@@ -25,6 +27,11 @@ Goals (issue 10): planner mean attainment >= 99.9% in both worlds; planner cost 
 spot-hedge at equal or better attainment and <= 1.15x hindsight-hedged; planner-nohedge and
 cheapest-zone visibly short of 99.9%; one seed of 90 days, all policies, under 60 s.
 
+After the table, where each policy's money went (:mod:`scheduler.backtest.spend`, means over
+the seeds): start-up (billed, not serving), serving on spot and on demand, after serving, and
+instance-hours per market. ``--hedge`` and ``--availability-target`` set the planner's
+``planner.hedge`` and ``planner.availability_target`` (default: config.toml's).
+
 Figures are wall-clock on this machine; the load average is printed beside them.
 
 This script stands outside the harness's layering (``bench`` imports only ``oracle``): it
@@ -40,6 +47,7 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from oracle import db
 from oracle.goodput import best_goodput
@@ -80,8 +88,21 @@ def main() -> None:
         help="replay the policies side by side in this many processes (default: 2 where "
         "there are 2 cores; 1 to time one process)",
     )
+    parser.add_argument("--hedge", choices=("auto", "az", "region", "two-az"), default=None)
+    parser.add_argument("--availability-target", type=float, default=None)
     args = parser.parse_args()
     settings = Settings()
+    overrides = {
+        key: value
+        for key, value in (
+            ("hedge", args.hedge),
+            ("availability_target", args.availability_target),
+        )
+        if value is not None
+    }
+    if overrides:
+        planner = settings.planner.model_copy(update=overrides)
+        settings = settings.model_copy(update={"planner": planner})
     traces = args.world == "traces"
     model = args.model or (V100_MODEL if traces else DEFAULT_MODEL)
     regions = [name for name in args.regions.split(",") if name] or None
@@ -175,6 +196,7 @@ def _print(result: BacktestResult, slo: float, seconds: list[float]) -> None:
             f"{f'{met_low * 100:.3f}-{met_high * 100:.3f}%':>17} "
             f"{row['interruptions']:>8.1f}{row['launch_failures']:>8.1f}"
         )
+    _print_spend(rows)
     planner = rows.get("planner")
     if planner is None:
         return
@@ -197,6 +219,28 @@ def _print(result: BacktestResult, slo: float, seconds: list[float]) -> None:
         print(
             f"  planner / hindsight-region: {planner['cost_usd'] / region['cost_usd']:.3f}"
             " (the yardstick of plans that hedge across regions; no goal)"
+        )
+
+
+def _print_spend(rows: dict[str, dict[str, Any]]) -> None:
+    """Where each policy's money went: USD by phase and market, instance-hours, launches."""
+    print(
+        f"  {'where the money went':<21}{'spot $':>8}{'OD $':>8}{'start $':>9}{'after $':>9}"
+        f"{'spot h':>8}{'OD h':>7}{'launches':>9}"
+    )
+    for name, row in rows.items():
+        spend = row["spend_usd"]
+        if spend is None:
+            continue
+        hours = {"spot": 0.0, "on-demand": 0.0}
+        for pool in row["pools"]:
+            hours[pool["market"]] += pool["instance_hours"]
+        starting = spend["spot_starting"] + spend["on_demand_starting"]
+        after = spend["spot_after_serving"] + spend["on_demand_after_serving"]
+        print(
+            f"  {name:<21}{spend['spot_serving']:>8,.0f}{spend['on_demand_serving']:>8,.0f}"
+            f"{starting:>9,.1f}{after:>9,.1f}{hours['spot']:>8,.0f}{hours['on-demand']:>7,.0f}"
+            f"{row['launches']:>9,.0f}"
         )
 
 
