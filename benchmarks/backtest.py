@@ -229,18 +229,13 @@ def _print_spend(rows: dict[str, dict[str, Any]]) -> None:
         f"{'spot h':>8}{'OD h':>7}{'launches':>9}"
     )
     for name, row in rows.items():
-        spend = row["spend_usd"]
-        if spend is None:
+        spent = report.spend_summary(row)
+        if spent is None:
             continue
-        hours = {"spot": 0.0, "on-demand": 0.0}
-        for pool in row["pools"]:
-            hours[pool["market"]] += pool["instance_hours"]
-        starting = spend["spot_starting"] + spend["on_demand_starting"]
-        after = spend["spot_after_serving"] + spend["on_demand_after_serving"]
         print(
-            f"  {name:<21}{spend['spot_serving']:>8,.0f}{spend['on_demand_serving']:>8,.0f}"
-            f"{starting:>9,.1f}{after:>9,.1f}{hours['spot']:>8,.0f}{hours['on-demand']:>7,.0f}"
-            f"{row['launches']:>9,.0f}"
+            f"  {name:<21}{spent['spot_serving']:>8,.0f}{spent['on_demand_serving']:>8,.0f}"
+            f"{spent['starting']:>9,.1f}{spent['after_serving']:>9,.1f}"
+            f"{spent['spot_hours']:>8,.0f}{spent['on_demand_hours']:>7,.0f}{row['launches']:>9,.0f}"
         )
 
 

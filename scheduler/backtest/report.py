@@ -226,6 +226,26 @@ def write_report(result: BacktestResult, directory: Path) -> list[Path]:
 # --- helpers ------------------------------------------------------------------------------
 
 
+def spend_summary(row: dict[str, Any]) -> dict[str, float] | None:
+    """A policy row's bill in six figures for a table: USD serving on spot and on demand,
+    starting up and after serving (both markets), and instance-hours per market, in that
+    order; None for a bound (no bill to split)."""
+    spend = row["spend_usd"]
+    if spend is None:
+        return None
+    hours = {"spot": 0.0, "on-demand": 0.0}
+    for pool in row["pools"]:
+        hours[pool["market"]] += pool["instance_hours"]
+    return {
+        "spot_serving": spend["spot_serving"],
+        "on_demand_serving": spend["on_demand_serving"],
+        "starting": spend["spot_starting"] + spend["on_demand_starting"],
+        "after_serving": spend["spot_after_serving"] + spend["on_demand_after_serving"],
+        "spot_hours": hours["spot"],
+        "on_demand_hours": hours["on-demand"],
+    }
+
+
 def _pools(seeds: list[BacktestResult], name: str) -> list[dict[str, Any]]:
     """The policy's pools, each figure the mean over the seeds (a pool a seed did not use
     counts 0 there), the costliest first."""

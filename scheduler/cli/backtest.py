@@ -288,27 +288,19 @@ def print_result(result: BacktestResult) -> None:
 def _spend_table(rows: list[dict[str, Any]]) -> Table:
     """Where each policy's money went (:mod:`scheduler.backtest.spend`): serving spot and
     on-demand, start-ups (billed, not serving) and notices or drains, with instance-hours."""
+    from scheduler.backtest import report
+
     table = _table(
         "Where the money went: USD serving on spot and on demand, starting up (billed, not "
         "serving), after serving (notice, drain); instance-hours",
         ("spot $", "OD $", "start $", "after $", "spot h", "OD h"),
     )
     for row in rows:
-        spend = row["spend_usd"]
-        if spend is None:
+        spent = report.spend_summary(row)
+        if spent is None:
             continue
-        hours = {"spot": 0.0, "on-demand": 0.0}
-        for pool in row["pools"]:
-            hours[pool["market"]] += pool["instance_hours"]
-        table.add_row(
-            row["policy"],
-            f"{spend['spot_serving']:,.0f}",
-            f"{spend['on_demand_serving']:,.0f}",
-            f"{spend['spot_starting'] + spend['on_demand_starting']:,.0f}",
-            f"{spend['spot_after_serving'] + spend['on_demand_after_serving']:,.0f}",
-            f"{hours['spot']:,.0f}",
-            f"{hours['on-demand']:,.0f}",
-        )
+        # The summary's figures in the columns' order.
+        table.add_row(row["policy"], *(f"{value:,.0f}" for value in spent.values()))
     return table
 
 
