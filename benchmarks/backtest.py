@@ -49,6 +49,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from oracle import db
 from oracle.goodput import best_goodput
 from oracle.reference import DEFAULT_MODEL, ensure_goodput_figures
@@ -58,7 +60,7 @@ from scheduler.backtest.market import MarketHistory
 from scheduler.backtest.service import configured_options
 from scheduler.backtest.simulate import BacktestResult, run_backtest
 from scheduler.backtest.world import WorldOptions
-from scheduler.config import POLICY_NAMES, Settings
+from scheduler.config import POLICY_NAMES, PlannerConfig, Settings
 
 GOAL_S = 60.0
 #: A fixed end, so that runs compare: the sample market is a function of absolute time.
@@ -101,7 +103,10 @@ def main() -> None:
         if value is not None
     }
     if overrides:
-        planner = settings.planner.model_copy(update=overrides)
+        try:
+            planner = PlannerConfig.model_validate({**settings.planner.model_dump(), **overrides})
+        except ValidationError as error:
+            parser.error(f"--availability-target: {error.errors()[0]['msg']}")
         settings = settings.model_copy(update={"planner": planner})
     traces = args.world == "traces"
     model = args.model or (V100_MODEL if traces else DEFAULT_MODEL)

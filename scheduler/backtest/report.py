@@ -303,7 +303,8 @@ def _html(result: BacktestResult) -> str:
         "cost / hindsight",
     ]
     body = []
-    for row in policy_rows(result):
+    rows = policy_rows(result)
+    for row in rows:
         cells = [
             row["policy"],
             f"{row['cost_usd']:.2f}",
@@ -317,7 +318,7 @@ def _html(result: BacktestResult) -> str:
         ]
         body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    spend = _spend_html(policy_rows(result))
+    spend = _spend_html(rows)
     charts = "".join(
         f'<h2>{html.escape(title)}</h2><img src="{name}" alt="{html.escape(title)}">'
         for name, title in CHARTS

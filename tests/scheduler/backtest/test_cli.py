@@ -121,6 +121,11 @@ def test_several_seeds_give_means_and_confidence_intervals(sample_env: str) -> N
         assert low <= policy["cost_usd"] <= high
         low, high = policy["slo_attainment_ci95"]
         assert low <= policy["slo_attainment"] <= high
+    # Each pool's figures are means over the seeds, so the pools sum to the mean bill.
+    for name in ("cheapest-zone", "spot-hedge"):
+        policy = payload["policies"][name]
+        assert sum(p["cost_usd"] for p in policy["pools"]) == pytest.approx(policy["cost_usd"])
+        assert sum(p["launches"] for p in policy["pools"]) == pytest.approx(policy["launches"])
     table = CliRunner().invoke(app, [*arguments[:9], "--seeds", "2", "--policies", "cheapest-zone"])
     assert table.exit_code == 0, table.output
     assert "95% CI" in table.output and "world calibrated" in table.output
