@@ -38,35 +38,6 @@ Each posterior mean is a weighted average of the prior mean and the maximum-like
 (``L / T``, ``S / (S + F)``), with weights ``beta0 : T`` and ``n0 : S + F``; so it lies between
 the two, equals the prior without evidence, and never falls when a loss (or a failure) is added.
 
-The region's other spot pools (:func:`with_region`). A pool's own evidence comes only from
-holding it, and a planner that leaves a pool after a loss holds most pools little or never; the
-band, meanwhile, can be a hundred times too low where a region's capacity churns (above). So the
-evidence of the region's other spot pools, every type, enters each spot pool's posterior too,
-discounted as a power prior (Ibrahim and Chen, "Power prior distributions for regression
-models", Statistical Science 15(1), 2000): with ``L_r, T_r, S_r, F_r`` their sums, each counts
-with weight ``w_h = min(1, H / T_r)`` (hazard) or ``w_a = min(1, N / (S_r + F_r))``
-(availability), so it weighs at most ``H = 96`` pseudo-hours at risk and ``N = 20``
-pseudo-launches whatever its volume:
-
-- ``lambda ~ Gamma(alpha0 + w_h L_r + L, beta0 + w_h T_r + T)``;
-- ``a ~ Beta(a0 + w_a S_r + S, b0 + w_a F_r + F)``.
-
-A never-held pool then starts from a mean between the band's and its region's observed rate
-(four days of region exposure against the band's one), and its own evidence takes over as it
-grows: after four days held, it weighs as much as the region's. The pool's own evidence is not
-counted twice (the region's sums leave it out), pools of other regions and on-demand pools are
-untouched, and every property above still holds for the pool's own evidence. While a region's
-held time is short, its evidence weighs in whole: the service's first interruption notice in a
-region raises every spot pool there to the lost pool's own estimate, and the replan that follows
-may go to another region or on demand at once rather than try the lost pool's neighbours.
-
-Measured in the calibrated backtest world (``python -m benchmarks.backtest``, 90 days, seeds
-2026-2030, the planner's means, without and with the region's share): at 2,000 tok/s $2,646 ->
-$2,394 (-9.5%, lower on every seed) at 99.859% -> 99.853% of the time at the SLO, with half the
-launches (its replans no longer walk through the pools of a failing region one by one); at 500
-tok/s $1,101.7 -> $1,109.6 at 99.899% -> 99.900%. ``H`` was chosen among 24, 96 and 200
-pseudo-hours (15 days at 2,000 tok/s: $454, $422, $424 against $487 without).
-
 Pure functions: :func:`estimate_risk` takes observations as plain data (the backtest passes what
 a policy has seen up to ``as_of``); :mod:`oracle.observations` reads them from the store.
 """
@@ -74,7 +45,7 @@ a policy has seen up to ``as_of``); :mod:`oracle.observations` reads them from t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -94,10 +65,6 @@ HOURS_PER_MONTH = 730.0
 HAZARD_PRIOR_HOURS = 24.0
 #: The prior's weight in pseudo-launches (see the module docstring).
 AVAILABILITY_PRIOR_LAUNCHES = 20.0
-#: The most the region's other spot pools weigh in a pool's hazard, in pseudo-hours at risk, and
-#: in its availability, in pseudo-launches (see the module docstring).
-REGION_EVIDENCE_HOURS = 96.0
-REGION_EVIDENCE_LAUNCHES = 20.0
 #: Mean time a spot pool stays without capacity once lost, in hours (WORLD.md medians).
 MEAN_DOWN_HOURS = 0.5
 #: On-demand pools: no interruptions; capacity errors are rare but happen.
@@ -165,20 +132,14 @@ class PoolRisk:
     hazard_per_hour: float
     availability: float
     prior: RiskPrior
-    #: The pool's own observations.
     evidence: Evidence = field(default_factory=Evidence)
-    #: The region's other spot pools' evidence, as weighted in the estimate
-    #: (:func:`region_share`).
-    region: Evidence = field(default_factory=Evidence)
 
     @property
     def source(self) -> str:
-        """``prior`` when nothing was observed, else ``observed`` and the evidence's sources
-        (``region`` among them when the region's other pools weigh in)."""
-        sources = (*self.evidence.sources, *self.region.sources)
-        if not sources:
+        """``prior`` when nothing was observed, else ``observed`` and the evidence's sources."""
+        if self.evidence.observations == 0:
             return "prior"
-        return "observed (" + ", ".join(sources) + ")"
+        return "observed (" + ", ".join(self.evidence.sources) + ")"
 
 
 @cache
@@ -274,84 +235,6 @@ class Tally:
         return out
 
 
-def region_totals(evidence: Mapping[PoolKeyTuple, Evidence]) -> dict[str, Evidence]:
-    """The spot pools' evidence summed per region (what :func:`region_share` discounts)."""
-    sums: dict[str, dict[str, float]] = {}
-    counts: dict[str, int] = {}
-    for pool, seen in evidence.items():
-        if pool[3] != "spot":
-            continue
-        acc = sums.setdefault(pool[0], dict.fromkeys(_FIELDS, 0.0))
-        for name in _FIELDS:
-            acc[name] += getattr(seen, name)
-        counts[pool[0]] = counts.get(pool[0], 0) + seen.observations
-    return {
-        region: Evidence(
-            **acc,
-            observations=counts[region],
-            first_observed_at=None,
-            last_observed_at=None,
-            sources=("region",),
-        )
-        for region, acc in sums.items()
-    }
-
-
-def region_share(own: Evidence | None, region: Evidence | None) -> Evidence | None:
-    """The evidence of the region's other spot pools as it enters a pool's posterior: their sums
-    (``region``, from :func:`region_totals`, less the pool's own ``own``) weighted by
-    ``min(1, REGION_EVIDENCE_HOURS / T_r)`` for the hazard and
-    ``min(1, REGION_EVIDENCE_LAUNCHES / (S_r + F_r))`` for the availability (the power prior of
-    the module docstring); None when they hold nothing."""
-    if region is None:
-        return None
-    mine = own if own is not None else Evidence()
-    losses = max(region.losses - mine.losses, 0.0)
-    exposure = max(region.exposure_hours - mine.exposure_hours, 0.0)
-    ok = max(region.launches_ok - mine.launches_ok, 0.0)
-    failed = max(region.launch_failures - mine.launch_failures, 0.0)
-    observations = region.observations - mine.observations
-    if observations <= 0 or losses + exposure + ok + failed <= 0:
-        return None
-    hazard_weight = _weight(REGION_EVIDENCE_HOURS, exposure)
-    launch_weight = _weight(REGION_EVIDENCE_LAUNCHES, ok + failed)
-    return Evidence(
-        losses=hazard_weight * losses,
-        exposure_hours=hazard_weight * exposure,
-        launches_ok=launch_weight * ok,
-        launch_failures=launch_weight * failed,
-        observations=observations,
-        sources=("region",),
-    )
-
-
-def with_region(own: Evidence | None, region: Evidence | None) -> Evidence | None:
-    """A spot pool's evidence as its posterior takes it: its own (``own``) plus
-    :func:`region_share` of its region's sums ``region``; its first and last observation
-    times stay its own, and ``region`` joins its sources when the region adds anything."""
-    share = region_share(own, region)
-    return own if share is None else _plus(own, share)
-
-
-def _weight(cap: float, volume: float) -> float:
-    """The power prior's weight: ``volume`` counts as at most ``cap`` (0: not at all)."""
-    if cap <= 0:
-        return 0.0
-    return min(1.0, cap / volume) if volume > 0 else 1.0
-
-
-def _plus(own: Evidence | None, share: Evidence) -> Evidence:
-    mine = own if own is not None else Evidence()
-    return replace(
-        mine,
-        losses=mine.losses + share.losses,
-        exposure_hours=mine.exposure_hours + share.exposure_hours,
-        launches_ok=mine.launches_ok + share.launches_ok,
-        launch_failures=mine.launch_failures + share.launch_failures,
-        sources=(*mine.sources, *share.sources),
-    )
-
-
 def estimate_risk(
     observations: Iterable[Observation],
     *,
@@ -366,26 +249,22 @@ def estimate_risk(
     mapping gets the unknown-band prior of its market).
     """
     evidence = summarise(observations, as_of=as_of, half_life_hours=half_life_hours)
-    regions = region_totals(evidence)
     out: dict[PoolKeyTuple, PoolRisk] = {}
     for pool in [*evidence, *pools]:
         if pool in out:
             continue
         prior = _prior_for(priors, pool)
         seen = evidence.get(pool, Evidence())
-        share = region_share(seen, regions.get(pool[0])) if pool[3] == "spot" else None
-        total = seen if share is None else _plus(seen, share)
         out[pool] = PoolRisk(
             pool=pool,
             hazard_per_hour=posterior_hazard_per_hour(
-                prior, losses=total.losses, exposure_hours=total.exposure_hours
+                prior, losses=seen.losses, exposure_hours=seen.exposure_hours
             ),
             availability=posterior_availability(
-                prior, successes=total.launches_ok, failures=total.launch_failures
+                prior, successes=seen.launches_ok, failures=seen.launch_failures
             ),
             prior=prior,
             evidence=seen,
-            region=share or Evidence(),
         )
     return out
 
@@ -408,10 +287,6 @@ def risk_to_dict(risk: PoolRisk, *, as_of: datetime) -> dict[str, Any]:
         "risk_launches_ok": seen.launches_ok,
         "risk_launch_failures": seen.launch_failures,
         "risk_rebalances": seen.rebalances,
-        "risk_region_losses": risk.region.losses,
-        "risk_region_exposure_hours": risk.region.exposure_hours,
-        "risk_region_launches_ok": risk.region.launches_ok,
-        "risk_region_launch_failures": risk.region.launch_failures,
         "risk_first_observed_at": seen.first_observed_at.isoformat()
         if seen.first_observed_at
         else None,

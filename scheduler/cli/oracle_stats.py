@@ -57,15 +57,11 @@ JSON (--format json): a list, one object per pool:
   came from, when it was observed and its age in seconds at as_of;
   hazard_per_hour (losses per hour of held capacity) and launch_availability (probability a
   launch succeeds): posterior means with the Advisor band as prior (gamma-Poisson and
-  beta-binomial, see oracle/risk.py) and the pool's observations up to as_of as evidence, with
-  its region's other spot pools' counted at most as 96 hours and 20 launches;
-  risk_* (where the estimate came from): risk_source ("prior", or "observed (sources)", "region"
-  among them when the region's other pools weigh in);
+  beta-binomial, see oracle/risk.py) and the pool's observations up to as_of as evidence;
+  risk_* (where the estimate came from): risk_source ("prior", or "observed (sources)");
   risk_prior_* (risk_prior_hazard_per_hour, risk_prior_availability, risk_prior_source): the
   prior; risk_observations (events counted), risk_losses, risk_exposure_hours,
-  risk_launches_ok, risk_launch_failures, risk_rebalances (the pool's own); risk_region_losses,
-  risk_region_exposure_hours, risk_region_launches_ok, risk_region_launch_failures: the
-  region's other spot pools' evidence as weighted in the estimate; risk_first_* and risk_last_*
+  risk_launches_ok, risk_launch_failures, risk_rebalances; risk_first_* and risk_last_*
   observed_at, risk_age_s: when the first and newest observations were made, and the newest
   one's age in seconds at as_of.
 Pools observed (interruptions, capacity errors, imported availability traces) but without spot

@@ -23,9 +23,7 @@ from oracle.risk import (
     advisor_prior,
     posterior_availability,
     posterior_hazard_per_hour,
-    region_totals,
     summarise,
-    with_region,
 )
 from oracle.stats import OnDemandOffer, PoolStats
 from scheduler.config import PlannerConfig
@@ -141,10 +139,6 @@ def build_candidates(
     evidence = data.evidence
     if evidence is None:
         evidence = summarise(data.observations, as_of=data.as_of) if data.observations else {}
-    regions = region_totals(evidence)
-    #: Per region, the evidence of a pool seen only through its region (most pools): one object,
-    #: so that ``priced`` finds it again.
-    unseen: dict[str, Evidence | None] = {}
     if config.markets != "on-demand":
         for stats in data.pool_stats:
             key = PoolKey(stats.region, stats.zone, stats.instance_type, "spot")
@@ -154,14 +148,7 @@ def build_candidates(
             if reason is not None:
                 result.exclude(reason)
                 continue
-            # Its own observations and, discounted, its region's other spot pools' (oracle.risk).
-            own = _evidence_of(key, stats, evidence)
-            if own is not None:
-                seen = with_region(own, regions.get(key.region))
-            else:
-                if key.region not in unseen:
-                    unseen[key.region] = with_region(None, regions.get(key.region))
-                seen = unseen[key.region]
+            seen = _evidence_of(key, stats, evidence)
             if priced is None:
                 candidate = _spot_candidate(key, stats, data, config, on_demand_price, seen)
             else:

@@ -54,8 +54,9 @@ def market_history(
         )
         placement = _placement_series(session, region, instance_type, zone, start, as_of)
         advisor = _advisor_series(session, region, instance_type, operating_system, start, as_of)
-        # Every type's: the region's other spot pools weigh in each pool's estimate.
-        observations = load_observations(session, as_of=as_of, regions=[region])
+        observations = load_observations(
+            session, as_of=as_of, regions=[region], instance_types=[instance_type]
+        )
     offer = offers[0] if offers else None
     hazard = _hazard_series(
         [s["zone"] for s in spot], region, instance_type, advisor, observations, start, as_of
@@ -210,8 +211,7 @@ def _hazard_series(
 ) -> list[dict[str, Any]]:
     """Per zone, the hazard the oracle learned (:mod:`oracle.risk`) as known at each of
     :data:`HAZARD_POINTS` moments of the window: the Advisor band then as the prior, updated by
-    the losses and time held observed up to that moment (no look-ahead), its region's other
-    spot pools' among them as the planner counts them."""
+    the losses and time held observed up to that moment (no look-ahead)."""
     moments = [start + (as_of - start) * i / (HAZARD_POINTS - 1) for i in range(HAZARD_POINTS)]
     series: dict[str, dict[str, Any]] = {
         zone: {"zone": zone, "times": [], "hazard_per_hour": [], "launch_availability": []}

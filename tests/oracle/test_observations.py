@@ -33,7 +33,6 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 POOL = Pool("us-east-1", "use1-az1", "p3.2xlarge", "spot")
 KEY = (POOL.region, POOL.zone, POOL.instance_type, POOL.market)
 QUIET = ("us-east-1", "use1-az2", "p3.2xlarge", "spot")
-WEST = ("us-west-2", "usw2-az1", "p3.2xlarge", "spot")
 
 
 def _band(engine: Engine, band_index: int, observed_at: datetime) -> None:
@@ -74,22 +73,14 @@ def test_pool_risk_reads_evidence_up_to_as_of_with_the_band_as_prior(engine: Eng
     record_launch(engine, POOL, ok=False, observed_at=T0 + timedelta(hours=30))
 
     with transaction(engine) as session:
-        risk = pool_risk(session, as_of=T0 + timedelta(hours=3), pools=[QUIET, WEST])
+        risk = pool_risk(session, as_of=T0 + timedelta(hours=3), pools=[QUIET])
         later = pool_risk(session, as_of=T0 + timedelta(days=2))
         seen = load_observations(session, as_of=T0 + timedelta(hours=1))
 
-    assert set(risk) == {KEY, QUIET, WEST}
+    assert set(risk) == {KEY, QUIET}
     prior = advisor_prior(2)
-    # Another region's pool keeps its prior (no band there: the worst).
-    assert risk[WEST].hazard_per_hour == pytest.approx(advisor_prior(None).hazard_per_hour)
-    assert risk[WEST].source == "prior"
-    # The region's other pool takes KEY's evidence whole (2 hours and 6 launches weigh less
-    # than the region's caps): the same estimate, from the region.
-    assert risk[QUIET].source == "observed (region)"
-    assert risk[QUIET].evidence.observations == 0
-    assert (risk[QUIET].region.losses, risk[QUIET].region.exposure_hours) == (1, 2.0)
-    assert risk[QUIET].hazard_per_hour == pytest.approx(risk[KEY].hazard_per_hour)
-    assert risk[QUIET].availability == pytest.approx(risk[KEY].availability)
+    assert risk[QUIET].hazard_per_hour == pytest.approx(prior.hazard_per_hour)
+    assert risk[QUIET].source == "prior"
     evidence = risk[KEY].evidence
     assert (evidence.losses, evidence.rebalances) == (1, 1)
     assert (evidence.launches_ok, evidence.launch_failures) == (1, 5)

@@ -9,8 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from oracle.risk import (
-    REGION_EVIDENCE_HOURS,
-    REGION_EVIDENCE_LAUNCHES,
     Observation,
     RiskPrior,
     Tally,
@@ -151,85 +149,6 @@ def test_rebalance_signals_are_counted_but_are_not_losses() -> None:
 def test_missing_prior_falls_back_to_the_worst_band() -> None:
     risk = estimate_risk([_obs("launch")], priors={}, as_of=T0)[POOL]
     assert risk.prior == advisor_prior(None)
-
-
-def _in(
-    pool: tuple[str, str, str, str], kind: str, count: int, at_risk_s: float = 0.0
-) -> Observation:
-    return Observation(*pool, kind=kind, observed_at=T0, count=count, at_risk_s=at_risk_s)
-
-
-def test_a_pool_never_held_takes_its_regions_evidence_discounted() -> None:
-    """200 losses over 200 held hours and 100 launches, half failed, in one pool: its region's
-    other pools count them as 96 pseudo-hours and 20 pseudo-launches; another region's pool and
-    an on-demand pool keep their priors; the observed pool is not counted twice."""
-    sibling = ("us-east-1", "use1-az2", "g5.xlarge", "spot")
-    west = ("us-west-2", "usw2-az1", "p3.2xlarge", "spot")
-    on_demand = ("us-east-1", "", "p3.2xlarge", "on-demand")
-    seen = [
-        _in(POOL, "held", 0, at_risk_s=200 * 3600.0),
-        _in(POOL, "interruption", 200),
-        _in(POOL, "launch", 50),
-        _in(POOL, "capacity-error", 50),
-    ]
-    prior = advisor_prior(2)
-    risk = estimate_risk(
-        seen, priors=lambda pool: advisor_prior(2, market=pool[3]), as_of=T0,
-        pools=[sibling, west, on_demand],
-    )  # fmt: skip
-    alpha0, a0 = prior.hazard_per_hour * 24, prior.availability * 20
-    assert risk[POOL].hazard_per_hour == pytest.approx((alpha0 + 200) / (24 + 200))
-    assert risk[POOL].source == "observed (aws)"
-    weight_h, weight_a = REGION_EVIDENCE_HOURS / 200, REGION_EVIDENCE_LAUNCHES / 100
-    assert risk[sibling].hazard_per_hour == pytest.approx(
-        (alpha0 + weight_h * 200) / (24 + weight_h * 200)
-    )
-    assert risk[sibling].availability == pytest.approx((a0 + weight_a * 50) / (20 + weight_a * 100))
-    assert risk[sibling].region.exposure_hours == pytest.approx(REGION_EVIDENCE_HOURS)
-    assert risk[sibling].source == "observed (region)"
-    assert prior.hazard_per_hour < risk[sibling].hazard_per_hour < risk[POOL].hazard_per_hour
-    assert risk[west].source == "prior"
-    assert risk[west].hazard_per_hour == pytest.approx(prior.hazard_per_hour)
-    assert risk[on_demand].hazard_per_hour == 0.0
-    assert risk[on_demand].region == risk[on_demand].evidence
-
-
-pools_of_one_region = st.sampled_from(
-    [("us-east-1", zone, "g5.xlarge", "spot") for zone in ("use1-az1", "use1-az2", "use1-az4")]
-)
-region_observations = st.lists(
-    st.builds(
-        _in,
-        pools_of_one_region,
-        st.sampled_from(["interruption", "capacity-error", "launch", "held"]),
-        st.integers(0, 50),
-        st.floats(60.0, 1e6),  # every row holds some time at risk
-    ),
-    max_size=30,
-)
-
-
-@given(region_observations, pools_of_one_region)
-def test_the_regions_share_is_capped_and_lies_between_its_sources(
-    seen: list[Observation], pool: tuple[str, str, str, str]
-) -> None:
-    """A pool's hazard is a weighted mean of the prior's, its own rate's and its region's other
-    pools' rate, the region weighing at most the caps; one more loss elsewhere in the region
-    never lowers it."""
-    risk = estimate_risk(seen, priors={}, as_of=T0, pools=[pool])[pool]
-    own, region = risk.evidence, risk.region
-    assert region.exposure_hours <= REGION_EVIDENCE_HOURS * (1 + 1e-9)
-    assert region.launches_ok + region.launch_failures <= REGION_EVIDENCE_LAUNCHES * (1 + 1e-9)
-    rates = [risk.prior.hazard_per_hour]
-    rates += [e.losses / e.exposure_hours for e in (own, region) if e.exposure_hours > 0]
-    assert min(rates) * (1 - 1e-9) <= risk.hazard_per_hour <= max(rates) * (1 + 1e-9)
-    # A loss (with no time at risk: the weight stays) in another pool of the region.
-    other = next(zone for zone in ("use1-az1", "use1-az2") if zone != pool[1])
-    more = estimate_risk(
-        [*seen, _in(("us-east-1", other, "g5.xlarge", "spot"), "interruption", 1)],
-        priors={}, as_of=T0, pools=[pool],
-    )[pool]  # fmt: skip
-    assert more.hazard_per_hour > risk.hazard_per_hour
 
 
 observations = st.lists(

@@ -88,8 +88,7 @@ def test_market_history_opens_with_the_price_in_force_and_keeps_sources(engine: 
             )
         )  # fmt: skip
         # Two losses in use1-az1 three days ago, after a launch held six hours: its learned
-        # hazard rises from the prior then, not before (no look-ahead); use1-az6, never held,
-        # learns as much from its region (6 hours and 2 losses weigh less than the caps).
+        # hazard rises from the prior then, not before (no look-ahead); use1-az6 keeps the prior.
         for kind, count, at_risk_s in (("launch", 1, 6 * 3600.0), ("interruption", 2, 0.0)):
             record_observation(
                 session, region=REGION, zone="use1-az1", instance_type="g5.xlarge",
@@ -99,15 +98,12 @@ def test_market_history_opens_with_the_price_in_force_and_keeps_sources(engine: 
     market = market_history(engine, region=REGION, instance_type="g5.xlarge", days=7, as_of=now)
     hazard = {s["zone"]: s for s in market["hazard"]}
     prior = advisor_prior(1).hazard_per_hour
+    assert hazard["use1-az6"]["hazard_per_hour"][-1] == pytest.approx(prior)
     learned = hazard["use1-az1"]["hazard_per_hour"]
     # A week ago: nothing seen, and no Advisor band yet (the worst band's rate is the prior).
     assert learned[0] == pytest.approx(advisor_prior(None).hazard_per_hour)
     assert learned[-1] == pytest.approx((prior * 24 + 2) / (24 + 6))  # Gamma posterior mean
-    assert hazard["use1-az1"]["source"] == "observed (aws)"
-    sibling = hazard["use1-az6"]["hazard_per_hour"]
-    assert sibling[0] == pytest.approx(advisor_prior(None).hazard_per_hour)
-    assert sibling[-1] == pytest.approx(learned[-1])
-    assert hazard["use1-az6"]["source"] == "observed (region)"
+    assert hazard["use1-az1"]["source"].startswith("observed")
     by_zone = {s["zone"]: s for s in market["spot"]}
     az6 = by_zone["use1-az6"]
     # seed_market's price was set 8 days ago: it opens the 7-day window at its left edge.
